@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/touchpoint-dev/touchpoint/features"
+)
+
+// Request is one decide call, already decoded from the wire. Strings may point
+// into the caller's buffers; the engine does not keep them after Decide returns.
+type Request struct {
+	CustomerID string
+	Placements []PlacementRequest
+	Context    []ContextField
+	Explain    bool
+	// Now is the decision time; zero means time.Now(). Fixtures set it.
+	Now time.Time
+}
+
+// PlacementRequest asks for up to Count touchpoints in one placement; Count 0
+// means the placement's default count.
+type PlacementRequest struct {
+	ID    string
+	Count int
+}
+
+// ContextField is one request context value, typed against the schema's
+// context section by Decide.
+type ContextField struct {
+	Name  string
+	Value features.Value
+}
+
+// Decision is the answer to one Request. It is reusable: Reset it (or let
+// Decide do so) and its slices keep their capacity across requests.
+type Decision struct {
+	ID            string
+	CustomerID    string
+	Ruleset       string
+	KnownCustomer bool
+	// Degraded is set when features could not be read and the decision was
+	// made on context alone.
+	Degraded   bool
+	Placements []PlacementResult
+	// Explain is filled only when the request asked for it.
+	Explain *Explanation
+
+	scratch *scratch
+}
+
+// PlacementResult holds the touchpoints chosen for one requested placement,
+// in the order the request listed them.
+type PlacementResult struct {
+	ID    string
+	Items []Item
+}
+
+// Item is one chosen touchpoint.
+type Item struct {
+	Touchpoint string
+	Kind       string
+	// Rule is the rule that offered it; empty for a placement fallback.
+	Rule     string
+	Fallback bool
+	// Score is the rule's score times the touchpoint's value.
+	Score float64
+	// Content is the rendered content as a JSON object (never nil; "{}" when empty).
+	Content []byte
+}
+
+// Explanation says, per rule and per candidate, what happened and why.
+type Explanation struct {
+	Rules      []RuleTrace
+	Candidates []CandidateTrace
+}
+
+// Rule outcomes in a RuleTrace.
+const (
+	OutcomeMatched          = "matched"
+	OutcomeConditionFalse   = "condition_false"
+	OutcomeInactiveSchedule = "inactive_schedule"
+	OutcomeExpressionError  = "expression_error"
+)
+
+// RuleTrace is what one rule did for this request.
+type RuleTrace struct {
+	Rule    string
+	Action  string // "offer" or "suppress"
+	Outcome string
+	Error   string  // for expression_error
+	Score   float64 // the rule's score (before touchpoint value) when matched
+}
+
+// Candidate reasons in a CandidateTrace.
+const (
+	ReasonChosen            = "chosen"
+	ReasonChannelMismatch   = "channel_mismatch"
+	ReasonPlacementMismatch = "placement_mismatch"
+	ReasonSuppressed        = "suppressed"
+	ReasonLostArbitration   = "lost_arbitration"
+	ReasonAlreadyShown      = "already_shown"
+)
+
+// CandidateTrace is one touchpoint offered by a matched rule, considered for one placement.
+type CandidateTrace struct {
+	Placement  string
+	Touchpoint string
+	Rule       string
+	Priority   int
+	Score      float64
+	Chosen     bool
+	Reason     string
+	// By names the suppressing rule (suppressed), the winning touchpoint
+	// (lost_arbitration) or the placement that already shows it (already_shown).
+	By string
+}
+
+// RequestError is a client mistake found while deciding (unknown placement,
+// count above its max, a context field of the wrong type). The server turns
+// it into a 4xx answer.
+type RequestError struct {
+	Code    string // stable, e.g. "unknown_placement"
+	Field   string // JSON path of the offending field, e.g. "placements[1].count"
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Field + ": " + e.Message }
+
+// Status describes the ruleset being served and the last reload attempt.
+type Status struct {
+	Version     string
+	LoadedAt    time.Time
+	Files       []string
+	Rules       int
+	Touchpoints int
+	Placements  int
+	Warnings    []string
+	// LastError is the last failed reload (file:line:col: message lines);
+	// empty when the newest attempt succeeded.
+	LastError   string
+	LastErrorAt time.Time
+	Reloads     uint64
+	FailedLoads uint64
+}
+
+// RuleErrorCount is how many times a rule's expression failed at run time
+// since the process started.
+type RuleErrorCount struct {
+	Rule  string
+	Count uint64
+}

@@ -1,0 +1,60 @@
+// Package features owns customer feature records: the Store interface the
+// engine reads through, an embedded in-memory store loaded from JSON Lines,
+// and the ristretto cache that fronts any store.
+package features
+
+import "context"
+
+// Kind is the type of a feature value.
+type Kind uint8
+
+// Feature value kinds. They mirror the schema types number, string, bool and list.
+const (
+	KindMissing Kind = iota
+	KindNumber
+	KindString
+	KindBool
+	KindList
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindNumber:
+		return "number"
+	case KindString:
+		return "string"
+	case KindBool:
+		return "bool"
+	case KindList:
+		return "list"
+	}
+	return "missing"
+}
+
+// Value is one typed feature value. Only the field selected by Kind is meaningful.
+type Value struct {
+	Kind Kind
+	Num  float64
+	Str  string
+	Bool bool
+	List []string
+}
+
+// Number, String, Bool and List build values of each kind.
+func Number(v float64) Value { return Value{Kind: KindNumber, Num: v} }
+func String(v string) Value  { return Value{Kind: KindString, Str: v} }
+func Bool(v bool) Value      { return Value{Kind: KindBool, Bool: v} }
+func List(v ...string) Value { return Value{Kind: KindList, List: v} }
+
+// Record is one customer's features. Records handed out by a Store are shared
+// and must be treated as read-only.
+type Record struct {
+	ID     string
+	Values map[string]Value
+}
+
+// Store looks customers up by id. Lookup answers (nil, nil) for an unknown customer.
+type Store interface {
+	Lookup(ctx context.Context, customerID string) (*Record, error)
+	Ping(ctx context.Context) error
+}
