@@ -7,10 +7,15 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // FeatureSource is all the engine needs from a feature store.
@@ -41,39 +46,159 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// snapshot is what one request sees: a ruleset and the error counters of its
+// rules. It is replaced whole on reload, never mutated.
+type snapshot struct {
+	rs         *rules.Ruleset
+	ruleErrors []*atomic.Uint64 // aligned with rs.Rules
+}
+
 // Engine decides. It is safe for concurrent use.
 type Engine struct {
 	cfg Config
 	src FeatureSource
 	log zerolog.Logger
+	ids idGenerator
+
+	current atomic.Pointer[snapshot]
+
+	mu          sync.Mutex // serialises reloads and guards the fields below
+	errCounters map[string]*atomic.Uint64
+	lastError   string
+	lastErrorAt time.Time
+	reloads     uint64
+	failed      uint64
 }
 
 // New loads the ruleset once; a broken ruleset at start is an error.
 func New(cfg Config, src FeatureSource, log zerolog.Logger) (*Engine, error) {
-	return nil, errors.New("engine: not implemented yet")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:         cfg,
+		src:         src,
+		log:         log.With().Str("component", "engine").Logger(),
+		errCounters: map[string]*atomic.Uint64{},
+	}
+	e.ids.init()
+	rs, err := rules.Load(cfg.RulesDir, cfg.SchemaPath)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load rules from %q: %w", cfg.RulesDir, err)
+	}
+	e.install(rs)
+	return e, nil
+}
+
+// install swaps in a ruleset; the caller holds e.mu or is New.
+func (e *Engine) install(rs *rules.Ruleset) {
+	snap := &snapshot{rs: rs, ruleErrors: make([]*atomic.Uint64, len(rs.Rules))}
+	for i, r := range rs.Rules {
+		c, ok := e.errCounters[r.ID]
+		if !ok {
+			c = new(atomic.Uint64)
+			e.errCounters[r.ID] = c
+		}
+		snap.ruleErrors[i] = c
+	}
+	e.current.Store(snap)
+	e.log.Info().Str("ruleset", rs.Version).Int("rules", len(rs.Rules)).Int("touchpoints", len(rs.Touchpoints)).
+		Int("warnings", len(rs.Warnings)).Msg("ruleset loaded")
+	for _, w := range rs.Warnings {
+		e.log.Warn().Str("ruleset", rs.Version).Msg(w.Error())
+	}
 }
 
 // Reload parses and compiles the ruleset again and swaps it in. On failure
 // the old ruleset keeps serving and the error is kept for Status.
-func (e *Engine) Reload() error { return errors.New("engine: not implemented yet") }
+func (e *Engine) Reload() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rs, err := rules.Load(e.cfg.RulesDir, e.cfg.SchemaPath)
+	if err != nil {
+		e.failed++
+		e.lastError = err.Error()
+		e.lastErrorAt = time.Now()
+		e.log.Error().Str("serving", e.current.Load().rs.Version).Str("error", err.Error()).Msg("ruleset reload failed; the previous ruleset keeps serving")
+		return fmt.Errorf("cannot load rules from %q: %w", e.cfg.RulesDir, err)
+	}
+	e.reloads++
+	e.lastError = ""
+	e.lastErrorAt = time.Time{}
+	if e.current.Load().rs.Version == rs.Version {
+		return nil // nothing changed; keep the warm snapshot
+	}
+	e.install(rs)
+	return nil
+}
 
-// Watch reloads when files in the rules directory or the schema change,
-// until ctx is cancelled.
-func (e *Engine) Watch(ctx context.Context) error { <-ctx.Done(); return nil }
+// Ruleset returns the ruleset being served.
+func (e *Engine) Ruleset() *rules.Ruleset { return e.current.Load().rs }
 
 // Status describes the ruleset being served.
-func (e *Engine) Status() Status { return Status{} }
+func (e *Engine) Status() Status {
+	rs := e.current.Load().rs
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Status{
+		Version:     rs.Version,
+		LoadedAt:    rs.LoadedAt,
+		Files:       rs.Files,
+		Rules:       len(rs.Rules),
+		Touchpoints: len(rs.Touchpoints),
+		Placements:  len(rs.Placements),
+		LastError:   e.lastError,
+		LastErrorAt: e.lastErrorAt,
+		Reloads:     e.reloads,
+		FailedLoads: e.failed,
+	}
+	for _, w := range rs.Warnings {
+		st.Warnings = append(st.Warnings, w.Error())
+	}
+	return st
+}
 
 // Ready reports whether a ruleset is loaded and the feature store answers.
-func (e *Engine) Ready(ctx context.Context) error { return errors.New("engine: not implemented yet") }
+func (e *Engine) Ready(ctx context.Context) error {
+	if e.current.Load() == nil {
+		return errors.New("no ruleset loaded")
+	}
+	if err := e.src.Ping(ctx); err != nil {
+		return fmt.Errorf("feature store unreachable: %w", err)
+	}
+	return nil
+}
 
 // RuleErrors counts run-time expression failures per rule.
-func (e *Engine) RuleErrors() []RuleErrorCount { return nil }
+func (e *Engine) RuleErrors() []RuleErrorCount {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]RuleErrorCount, 0, len(e.errCounters))
+	for id, c := range e.errCounters {
+		if n := c.Load(); n > 0 {
+			out = append(out, RuleErrorCount{Rule: id, Count: n})
+		}
+	}
+	return out
+}
 
 // Decide answers req into d (reset first). A *RequestError reports a client
 // mistake; no other error is returned for a well-formed request.
 func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
-	return errors.New("engine: not implemented yet")
+	snap := e.current.Load()
+	rs := snap.rs
+	if err := validate(rs, req); err != nil {
+		return err
+	}
+	s := d.prepare(rs)
+	rec, err := e.src.Lookup(ctx, req.CustomerID)
+	if err != nil {
+		// Decide on context alone rather than fail the page view.
+		rec = nil
+		d.Degraded = true
+		e.log.Debug().Err(err).Msg("feature lookup failed; deciding on context alone")
+	}
+	d.ID = e.ids.next(&s.idBuf)
+	run(rs, snap.ruleErrors, rec, req, d)
+	return nil
 }
-
-type scratch struct{}

@@ -1,0 +1,398 @@
+package engine
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
+)
+
+// scratch is the per-Decision working memory, sized for one ruleset. It is
+// rebuilt only when the ruleset changes, so steady-state decisions reuse it.
+type scratch struct {
+	rs           *rules.Ruleset
+	env          *rules.Env
+	vm           vm.VM
+	matched      []match
+	suppressedBy []int // per touchpoint: index of the suppressing rule, or -1
+	shownIn      []int // per touchpoint: index of the request placement showing it, or -1
+	cands        []candidate
+	content      []byte
+	idBuf        [32]byte
+}
+
+type match struct {
+	rule  int
+	score float64
+}
+
+type candidate struct {
+	tp       int
+	rule     int
+	priority int
+	score    float64 // rule score × touchpoint value
+}
+
+// Reset clears the decision's results, keeping its buffers.
+func (d *Decision) Reset() {
+	d.ID, d.CustomerID, d.Ruleset = "", "", ""
+	d.KnownCustomer, d.Degraded = false, false
+	for i := range d.Placements {
+		d.Placements[i].Items = d.Placements[i].Items[:0]
+	}
+	d.Placements = d.Placements[:0]
+	d.Explain = nil
+}
+
+func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
+	d.Reset()
+	s := d.scratch
+	if s == nil || s.rs != rs {
+		s = &scratch{
+			rs:           rs,
+			env:          rs.AcquireEnv(),
+			suppressedBy: make([]int, len(rs.Touchpoints)),
+			shownIn:      make([]int, len(rs.Touchpoints)),
+		}
+		d.scratch = s
+	}
+	s.env.Reset()
+	s.matched = s.matched[:0]
+	s.content = s.content[:0]
+	for i := range s.suppressedBy {
+		s.suppressedBy[i] = -1
+		s.shownIn[i] = -1
+	}
+	return s
+}
+
+// validate rejects client mistakes before any work is done.
+func validate(rs *rules.Ruleset, req *Request) *RequestError {
+	for i, p := range req.Placements {
+		pi := rs.Placement(p.ID)
+		if pi < 0 {
+			return &RequestError{Code: "unknown_placement", Field: "placements[" + strconv.Itoa(i) + "].id",
+				Message: "placement " + strconv.Quote(p.ID) + " is not configured"}
+		}
+		if p.Count < 0 {
+			return &RequestError{Code: "invalid_field", Field: "placements[" + strconv.Itoa(i) + "].count",
+				Message: "count must not be negative"}
+		}
+		if max := rs.Placements[pi].MaxCount; p.Count > max {
+			return &RequestError{Code: "count_too_large", Field: "placements[" + strconv.Itoa(i) + "].count",
+				Message: "count " + strconv.Itoa(p.Count) + " is above the maximum of " + strconv.Itoa(max) + " for placement " + strconv.Quote(p.ID)}
+		}
+	}
+	schema := rs.Schema
+	for _, c := range req.Context {
+		fi := schema.ContextField(c.Name)
+		if fi < 0 {
+			return &RequestError{Code: "unknown_context_field", Field: "context." + c.Name,
+				Message: "context field " + strconv.Quote(c.Name) + " is not declared in the feature schema"}
+		}
+		f := &schema.Context[fi]
+		if c.Value.Kind != f.Type.Kind() {
+			return &RequestError{Code: "invalid_context_value", Field: "context." + c.Name,
+				Message: "context." + c.Name + " must be a " + f.Type.String() + ", got a " + c.Value.Kind.String()}
+		}
+		if !f.Allows(c.Value) {
+			return &RequestError{Code: "invalid_context_value", Field: "context." + c.Name,
+				Message: "context." + c.Name + " must be one of " + strings.Join(f.Values, ", ") + ", got " + strconv.Quote(c.Value.Str)}
+		}
+	}
+	for i := range schema.Context {
+		f := &schema.Context[i]
+		if !f.Required {
+			continue
+		}
+		found := false
+		for _, c := range req.Context {
+			if c.Name == f.Name {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return &RequestError{Code: "missing_field", Field: "context." + f.Name, Message: "context." + f.Name + " is required"}
+		}
+	}
+	return nil
+}
+
+// run is the decision path proper: bind, evaluate, arbitrate, render. The
+// request has been validated against rs. ruleErrors may be nil (fixtures).
+func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, req *Request, d *Decision) {
+	s := d.scratch
+	env := s.env
+	schema := rs.Schema
+	d.CustomerID = req.CustomerID
+	d.Ruleset = rs.Version
+	d.KnownCustomer = rec != nil
+	env.SetKnown(rec != nil)
+	if rec != nil {
+		for name, v := range rec.Values {
+			if fi := schema.CustomerField(name); fi >= 0 && v.Kind == schema.Customer[fi].Type.Kind() {
+				env.SetCustomer(fi, v)
+			}
+		}
+	}
+	channel := ""
+	for _, c := range req.Context {
+		fi := schema.ContextField(c.Name)
+		env.SetContext(fi, c.Value)
+		if c.Name == "channel" {
+			channel = c.Value.Str
+		}
+	}
+	var ex *Explanation
+	if req.Explain {
+		ex = &Explanation{}
+		d.Explain = ex
+	}
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+
+	envValue := env.Value()
+	for i := range rs.Rules {
+		r := &rs.Rules[i]
+		action := "offer"
+		if r.IsSuppress() {
+			action = "suppress"
+		}
+		if r.Active != nil && !r.Active.Active(now) {
+			if ex != nil {
+				ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeInactiveSchedule})
+			}
+			continue
+		}
+		out, err := s.vm.Run(r.When, envValue)
+		if err != nil {
+			countRuleError(ruleErrors, i)
+			if ex != nil {
+				ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeExpressionError, Error: "when: " + errMessage(err)})
+			}
+			continue
+		}
+		if ok, _ := out.(bool); !ok {
+			if ex != nil {
+				ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeConditionFalse})
+			}
+			continue
+		}
+		if r.IsSuppress() {
+			for _, tp := range r.Suppress {
+				if s.suppressedBy[tp] < 0 {
+					s.suppressedBy[tp] = i
+				}
+			}
+			if ex != nil {
+				ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeMatched})
+			}
+			continue
+		}
+		score := 1.0
+		if r.Score != nil {
+			out, err := s.vm.Run(r.Score, envValue)
+			if err == nil {
+				score, err = toFloat(out)
+			}
+			if err != nil {
+				countRuleError(ruleErrors, i)
+				if ex != nil {
+					ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeExpressionError, Error: "score: " + errMessage(err)})
+				}
+				continue
+			}
+		}
+		s.matched = append(s.matched, match{rule: i, score: score})
+		if ex != nil {
+			ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeMatched, Score: score})
+		}
+	}
+
+	for pi, preq := range req.Placements {
+		pl := &rs.Placements[rs.Placement(preq.ID)]
+		count := preq.Count
+		if count == 0 {
+			count = pl.Count
+		}
+		res := d.addPlacement(preq.ID)
+		s.arbitrate(pl, pi, channel, ex, req)
+		for _, c := range s.cands {
+			if len(res.Items) == count {
+				break
+			}
+			s.shownIn[c.tp] = pi
+			res.Items = append(res.Items, s.item(c.tp, rs.Rules[c.rule].ID, c.score, false))
+		}
+		if ex != nil {
+			traceArbitration(ex, rs, s.cands, len(res.Items), pl.ID)
+		}
+		if len(res.Items) == 0 && pl.Fallback >= 0 {
+			fb := pl.Fallback
+			if s.suppressedBy[fb] < 0 && s.shownIn[fb] < 0 && rs.Touchpoints[fb].FitsChannel(channel) {
+				s.shownIn[fb] = pi
+				res.Items = append(res.Items, s.item(fb, "", 0, true))
+			}
+		}
+	}
+}
+
+func (d *Decision) addPlacement(id string) *PlacementResult {
+	if len(d.Placements) < cap(d.Placements) {
+		d.Placements = d.Placements[:len(d.Placements)+1]
+	} else {
+		d.Placements = append(d.Placements, PlacementResult{})
+	}
+	res := &d.Placements[len(d.Placements)-1]
+	res.ID = id
+	res.Items = res.Items[:0]
+	return res
+}
+
+func (s *scratch) item(tp int, rule string, score float64, fallback bool) Item {
+	t := &s.rs.Touchpoints[tp]
+	start := len(s.content)
+	s.content = t.Content.AppendJSON(s.content, s.env)
+	return Item{Touchpoint: t.ID, Kind: t.Kind, Rule: rule, Fallback: fallback, Score: score,
+		Content: s.content[start:len(s.content):len(s.content)]}
+}
+
+// arbitrate fills s.cands with the eligible candidates for one placement,
+// best first.
+func (s *scratch) arbitrate(pl *rules.Placement, pi int, channel string, ex *Explanation, req *Request) {
+	rs := s.rs
+	s.cands = s.cands[:0]
+	for _, m := range s.matched {
+		r := &rs.Rules[m.rule]
+		for _, tp := range r.Offer {
+			t := &rs.Touchpoints[tp]
+			reason, by := "", ""
+			switch {
+			case !t.FitsPlacement(pl.ID):
+				reason = ReasonPlacementMismatch
+			case !t.FitsChannel(channel):
+				reason = ReasonChannelMismatch
+			case s.suppressedBy[tp] >= 0:
+				reason, by = ReasonSuppressed, rs.Rules[s.suppressedBy[tp]].ID
+			case s.shownIn[tp] >= 0 && s.shownIn[tp] != pi:
+				reason, by = ReasonAlreadyShown, req.Placements[s.shownIn[tp]].ID
+			}
+			c := candidate{tp: tp, rule: m.rule, priority: r.Priority, score: m.score * t.Value}
+			if reason != "" {
+				if ex != nil {
+					ex.Candidates = append(ex.Candidates, CandidateTrace{Placement: pl.ID, Touchpoint: t.ID, Rule: r.ID,
+						Priority: r.Priority, Score: c.score, Reason: reason, By: by})
+				}
+				continue
+			}
+			s.insert(c, ex, pl.ID)
+		}
+	}
+}
+
+// insert adds c in rank order, keeping one entry per touchpoint (its best).
+func (s *scratch) insert(c candidate, ex *Explanation, placement string) {
+	for i := range s.cands {
+		old := s.cands[i]
+		if old.tp != c.tp {
+			continue
+		}
+		if !s.better(c, old) {
+			s.traceDuplicate(ex, placement, c, old)
+			return
+		}
+		s.traceDuplicate(ex, placement, old, c)
+		s.cands = append(s.cands[:i], s.cands[i+1:]...)
+		break
+	}
+	pos := len(s.cands)
+	for pos > 0 && s.better(c, s.cands[pos-1]) {
+		pos--
+	}
+	s.cands = append(s.cands, candidate{})
+	copy(s.cands[pos+1:], s.cands[pos:])
+	s.cands[pos] = c
+}
+
+// traceDuplicate records that one rule's offer of a touchpoint lost to
+// another rule's offer of the same touchpoint.
+func (s *scratch) traceDuplicate(ex *Explanation, placement string, loser, winner candidate) {
+	if ex == nil {
+		return
+	}
+	rs := s.rs
+	ex.Candidates = append(ex.Candidates, CandidateTrace{Placement: placement, Touchpoint: rs.Touchpoints[loser.tp].ID,
+		Rule: rs.Rules[loser.rule].ID, Priority: loser.priority, Score: loser.score, Reason: ReasonLostArbitration,
+		By: rs.Touchpoints[winner.tp].ID + " via rule " + rs.Rules[winner.rule].ID})
+}
+
+// better ranks by priority, then weighted score, then touchpoint id.
+func (s *scratch) better(a, b candidate) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	return s.rs.Touchpoints[a.tp].ID < s.rs.Touchpoints[b.tp].ID
+}
+
+func traceArbitration(ex *Explanation, rs *rules.Ruleset, cands []candidate, chosen int, placement string) {
+	for i, c := range cands {
+		t := CandidateTrace{Placement: placement, Touchpoint: rs.Touchpoints[c.tp].ID, Rule: rs.Rules[c.rule].ID,
+			Priority: c.priority, Score: c.score}
+		if i < chosen {
+			t.Chosen, t.Reason = true, ReasonChosen
+		} else {
+			t.Reason = ReasonLostArbitration
+			if chosen > 0 {
+				t.By = rs.Touchpoints[cands[chosen-1].tp].ID
+			}
+		}
+		ex.Candidates = append(ex.Candidates, t)
+	}
+}
+
+// errMessage drops expr's multi-line source snippet: the rule and its file
+// position are already known to the reader of an explanation.
+func errMessage(err error) string {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return fe.Message
+	}
+	return err.Error()
+}
+
+func countRuleError(counters []*atomic.Uint64, i int) {
+	if counters != nil {
+		counters[i].Add(1)
+	}
+}
+
+func toFloat(v any) (float64, error) {
+	switch n := v.(type) {
+	case float64:
+		return n, nil
+	case int:
+		return float64(n), nil
+	case int64:
+		return float64(n), nil
+	case float32:
+		return float64(n), nil
+	}
+	return 0, &scoreTypeError{v}
+}
+
+type scoreTypeError struct{ v any }
+
+func (e *scoreTypeError) Error() string { return "score is not a number" }

@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/touchpoint-dev/touchpoint/rules"
+)
+
+// FixtureResult is the outcome of one fixture test written in a rule file.
+type FixtureResult struct {
+	Fixture rules.Fixture
+	Passed  bool
+	// Problem says what differed, as one line.
+	Problem string
+}
+
+// Error renders a failed fixture in the file:line:col: message form.
+func (r FixtureResult) Error() string {
+	f := r.Fixture
+	return fmt.Sprintf("%s:%d:%d: rule %s, test %q: %s", f.File, f.Line, f.Col, f.Rule, f.Name, r.Problem)
+}
+
+// RunFixtures runs every fixture of rs through the same decision path that
+// serves requests, with the fixture's customer and context.
+func RunFixtures(rs *rules.Ruleset) []FixtureResult {
+	var out []FixtureResult
+	var d Decision
+	for _, f := range rs.Fixtures() {
+		out = append(out, runFixture(rs, f, &d))
+	}
+	return out
+}
+
+func runFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureResult {
+	req := Request{CustomerID: "fixture", Now: f.Now, Explain: true}
+	if req.Now.IsZero() {
+		req.Now = time.Now()
+	}
+	for _, p := range f.Placements {
+		req.Placements = append(req.Placements, PlacementRequest{ID: p.ID, Count: p.Count})
+	}
+	for _, c := range f.Context {
+		req.Context = append(req.Context, ContextField{Name: c.Name, Value: c.Value})
+	}
+	res := FixtureResult{Fixture: f}
+	if err := validate(rs, &req); err != nil {
+		res.Problem = "the fixture's request is invalid: " + err.Message
+		return res
+	}
+	d.prepare(rs)
+	run(rs, nil, f.Customer, &req, d)
+	var diffs []string
+	for _, p := range d.Placements {
+		got := make([]string, len(p.Items))
+		for i, it := range p.Items {
+			got[i] = it.Touchpoint
+		}
+		want := f.Expect[p.ID]
+		if !slices.Equal(got, want) {
+			diffs = append(diffs, fmt.Sprintf("%s: expected [%s], got [%s]%s", p.ID, strings.Join(want, ", "), strings.Join(got, ", "), hint(rs, d.Explain, p.ID, got, want)))
+		}
+	}
+	diffs = append(diffs, d.Explain.errorsOf(f.Rule)...)
+	if len(diffs) == 0 {
+		res.Passed = true
+		return res
+	}
+	res.Problem = strings.Join(diffs, "; ")
+	return res
+}
+
+// hint explains, for the first expected touchpoint that is missing, why the
+// engine did not choose it; fixture failures are where marketers most need
+// the explanation.
+func hint(rs *rules.Ruleset, ex *Explanation, placement string, got, want []string) string {
+	for _, tp := range want {
+		if slices.Contains(got, tp) {
+			continue
+		}
+		for _, c := range ex.Candidates {
+			if c.Placement == placement && c.Touchpoint == tp && !c.Chosen {
+				msg := fmt.Sprintf(" (%s from rule %s: %s", tp, c.Rule, strings.ReplaceAll(c.Reason, "_", " "))
+				if c.By != "" {
+					msg += " by " + c.By
+				}
+				return msg + ")"
+			}
+		}
+		var outcomes []string
+		ti := rs.Touchpoint(tp)
+		for _, r := range ex.Rules {
+			rule := &rs.Rules[ruleIndex(rs, r.Rule)]
+			if slices.Contains(rule.Offer, ti) {
+				outcomes = append(outcomes, "rule "+r.Rule+": "+strings.ReplaceAll(r.Outcome, "_", " "))
+			}
+		}
+		if len(outcomes) == 0 {
+			return fmt.Sprintf(" (no rule offers %s)", tp)
+		}
+		return fmt.Sprintf(" (%s: %s)", tp, strings.Join(outcomes, ", "))
+	}
+	return ""
+}
+
+func ruleIndex(rs *rules.Ruleset, id string) int {
+	for i := range rs.Rules {
+		if rs.Rules[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (ex *Explanation) errorsOf(rule string) []string {
+	if ex == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range ex.Rules {
+		if r.Rule == rule && r.Outcome == OutcomeExpressionError {
+			out = append(out, "rule "+r.Rule+" failed: "+r.Error)
+		}
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+)
+
+type exprKind int
+
+const (
+	exprBool exprKind = iota
+	exprNumber
+)
+
+// segmentDef is a named condition as written; it is inlined wherever a rule
+// calls segment("name"), so evaluating it costs no function call.
+type segmentDef struct {
+	name    string
+	source  string
+	node    *yaml.Node
+	src     *source
+	valid   bool
+	checked bool // valid has been decided
+}
+
+// exprCompiler compiles expressions against one schema's environment.
+type exprCompiler struct {
+	schema   *Schema
+	layout   *envLayout
+	segments map[string]*segmentDef
+}
+
+// compile type-checks and compiles one expression written in node n,
+// reporting problems at their file position.
+func (c *exprCompiler) compile(r *reader, n *yaml.Node, kind exprKind, what string) *vm.Program {
+	if n.Kind != yaml.ScalarNode || strings.TrimSpace(n.Value) == "" {
+		r.errf(n, "%s must be an expression", what)
+		return nil
+	}
+	inliner := &segmentInliner{c: c, source: n.Value}
+	opts := []expr.Option{expr.Env(c.layout.zero), expr.Patch(inliner), expr.MaxNodes(2000)}
+	if kind == exprBool {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(n.Value, opts...)
+	if inliner.usesInvalid {
+		return nil // the broken segment is reported at its definition
+	}
+	if inliner.err != nil {
+		line, col := scalarPosition(r.src, n, inliner.errLine, inliner.errCol)
+		*r.errs = append(*r.errs, r.src.errorAt(line, col, "%s: %s", what, inliner.err))
+		return nil
+	}
+	if err != nil {
+		line, col := 1, 1
+		msg := err.Error()
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			line, col, msg = fe.Line, fe.Column+1, c.explain(n.Value, fe)
+		}
+		fl, fc := scalarPosition(r.src, n, line, col)
+		*r.errs = append(*r.errs, r.src.errorAt(fl, fc, "%s: %s", what, msg))
+		return nil
+	}
+	if kind == exprNumber {
+		switch prog.Node().Type().Kind().String() {
+		case "int", "float64", "interface":
+		default:
+			r.errf(n, "%s must be a number expression, got %s", what, prog.Node().Type())
+			return nil
+		}
+	}
+	return prog
+}
+
+var (
+	noFieldRe    = regexp.MustCompile(`^type struct \{.*\} has no field (\w+)$`)
+	unknownName  = regexp.MustCompile(`^unknown name (\w+)$`)
+	structTypeRe = regexp.MustCompile(`struct \{[^}]*\}`)
+)
+
+// explain rewrites expr's messages into the vocabulary of rule files: the
+// environment is a generated struct whose Go type means nothing to a marketer.
+func (c *exprCompiler) explain(src string, fe *file.Error) string {
+	msg := fe.Message
+	if m := noFieldRe.FindStringSubmatch(msg); m != nil {
+		name := m[1]
+		before := prefixBefore(src, fe.Line, fe.Column)
+		switch {
+		case strings.HasSuffix(before, "customer."):
+			return fmt.Sprintf("unknown feature customer.%s%s", name, suggest(name, fieldNames(c.schema.Customer)))
+		case strings.HasSuffix(before, "context."):
+			return fmt.Sprintf("unknown context field context.%s%s", name, suggest(name, fieldNames(c.schema.Context)))
+		}
+		return "unknown field " + name
+	}
+	if m := unknownName.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("unknown name %s%s (expressions read customer.<feature>, context.<field>, known and segment(\"name\"))",
+			m[1], suggest(m[1], []string{"customer", "context", "known"}))
+	}
+	msg = structTypeRe.ReplaceAllString(msg, "record")
+	return goTypeNames.Replace(msg)
+}
+
+// goTypeNames renames Go types in messages to the schema's type names.
+var goTypeNames = strings.NewReplacer("[]string", "list", "float64", "number", "[]interface {}", "list", "interface {}", "any")
+
+// prefixBefore returns the text on the given line before the 0-based column.
+func prefixBefore(src string, line, col int) string {
+	lines := strings.Split(src, "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	r := []rune(lines[line-1])
+	if col > len(r) {
+		col = len(r)
+	}
+	return strings.TrimRight(string(r[:col]), " ")
+}
+
+// segmentInliner replaces segment("name") calls with the segment's own
+// expression tree before type checking.
+type segmentInliner struct {
+	c      *exprCompiler
+	source string
+	stack  []string
+
+	err             error
+	errLine, errCol int
+	usesInvalid     bool
+}
+
+func (p *segmentInliner) Visit(node *ast.Node) {
+	call, ok := (*node).(*ast.CallNode)
+	if !ok || p.err != nil {
+		return
+	}
+	ident, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || ident.Value != "segment" {
+		return
+	}
+	fail := func(format string, args ...any) {
+		if len(p.stack) > 0 {
+			// An error inside an inlined segment was already reported at the
+			// segment itself; point at the outer call.
+			return
+		}
+		p.err = fmt.Errorf(format, args...)
+		p.errLine, p.errCol = offsetPosition(p.source, call.Location().From)
+	}
+	if len(call.Arguments) != 1 {
+		fail(`segment() takes one segment name, as in segment("high_value")`)
+		return
+	}
+	name, ok := call.Arguments[0].(*ast.StringNode)
+	if !ok {
+		fail(`segment() needs a quoted segment name, as in segment("high_value")`)
+		return
+	}
+	def, found := p.c.segments[name.Value]
+	if !found {
+		fail("unknown segment %q%s", name.Value, suggest(name.Value, p.c.segmentNames()))
+		return
+	}
+	if contains(p.stack, def.name) {
+		p.err = fmt.Errorf("segment %q refers to itself through %s", def.name, strings.Join(append(p.stack, def.name), " -> "))
+		p.errLine, p.errCol = offsetPosition(p.source, call.Location().From)
+		return
+	}
+	tree, err := parser.Parse(def.source)
+	if err != nil {
+		fail("segment %q does not parse", def.name)
+		return
+	}
+	if !def.valid && def.checked {
+		p.usesInvalid = true
+	}
+	p.stack = append(p.stack, def.name)
+	ast.Walk(&tree.Node, p)
+	p.stack = p.stack[:len(p.stack)-1]
+	ast.Patch(node, tree.Node)
+}
+
+func (c *exprCompiler) segmentNames() []string {
+	names := make([]string, 0, len(c.segments))
+	for n := range c.segments {
+		names = append(names, n)
+	}
+	return names
+}
+
+// offsetPosition turns a rune offset into a 1-based line and column.
+func offsetPosition(src string, offset int) (int, int) {
+	line, col := 1, 1
+	for i, r := range []rune(src) {
+		if i == offset {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}

@@ -1,0 +1,180 @@
+package rules
+
+import (
+	"reflect"
+	"unsafe"
+
+	"github.com/touchpoint-dev/touchpoint/features"
+)
+
+// envLayout is the Go struct that expressions see as their environment,
+// built from the schema at load time. A typed struct passed by value lets the
+// expr VM read fields without boxing or map lookups, which keeps rule
+// evaluation allocation-free.
+type envLayout struct {
+	typ      reflect.Type
+	typeWord unsafe.Pointer // the interface type word for typ
+	zero     any            // a zero value of typ, for expr.Env
+	defaults reflect.Value  // *typ holding every field's default
+
+	customer []slot
+	context  []slot
+	known    uintptr
+}
+
+type slot struct {
+	offset uintptr
+	typ    FieldType
+}
+
+var goTypes = map[FieldType]reflect.Type{
+	TypeNumber: reflect.TypeOf(float64(0)),
+	TypeString: reflect.TypeOf(""),
+	TypeBool:   reflect.TypeOf(false),
+	TypeList:   reflect.TypeOf([]string(nil)),
+}
+
+func structOf(fields []Field) reflect.Type {
+	sf := make([]reflect.StructField, len(fields))
+	for i, f := range fields {
+		sf[i] = reflect.StructField{
+			Name: "F" + itoa(i),
+			Type: goTypes[f.Type],
+			Tag:  reflect.StructTag(`expr:"` + f.Name + `"`),
+		}
+	}
+	return reflect.StructOf(sf)
+}
+
+func newEnvLayout(s *Schema) *envLayout {
+	custT, ctxT := structOf(s.Customer), structOf(s.Context)
+	typ := reflect.StructOf([]reflect.StructField{
+		{Name: "Customer", Type: custT, Tag: `expr:"customer"`},
+		{Name: "Context", Type: ctxT, Tag: `expr:"context"`},
+		{Name: "Known", Type: reflect.TypeOf(false), Tag: `expr:"known"`},
+	})
+	l := &envLayout{typ: typ}
+	l.zero = reflect.New(typ).Elem().Interface()
+	l.typeWord = (*eface)(unsafe.Pointer(&l.zero)).typ
+	custOff, ctxOff := typ.Field(0).Offset, typ.Field(1).Offset
+	l.known = typ.Field(2).Offset
+	for i, f := range s.Customer {
+		l.customer = append(l.customer, slot{offset: custOff + custT.Field(i).Offset, typ: f.Type})
+	}
+	for i, f := range s.Context {
+		l.context = append(l.context, slot{offset: ctxOff + ctxT.Field(i).Offset, typ: f.Type})
+	}
+	l.defaults = reflect.New(typ)
+	base := l.defaults.UnsafePointer()
+	for i, f := range s.Customer {
+		l.customer[i].store(base, f.Default)
+	}
+	for i, f := range s.Context {
+		l.context[i].store(base, f.Default)
+	}
+	return l
+}
+
+type eface struct {
+	typ  unsafe.Pointer
+	data unsafe.Pointer
+}
+
+func (s slot) store(base unsafe.Pointer, v features.Value) {
+	p := unsafe.Add(base, s.offset)
+	switch s.typ {
+	case TypeNumber:
+		*(*float64)(p) = v.Num
+	case TypeString:
+		*(*string)(p) = v.Str
+	case TypeBool:
+		*(*bool)(p) = v.Bool
+	case TypeList:
+		*(*[]string)(p) = v.List
+	}
+}
+
+func (s slot) load(base unsafe.Pointer) features.Value {
+	p := unsafe.Add(base, s.offset)
+	switch s.typ {
+	case TypeNumber:
+		return features.Value{Kind: features.KindNumber, Num: *(*float64)(p)}
+	case TypeString:
+		return features.Value{Kind: features.KindString, Str: *(*string)(p)}
+	case TypeBool:
+		return features.Value{Kind: features.KindBool, Bool: *(*bool)(p)}
+	case TypeList:
+		return features.Value{Kind: features.KindList, List: *(*[]string)(p)}
+	}
+	return features.Value{}
+}
+
+// Env is one request's expression environment: the customer's features and
+// the request context bound into the ruleset's struct layout. An Env belongs
+// to one goroutine at a time; get one from Ruleset.AcquireEnv.
+type Env struct {
+	layout  *envLayout
+	ptr     reflect.Value // *layout.typ
+	base    unsafe.Pointer
+	present []bool // customer features the record carried
+	ctxSet  []bool // context fields the request carried
+}
+
+func newEnv(l *envLayout, customers, contexts int) *Env {
+	ptr := reflect.New(l.typ)
+	return &Env{layout: l, ptr: ptr, base: ptr.UnsafePointer(), present: make([]bool, customers), ctxSet: make([]bool, contexts)}
+}
+
+// Reset restores every field to its schema default and forgets the customer.
+func (e *Env) Reset() {
+	e.ptr.Elem().Set(e.layout.defaults.Elem())
+	clear(e.present)
+	clear(e.ctxSet)
+}
+
+// SetKnown records whether the customer was found in the store.
+func (e *Env) SetKnown(known bool) { *(*bool)(unsafe.Add(e.base, e.layout.known)) = known }
+
+// SetCustomer sets customer feature i (a Schema.Customer index); the value
+// must be of the field's kind.
+func (e *Env) SetCustomer(i int, v features.Value) {
+	e.layout.customer[i].store(e.base, v)
+	e.present[i] = true
+}
+
+// SetContext sets context field i (a Schema.Context index).
+func (e *Env) SetContext(i int, v features.Value) {
+	e.layout.context[i].store(e.base, v)
+	e.ctxSet[i] = true
+}
+
+// Customer reads customer feature i and whether the record carried it.
+func (e *Env) Customer(i int) (features.Value, bool) {
+	return e.layout.customer[i].load(e.base), e.present[i]
+}
+
+// Context reads context field i and whether the request carried it.
+func (e *Env) Context(i int) (features.Value, bool) {
+	return e.layout.context[i].load(e.base), e.ctxSet[i]
+}
+
+// HasContext reports whether the request carried context field i.
+func (e *Env) HasContext(i int) bool { return e.ctxSet[i] }
+
+// Value is the environment to pass to vm.Run. It refers to the Env's memory
+// rather than copying it (a copy would allocate on every request), so it is
+// only valid until the Env is next modified; the VM only reads it.
+func (e *Env) Value() any {
+	var v any
+	ef := (*eface)(unsafe.Pointer(&v))
+	ef.typ = e.layout.typeWord
+	ef.data = e.base
+	return v
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}

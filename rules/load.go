@@ -1,0 +1,540 @@
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/touchpoint-dev/touchpoint/features"
+)
+
+// Load reads every *.yaml and *.yml file under dir (recursively, in path
+// order) and the schema at schemaPath, and compiles them into a Ruleset. Any
+// problem makes it fail with an ErrorList; nothing is half-loaded.
+func Load(dir, schemaPath string) (*Ruleset, error) {
+	schemaData, err := os.ReadFile(schemaPath)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read feature schema: %w", err)
+	}
+	schema, err := ParseSchema(schemaPath, schemaData)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := ruleFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	files := make(map[string][]byte, len(paths))
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read rule file: %w", err)
+		}
+		files[p] = data
+	}
+	rs, err := Compile(schema, paths, files)
+	if err != nil {
+		return nil, err
+	}
+	rs.Dir = dir
+	h := sha256.New()
+	h.Write(schemaData)
+	for _, p := range paths {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", filepath.ToSlash(p), len(files[p]))
+		h.Write(files[p])
+	}
+	rs.Version = hex.EncodeToString(h.Sum(nil))[:12]
+	return rs, nil
+}
+
+func ruleFiles(dir string) ([]string, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read rules directory: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("cannot read rules directory: %s is not a directory", dir)
+	}
+	var paths []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != dir && strings.HasPrefix(name, ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(name, ".") {
+			return nil // editor swap and backup files
+		}
+		if ext := filepath.Ext(name); ext == ".yaml" || ext == ".yml" {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot read rules directory: %w", err)
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// item is a definition found in some file, kept with its source for errors.
+type item struct {
+	r    *reader
+	node *yaml.Node
+	id   string
+	idAt *yaml.Node
+}
+
+// Compile builds a Ruleset from file contents already read; paths gives the
+// order and the names used in errors.
+func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset, error) {
+	var errs ErrorList
+	rs := &Ruleset{
+		Files:           paths,
+		Schema:          schema,
+		LoadedAt:        time.Now(),
+		placementIndex:  map[string]int{},
+		touchpointIndex: map[string]int{},
+		layout:          newEnvLayout(schema),
+	}
+	comp := &exprCompiler{schema: schema, layout: rs.layout, segments: map[string]*segmentDef{}}
+	var placements, touchpoints, ruleItems []item
+	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}}
+
+	collect := func(r *reader, n *yaml.Node, kind string, into *[]item) {
+		for _, el := range r.sequence(n, kind+"s") {
+			el = resolveAlias(el)
+			if el.Kind != yaml.MappingNode {
+				r.errf(el, "each %s must be a mapping with an id", kind)
+				continue
+			}
+			it := item{r: r, node: el}
+			for i := 0; i+1 < len(el.Content); i += 2 {
+				if el.Content[i].Value == "id" {
+					it.idAt = el.Content[i+1]
+					it.id, _ = r.nonEmptyStr(it.idAt, kind+" id")
+				}
+			}
+			if it.idAt == nil {
+				r.errf(el, "%s has no id", kind)
+				continue
+			}
+			if it.id == "" {
+				continue
+			}
+			if first, dup := seen[kind][it.id]; dup {
+				r.errf(it.idAt, "duplicate %s id %q (first defined at %s:%d:%d)", kind, it.id, first.File, first.Line, first.Col)
+				continue
+			}
+			seen[kind][it.id] = r.src.errorAt(it.idAt.Line, it.idAt.Column, "")
+			*into = append(*into, it)
+		}
+	}
+
+	for _, p := range paths {
+		src := newSource(p, files[p])
+		r := &reader{src: src, errs: &errs}
+		root := parseYAML(src, files[p], &errs)
+		if root == nil {
+			continue
+		}
+		r.mapping(root, "a rule file", []string{"placements", "segments", "touchpoints", "rules"}, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "placements":
+				collect(r, v, "placement", &placements)
+			case "touchpoints":
+				collect(r, v, "touchpoint", &touchpoints)
+			case "rules":
+				collect(r, v, "rule", &ruleItems)
+			case "segments":
+				r.mapping(v, "segments", nil, func(name string, k, sv *yaml.Node) {
+					if prev, dup := comp.segments[name]; dup {
+						r.errf(k, "duplicate segment %q (first defined at %s:%d:%d)", name, prev.src.path, prev.node.Line, prev.node.Column)
+						return
+					}
+					if !isIdentifier(name) {
+						r.errf(k, "segment name %q must start with a letter and use only letters, digits and _", name)
+						return
+					}
+					comp.segments[name] = &segmentDef{name: name, source: sv.Value, node: sv, src: src}
+				})
+			}
+		})
+	}
+
+	// Segments are checked on their own so that a broken segment is
+	// reported once, at its definition.
+	names := comp.segmentNames()
+	sort.Strings(names)
+	for _, name := range names {
+		def := comp.segments[name]
+		r := &reader{src: def.src, errs: &errs}
+		def.valid = comp.compile(r, def.node, exprBool, "segment "+name) != nil
+		def.checked = true
+	}
+
+	for _, it := range touchpoints {
+		tp := it.r.touchpoint(it, schema)
+		rs.touchpointIndex[tp.ID] = len(rs.Touchpoints)
+		rs.Touchpoints = append(rs.Touchpoints, tp)
+	}
+	for _, it := range placements {
+		pl := it.r.placement(it, rs)
+		rs.placementIndex[pl.ID] = len(rs.Placements)
+		rs.Placements = append(rs.Placements, pl)
+	}
+	for _, it := range touchpoints {
+		tp := &rs.Touchpoints[rs.touchpointIndex[it.id]]
+		it.r.checkTouchpointRefs(it, tp, rs)
+	}
+	for _, it := range ruleItems {
+		rule := it.r.rule(it, rs, comp)
+		rs.Rules = append(rs.Rules, rule)
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	rs.Warnings = lint(rs, placements)
+	return rs, nil
+}
+
+func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
+	tp := Touchpoint{ID: it.id, Value: 1, File: r.src.path, Line: it.node.Line, Content: emptyContent}
+	what := "touchpoint " + it.id
+	keys := []string{"id", "kind", "description", "channels", "placements", "value", "content"}
+	hasKind := false
+	r.mapping(it.node, what, keys, func(key string, _, v *yaml.Node) {
+		switch key {
+		case "kind":
+			hasKind = true
+			tp.Kind, _ = r.str(v, what+".kind")
+			if tp.Kind != "" && !contains(Kinds, tp.Kind) {
+				r.errf(v, "%s: unknown kind %q%s (use offer, coupon, message or content)", what, tp.Kind, suggest(tp.Kind, Kinds))
+			}
+		case "description":
+			tp.Description, _ = r.str(v, what+".description")
+		case "channels":
+			tp.Channels, _ = r.strList(v, what+".channels")
+		case "placements":
+			tp.Placements, _ = r.strList(v, what+".placements")
+		case "value":
+			tp.Value, _ = r.number(v, what+".value")
+			if tp.Value < 0 {
+				r.errf(v, "%s: value must not be negative", what)
+			}
+		case "content":
+			if c := r.compileContent(v, schema, what+".content"); c != nil {
+				tp.Content = c
+			}
+		}
+	})
+	if !hasKind {
+		r.errf(it.idAt, "%s needs a kind (offer, coupon, message or content)", what)
+	}
+	return tp
+}
+
+// checkTouchpointRefs runs once placements are known.
+func (r *reader) checkTouchpointRefs(it item, tp *Touchpoint, rs *Ruleset) {
+	what := "touchpoint " + tp.ID
+	for i := 0; i+1 < len(it.node.Content); i += 2 {
+		key, v := it.node.Content[i].Value, resolveAlias(it.node.Content[i+1])
+		switch key {
+		case "placements":
+			for j, p := range tp.Placements {
+				if rs.Placement(p) < 0 && j < len(v.Content) {
+					r.errf(v.Content[j], "%s: unknown placement %q%s", what, p, suggest(p, placementIDs(rs)))
+				}
+			}
+		case "channels":
+			f := rs.Schema.ContextField("channel")
+			if f < 0 {
+				continue
+			}
+			allowed := rs.Schema.Context[f].Values
+			for j, c := range tp.Channels {
+				if len(allowed) > 0 && !contains(allowed, c) && j < len(v.Content) {
+					r.errf(v.Content[j], "%s: unknown channel %q%s (the schema allows %s)", what, c, suggest(c, allowed), strings.Join(allowed, ", "))
+				}
+			}
+		}
+	}
+}
+
+func placementIDs(rs *Ruleset) []string {
+	out := make([]string, len(rs.Placements))
+	for i, p := range rs.Placements {
+		out[i] = p.ID
+	}
+	return out
+}
+
+func touchpointIDs(rs *Ruleset) []string {
+	out := make([]string, len(rs.Touchpoints))
+	for i, t := range rs.Touchpoints {
+		out[i] = t.ID
+	}
+	return out
+}
+
+func (r *reader) placement(it item, rs *Ruleset) Placement {
+	pl := Placement{ID: it.id, Count: 1, Fallback: -1}
+	what := "placement " + it.id
+	maxSet := false
+	var countNode *yaml.Node
+	r.mapping(it.node, what, []string{"id", "description", "count", "max_count", "fallback"}, func(key string, _, v *yaml.Node) {
+		switch key {
+		case "description":
+			pl.Description, _ = r.str(v, what+".description")
+		case "count":
+			countNode = v
+			pl.Count, _ = r.integer(v, what+".count")
+		case "max_count":
+			maxSet = true
+			pl.MaxCount, _ = r.integer(v, what+".max_count")
+		case "fallback":
+			id, ok := r.nonEmptyStr(v, what+".fallback")
+			if !ok {
+				return
+			}
+			pl.Fallback = rs.Touchpoint(id)
+			if pl.Fallback < 0 {
+				r.errf(v, "%s: fallback names unknown touchpoint %q%s", what, id, suggest(id, touchpointIDs(rs)))
+				return
+			}
+			if tp := &rs.Touchpoints[pl.Fallback]; !tp.FitsPlacement(pl.ID) {
+				r.errf(v, "%s: fallback %q does not list this placement in its placements", what, id)
+			}
+		}
+	})
+	if pl.Count < 1 && countNode != nil {
+		r.errf(countNode, "%s: count must be at least 1", what)
+	}
+	if !maxSet {
+		pl.MaxCount = pl.Count
+	} else if pl.MaxCount < pl.Count {
+		r.errf(it.node, "%s: max_count (%d) must be at least count (%d)", what, pl.MaxCount, pl.Count)
+	}
+	return pl
+}
+
+func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler) Rule {
+	rule := Rule{ID: it.id, File: r.src.path, Line: it.node.Line}
+	what := "rule " + it.id
+	keys := []string{"id", "description", "when", "offer", "suppress", "priority", "score", "active", "tests"}
+	var whenNode, offerNode, suppressNode, testsNode *yaml.Node
+	r.mapping(it.node, what, keys, func(key string, _, v *yaml.Node) {
+		switch key {
+		case "description":
+			rule.Description, _ = r.str(v, what+".description")
+		case "when":
+			whenNode = v
+			rule.When = comp.compile(r, v, exprBool, what+".when")
+		case "score":
+			rule.Score = comp.compile(r, v, exprNumber, what+".score")
+		case "priority":
+			rule.Priority, _ = r.integer(v, what+".priority")
+		case "offer":
+			offerNode = v
+		case "suppress":
+			suppressNode = v
+		case "active":
+			rule.Active = r.schedule(v, what+".active")
+		case "tests":
+			testsNode = v
+		}
+	})
+	if whenNode == nil {
+		r.errf(it.idAt, "%s needs a when condition", what)
+	}
+	switch {
+	case offerNode != nil && suppressNode != nil:
+		r.errf(suppressNode, "%s has both offer and suppress; a rule does one or the other", what)
+	case offerNode == nil && suppressNode == nil:
+		r.errf(it.idAt, "%s needs offer (touchpoints to offer) or suppress (touchpoints to hold back)", what)
+	case offerNode != nil:
+		ids, _ := r.strList(offerNode, what+".offer")
+		rule.Offer = make([]int, 0, len(ids))
+		for j, id := range ids {
+			tp := rs.Touchpoint(id)
+			if tp < 0 {
+				r.errf(resolveAlias(offerNode).Content[j], "%s offers unknown touchpoint %q%s", what, id, suggest(id, touchpointIDs(rs)))
+				continue
+			}
+			rule.Offer = append(rule.Offer, tp)
+		}
+		if len(ids) == 0 {
+			r.errf(offerNode, "%s.offer lists no touchpoints", what)
+		}
+	default:
+		rule.Suppress = r.suppressList(suppressNode, rs, what)
+	}
+	if testsNode != nil {
+		rule.Tests = r.fixtures(testsNode, rs, rule.ID)
+	}
+	return rule
+}
+
+// suppressList resolves suppress patterns ("*", "kind:coupon", an id) to
+// touchpoint indexes once, at load.
+func (r *reader) suppressList(n *yaml.Node, rs *Ruleset, what string) []int {
+	patterns, _ := r.strList(n, what+".suppress")
+	if len(patterns) == 0 {
+		r.errf(n, "%s.suppress lists nothing; use \"*\", \"kind:<kind>\" or touchpoint ids", what)
+	}
+	out := []int{}
+	add := func(i int) {
+		if !containsInt(out, i) {
+			out = append(out, i)
+		}
+	}
+	for j, p := range patterns {
+		at := resolveAlias(n).Content[j]
+		switch {
+		case p == "*":
+			for i := range rs.Touchpoints {
+				add(i)
+			}
+		case strings.HasPrefix(p, "kind:"):
+			kind := strings.TrimPrefix(p, "kind:")
+			if !contains(Kinds, kind) {
+				r.errf(at, "%s suppresses unknown kind %q%s (use offer, coupon, message or content)", what, kind, suggest(kind, Kinds))
+				continue
+			}
+			for i, tp := range rs.Touchpoints {
+				if tp.Kind == kind {
+					add(i)
+				}
+			}
+		default:
+			i := rs.Touchpoint(p)
+			if i < 0 {
+				r.errf(at, "%s suppresses unknown touchpoint %q%s", what, p, suggest(p, touchpointIDs(rs)))
+				continue
+			}
+			add(i)
+		}
+	}
+	return out
+}
+
+func containsInt(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, ruleID string) []Fixture {
+	var out []Fixture
+	for i, el := range r.sequence(n, "rule "+ruleID+".tests") {
+		what := fmt.Sprintf("rule %s.tests[%d]", ruleID, i)
+		f := Fixture{Rule: ruleID, File: r.src.path, Line: el.Line, Col: el.Column, Expect: map[string][]string{}}
+		var expectNode *yaml.Node
+		counts := map[string]int{}
+		r.mapping(el, what, []string{"name", "customer", "context", "now", "placements", "expect"}, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "name":
+				f.Name, _ = r.nonEmptyStr(v, what+".name")
+			case "customer":
+				f.Customer = &features.Record{ID: "fixture", Values: map[string]features.Value{}}
+				r.mapping(v, what+".customer", nil, func(name string, k, fv *yaml.Node) {
+					idx := rs.Schema.CustomerField(name)
+					if idx < 0 {
+						r.errf(k, "%s: unknown feature customer.%s%s", what, name, suggest(name, fieldNames(rs.Schema.Customer)))
+						return
+					}
+					field := rs.Schema.Customer[idx]
+					if val, ok := r.value(fv, field.Type, what+".customer."+name); ok {
+						f.Customer.Values[name] = val
+					}
+				})
+			case "context":
+				r.mapping(v, what+".context", nil, func(name string, k, fv *yaml.Node) {
+					idx := rs.Schema.ContextField(name)
+					if idx < 0 {
+						r.errf(k, "%s: unknown context field %s%s", what, name, suggest(name, fieldNames(rs.Schema.Context)))
+						return
+					}
+					field := rs.Schema.Context[idx]
+					val, ok := r.value(fv, field.Type, what+".context."+name)
+					if ok && !field.Allows(val) {
+						r.errf(fv, "%s: context.%s must be one of %s, got %q", what, name, strings.Join(field.Values, ", "), val.Str)
+						return
+					}
+					f.Context = append(f.Context, NamedValue{Name: name, Value: val})
+				})
+			case "now":
+				f.Now, _ = r.timestamp(v, what+".now")
+			case "placements":
+				r.mapping(v, what+".placements", nil, func(id string, k, cv *yaml.Node) {
+					pi := rs.Placement(id)
+					if pi < 0 {
+						r.errf(k, "%s: unknown placement %q%s", what, id, suggest(id, placementIDs(rs)))
+						return
+					}
+					c, ok := r.integer(cv, what+".placements."+id)
+					if ok && (c < 1 || c > rs.Placements[pi].MaxCount) {
+						r.errf(cv, "%s: count for %s must be between 1 and %d", what, id, rs.Placements[pi].MaxCount)
+						return
+					}
+					counts[id] = c
+				})
+			case "expect":
+				expectNode = v
+			}
+		})
+		if f.Name == "" {
+			f.Name = fmt.Sprintf("test %d", i+1)
+		}
+		if expectNode == nil {
+			r.errf(el, "%s needs expect: the touchpoints each placement should show", what)
+			continue
+		}
+		r.mapping(expectNode, what+".expect", nil, func(id string, k, ev *yaml.Node) {
+			pi := rs.Placement(id)
+			if pi < 0 {
+				r.errf(k, "%s: unknown placement %q%s", what, id, suggest(id, placementIDs(rs)))
+				return
+			}
+			ids, _ := r.strList(ev, what+".expect."+id)
+			for j, tp := range ids {
+				if rs.Touchpoint(tp) < 0 {
+					r.errf(resolveAlias(ev).Content[j], "%s expects unknown touchpoint %q%s", what, tp, suggest(tp, touchpointIDs(rs)))
+				}
+			}
+			if ids == nil {
+				ids = []string{}
+			}
+			f.Expect[id] = ids
+			count := rs.Placements[pi].Count
+			if c, ok := counts[id]; ok {
+				count = c
+			}
+			f.Placements = append(f.Placements, PlacementCount{ID: id, Count: count})
+		})
+		for id := range counts {
+			if _, ok := f.Expect[id]; !ok {
+				r.errf(el, "%s: placements names %s but expect does not", what, id)
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}

@@ -1,0 +1,148 @@
+// Package rules loads marketer-written rule files, type-checks their
+// expressions against the feature schema and compiles them into an immutable
+// Ruleset. It does no network I/O and keeps no global state.
+package rules
+
+import (
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/touchpoint-dev/touchpoint/features"
+)
+
+// Touchpoint kinds.
+var Kinds = []string{"offer", "coupon", "message", "content"}
+
+// Ruleset is one compiled, immutable version of a rules directory.
+type Ruleset struct {
+	// Version identifies the exact files (and schema) it was built from.
+	Version  string
+	LoadedAt time.Time
+	Dir      string
+	Files    []string
+	Schema   *Schema
+
+	Placements  []Placement
+	Touchpoints []Touchpoint
+	Rules       []Rule
+	// Warnings are lint findings that do not stop the ruleset from serving.
+	Warnings ErrorList
+
+	placementIndex  map[string]int
+	touchpointIndex map[string]int
+	layout          *envLayout
+	envs            sync.Pool
+}
+
+// Placement is a slot on a page or screen that a decide call asks to fill.
+type Placement struct {
+	ID          string
+	Description string
+	Count       int // default number of touchpoints
+	MaxCount    int
+	Fallback    int // touchpoint index shown when nothing is eligible; -1 = none
+}
+
+// Touchpoint is something that can be shown: an offer, a coupon, a message or content.
+type Touchpoint struct {
+	ID          string
+	Kind        string
+	Description string
+	Channels    []string // empty = every channel
+	Placements  []string // empty = every placement
+	Value       float64
+	Content     *Content
+	File        string
+	Line        int
+}
+
+// FitsChannel reports whether the touchpoint may be shown on channel.
+func (t *Touchpoint) FitsChannel(channel string) bool {
+	return len(t.Channels) == 0 || contains(t.Channels, channel)
+}
+
+// FitsPlacement reports whether the touchpoint may fill placement.
+func (t *Touchpoint) FitsPlacement(placement string) bool {
+	return len(t.Placements) == 0 || contains(t.Placements, placement)
+}
+
+// Rule is one compiled rule. A rule either offers touchpoints or suppresses them.
+type Rule struct {
+	ID          string
+	Description string
+	When        *vm.Program
+	Score       *vm.Program // nil = 1
+	Priority    int
+	Offer       []int // touchpoint indexes
+	Suppress    []int // touchpoint indexes made ineligible
+	Active      *Schedule
+	Tests       []Fixture
+	File        string
+	Line        int
+}
+
+// IsSuppress reports whether the rule suppresses rather than offers.
+func (r *Rule) IsSuppress() bool { return r.Offer == nil }
+
+// Fixture is one test case written under a rule.
+type Fixture struct {
+	Rule string
+	Name string
+	File string
+	Line int
+	Col  int
+	// Customer is nil for a fixture about an unknown customer.
+	Customer   *features.Record
+	Context    []NamedValue
+	Now        time.Time // zero = the time the fixture runs
+	Placements []PlacementCount
+	Expect     map[string][]string
+}
+
+// NamedValue is a context field given in a fixture.
+type NamedValue struct {
+	Name  string
+	Value features.Value
+}
+
+// PlacementCount is a placement a fixture asks for.
+type PlacementCount struct {
+	ID    string
+	Count int
+}
+
+// Placement returns the index of a placement, or -1.
+func (rs *Ruleset) Placement(id string) int { return lookupIndex(rs.placementIndex, id) }
+
+// Touchpoint returns the index of a touchpoint, or -1.
+func (rs *Ruleset) Touchpoint(id string) int { return lookupIndex(rs.touchpointIndex, id) }
+
+// AcquireEnv returns a reset environment for this ruleset's schema; give it
+// back with ReleaseEnv.
+func (rs *Ruleset) AcquireEnv() *Env {
+	if e, ok := rs.envs.Get().(*Env); ok {
+		e.Reset()
+		return e
+	}
+	e := newEnv(rs.layout, len(rs.Schema.Customer), len(rs.Schema.Context))
+	e.Reset()
+	return e
+}
+
+// ReleaseEnv returns an environment to the pool.
+func (rs *Ruleset) ReleaseEnv(e *Env) {
+	if e != nil && e.layout == rs.layout {
+		rs.envs.Put(e)
+	}
+}
+
+// Fixtures lists every fixture in rule order.
+func (rs *Ruleset) Fixtures() []Fixture {
+	var out []Fixture
+	for _, r := range rs.Rules {
+		out = append(out, r.Tests...)
+	}
+	return out
+}

@@ -1,0 +1,242 @@
+package rules
+
+import (
+	"fmt"
+	"os"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/touchpoint-dev/touchpoint/features"
+)
+
+// FieldType is the declared type of a customer feature or context field.
+type FieldType uint8
+
+// Field types as written in the schema file.
+const (
+	TypeNumber FieldType = iota + 1
+	TypeString
+	TypeBool
+	TypeList
+)
+
+var fieldTypeNames = map[string]FieldType{"number": TypeNumber, "string": TypeString, "bool": TypeBool, "list": TypeList}
+
+func (t FieldType) String() string {
+	switch t {
+	case TypeNumber:
+		return "number"
+	case TypeString:
+		return "string"
+	case TypeBool:
+		return "bool"
+	case TypeList:
+		return "list"
+	}
+	return "unknown"
+}
+
+// Kind is the feature value kind that carries this type.
+func (t FieldType) Kind() features.Kind {
+	switch t {
+	case TypeNumber:
+		return features.KindNumber
+	case TypeString:
+		return features.KindString
+	case TypeBool:
+		return features.KindBool
+	case TypeList:
+		return features.KindList
+	}
+	return features.KindMissing
+}
+
+// Field is one declared feature or context field.
+type Field struct {
+	Name        string
+	Type        FieldType
+	Default     features.Value
+	Values      []string // allowed values of a string field; empty = any
+	Required    bool     // context only: the request must carry it
+	Description string
+}
+
+// Allows reports whether v is acceptable for the field: the right kind and,
+// for enumerated strings, one of the declared values.
+func (f *Field) Allows(v features.Value) bool {
+	if v.Kind != f.Type.Kind() {
+		return false
+	}
+	if f.Type == TypeString && len(f.Values) > 0 {
+		return contains(f.Values, v.Str)
+	}
+	return true
+}
+
+// Schema declares the customer features and request context fields that rule
+// expressions may read. Expressions are type-checked against it at load.
+type Schema struct {
+	Path     string
+	Customer []Field
+	Context  []Field
+
+	customerIndex map[string]int
+	contextIndex  map[string]int
+}
+
+// CustomerField returns the index of a customer feature, or -1.
+func (s *Schema) CustomerField(name string) int { return lookupIndex(s.customerIndex, name) }
+
+// ContextField returns the index of a context field, or -1.
+func (s *Schema) ContextField(name string) int { return lookupIndex(s.contextIndex, name) }
+
+func lookupIndex(m map[string]int, name string) int {
+	if i, ok := m[name]; ok {
+		return i
+	}
+	return -1
+}
+
+// LoadSchema reads and validates a feature schema file.
+func LoadSchema(path string) (*Schema, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read feature schema: %w", err)
+	}
+	return ParseSchema(path, data)
+}
+
+// ParseSchema validates schema text; path is only used in errors.
+func ParseSchema(path string, data []byte) (*Schema, error) {
+	src := newSource(path, data)
+	var errs ErrorList
+	r := &reader{src: src, errs: &errs}
+	s := &Schema{Path: path, customerIndex: map[string]int{}, contextIndex: map[string]int{}}
+	root := parseYAML(src, data, &errs)
+	if root != nil {
+		r.mapping(root, "the feature schema", []string{"customer", "context"}, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "customer":
+				s.Customer = r.fields(v, "customer", false)
+			case "context":
+				s.Context = r.fields(v, "context", true)
+			}
+		})
+	}
+	for i, f := range s.Customer {
+		s.customerIndex[f.Name] = i
+	}
+	for i, f := range s.Context {
+		s.contextIndex[f.Name] = i
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	return s, nil
+}
+
+func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
+	var out []Field
+	keys := []string{"type", "default", "values", "description"}
+	if isContext {
+		keys = append(keys, "required")
+	}
+	r.mapping(n, section, nil, func(name string, k, v *yaml.Node) {
+		if !isIdentifier(name) {
+			r.errf(k, "%s field name %q must start with a letter and use only letters, digits and _", section, name)
+			return
+		}
+		f := Field{Name: name}
+		what := section + "." + name
+		var defaultNode *yaml.Node
+		r.mapping(v, what, keys, func(key string, _, val *yaml.Node) {
+			switch key {
+			case "type":
+				t, ok := fieldTypeNames[val.Value]
+				if !ok {
+					r.errf(val, "%s: unknown type %q (use number, string, bool or list)", what, val.Value)
+					return
+				}
+				f.Type = t
+			case "default":
+				defaultNode = val
+			case "values":
+				f.Values, _ = r.strList(val, what+".values")
+			case "description":
+				f.Description, _ = r.str(val, what+".description")
+			case "required":
+				f.Required, _ = r.boolean(val, what+".required")
+			}
+		})
+		if f.Type == 0 {
+			r.errf(k, "%s needs a type (number, string, bool or list)", what)
+			return
+		}
+		if len(f.Values) > 0 && f.Type != TypeString {
+			r.errf(k, "%s: values can only be given for string fields", what)
+		}
+		f.Default = zeroValue(f.Type)
+		if defaultNode != nil {
+			if dv, ok := r.value(defaultNode, f.Type, what+".default"); ok {
+				f.Default = dv
+			}
+		}
+		out = append(out, f)
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// value decodes a YAML scalar or list as a feature value of type t.
+func (r *reader) value(n *yaml.Node, t FieldType, what string) (features.Value, bool) {
+	switch t {
+	case TypeNumber:
+		v, ok := r.number(n, what)
+		return features.Number(v), ok
+	case TypeString:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+			r.errf(n, "%s must be a string, got %q", what, n.Value)
+			return features.Value{}, false
+		}
+		return features.String(n.Value), true
+	case TypeBool:
+		v, ok := r.boolean(n, what)
+		return features.Bool(v), ok
+	case TypeList:
+		v, ok := r.strList(n, what)
+		if v == nil {
+			v = []string{}
+		}
+		return features.List(v...), ok
+	}
+	return features.Value{}, false
+}
+
+func zeroValue(t FieldType) features.Value {
+	switch t {
+	case TypeNumber:
+		return features.Number(0)
+	case TypeString:
+		return features.String("")
+	case TypeBool:
+		return features.Bool(false)
+	case TypeList:
+		return features.List()
+	}
+	return features.Value{}
+}
+
+func isIdentifier(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		letter := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
