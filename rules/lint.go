@@ -1,14 +1,14 @@
 package rules
 
+import "fmt"
+
 // lint finds problems that do not stop a ruleset from serving but almost
 // always mean a mistake: `touchpoint rules check` fails on them, the server
 // loads the ruleset and logs them.
 func lint(rs *Ruleset, placements []item) ErrorList {
 	var warns ErrorList
-	at := func(path string, line int, format string, args ...any) {
-		src := &source{path: path}
-		e := src.errorAt(line, 1, format, args...)
-		warns = append(warns, e)
+	at := func(path string, line, col int, format string, args ...any) {
+		warns = append(warns, &Error{File: path, Line: line, Col: col, Message: fmt.Sprintf(format, args...)})
 	}
 	offered := make([]bool, len(rs.Touchpoints))
 	for _, r := range rs.Rules {
@@ -16,10 +16,10 @@ func lint(rs *Ruleset, placements []item) ErrorList {
 			offered[tp] = true
 		}
 		if r.IsSuppress() && len(r.Suppress) == 0 {
-			at(r.File, r.Line, "rule %s: suppress matches no touchpoint", r.ID)
+			at(r.File, r.Line, r.Col, "rule %s: suppress matches no touchpoint", r.ID)
 		}
 		if len(r.Tests) == 0 {
-			at(r.File, r.Line, "rule %s has no tests", r.ID)
+			at(r.File, r.Line, r.Col, "rule %s has no tests", r.ID)
 		}
 	}
 	isFallback := make([]bool, len(rs.Touchpoints))
@@ -30,7 +30,7 @@ func lint(rs *Ruleset, placements []item) ErrorList {
 	}
 	for i, tp := range rs.Touchpoints {
 		if !offered[i] && !isFallback[i] {
-			at(tp.File, tp.Line, "touchpoint %s is never offered by a rule nor used as a fallback", tp.ID)
+			at(tp.File, tp.Line, tp.Col, "touchpoint %s is never offered by a rule nor used as a fallback", tp.ID)
 		}
 	}
 	for i, p := range rs.Placements {
@@ -46,12 +46,9 @@ func lint(rs *Ruleset, placements []item) ErrorList {
 		}
 		if !fillable {
 			it := placements[i]
-			at(it.r.src.path, it.node.Line, "placement %s: no touchpoint offered by a rule can fill it, and it has no fallback", p.ID)
+			at(it.r.src.path, it.node.Line, it.node.Column, "placement %s: no touchpoint offered by a rule can fill it, and it has no fallback", p.ID)
 		}
 	}
 	warns.sort()
-	for _, w := range warns {
-		w.Source = ""
-	}
 	return warns
 }

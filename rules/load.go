@@ -213,7 +213,7 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 }
 
 func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
-	tp := Touchpoint{ID: it.id, Value: 1, File: r.src.path, Line: it.node.Line, Content: emptyContent}
+	tp := Touchpoint{ID: it.id, Value: 1, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Content: emptyContent}
 	what := "touchpoint " + it.id
 	keys := []string{"id", "kind", "description", "channels", "placements", "value", "content"}
 	hasKind := false
@@ -333,7 +333,7 @@ func (r *reader) placement(it item, rs *Ruleset) Placement {
 }
 
 func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler) Rule {
-	rule := Rule{ID: it.id, File: r.src.path, Line: it.node.Line}
+	rule := Rule{ID: it.id, File: r.src.path, Line: it.node.Line, Col: it.node.Column}
 	what := "rule " + it.id
 	keys := []string{"id", "description", "when", "offer", "suppress", "priority", "score", "active", "tests"}
 	var whenNode, offerNode, suppressNode, testsNode *yaml.Node

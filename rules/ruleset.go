@@ -55,7 +55,7 @@ type Touchpoint struct {
 	Value       float64
 	Content     *Content
 	File        string
-	Line        int
+	Line, Col   int
 }
 
 // FitsChannel reports whether the touchpoint may be shown on channel.
@@ -80,7 +80,7 @@ type Rule struct {
 	Active      *Schedule
 	Tests       []Fixture
 	File        string
-	Line        int
+	Line, Col   int
 }
 
 // IsSuppress reports whether the rule suppresses rather than offers.

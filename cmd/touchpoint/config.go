@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+
+	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/server"
+)
+
+const defaultConfigPath = "configs/touchpoint.yaml"
+
+// config is configs/touchpoint.yaml: one section per package, each
+// validated by the package that owns it.
+type config struct {
+	Server   server.Config  `yaml:"server"`
+	Rules    engine.Config  `yaml:"rules"`
+	Features featuresConfig `yaml:"features"`
+	Log      logConfig      `yaml:"log"`
+}
+
+type featuresConfig struct {
+	// Customers is the JSON Lines file the embedded store serves; empty
+	// serves no known customers.
+	Customers string               `yaml:"customers"`
+	Cache     features.CacheConfig `yaml:"cache"`
+}
+
+type logConfig struct {
+	Level string `yaml:"level"`
+}
+
+func defaultConfig() config {
+	return config{
+		Server:   server.DefaultConfig(),
+		Rules:    engine.DefaultConfig(),
+		Features: featuresConfig{Customers: "configs/demo/customers.jsonl", Cache: features.DefaultCacheConfig()},
+		Log:      logConfig{Level: "info"},
+	}
+}
+
+func (c config) validate() error {
+	var errs []error
+	if err := c.Server.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Features.Cache.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
+		errs = append(errs, fmt.Errorf("log.level must be one of debug, info, warn, error; got %q", c.Log.Level))
+	}
+	return errors.Join(errs...)
+}
+
+var unknownFieldRe = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
+
+// loadConfig reads the file over the defaults, rejecting unknown keys so a
+// typo is an error at start rather than a silent default.
+func loadConfig(path string, required bool) (config, error) {
+	cfg := defaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !required && errors.Is(err, os.ErrNotExist) {
+			return cfg, nil
+		}
+		return cfg, fmt.Errorf("cannot load config from %q: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+		msg = unknownFieldRe.ReplaceAllString(msg, "unknown key $1 (in $2)")
+		msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+		return cfg, fmt.Errorf("cannot load config from %q: %s", path, msg)
+	}
+	return cfg, nil
+}

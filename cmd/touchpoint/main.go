@@ -1,0 +1,83 @@
+// Command touchpoint is the one binary: it serves decisions, checks rule
+// files and writes demo data. It only turns flags and config into calls on
+// the server, engine, rules and features packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+const usage = `touchpoint: real-time personalization and decisions
+
+Usage:
+  touchpoint serve [flags]            serve POST /v1/decide
+  touchpoint rules check [flags] DIR  compile, lint and test a rules directory
+  touchpoint demo-data [flags]        write demo customers as JSON Lines to stdout
+  touchpoint help                     show this help
+
+Run "touchpoint COMMAND --help" for a command's flags.
+`
+
+// exitError carries a non-zero status with nothing more to print (the
+// command already printed its report).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		os.Exit(ee.code)
+	case errors.Is(err, errHelp):
+		os.Exit(0)
+	default:
+		fmt.Fprintln(os.Stderr, "touchpoint: "+oneLine(err.Error()))
+		os.Exit(1)
+	}
+}
+
+var errHelp = errors.New("help shown")
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{2}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "rules":
+		if len(args) < 2 || args[1] != "check" {
+			if len(args) >= 2 && isHelp(args[1]) {
+				fmt.Fprint(stdout, rulesCheckUsage)
+				return nil
+			}
+			return errors.New(`unknown rules command; use "touchpoint rules check DIR"`)
+		}
+		return rulesCheck(args[2:], stdout, stderr)
+	case "demo-data":
+		return demoData(args[1:], stdout, stderr)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q; run \"touchpoint help\"", args[0])
+}
+
+func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" || a == "help" }
+
+// oneLine keeps CLI failures to one readable line; multi-line details (rule
+// errors with carets) are printed by the commands that own them.
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " (and more)"
+	}
+	return s
+}
