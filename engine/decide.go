@@ -137,10 +137,8 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	d.KnownCustomer = rec != nil
 	env.SetKnown(rec != nil)
 	if rec != nil {
-		for name, v := range rec.Values {
-			if fi := schema.CustomerField(name); fi >= 0 && v.Kind == schema.Customer[fi].Type.Kind() {
-				env.SetCustomer(fi, v)
-			}
+		for _, b := range rec.Derived(schema, bindRecord).([]boundFeature) {
+			env.SetCustomer(b.field, b.value)
 		}
 	}
 	channel := ""
@@ -161,9 +159,19 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		now = time.Now()
 	}
 
+	var wanted uint64
+	for _, p := range req.Placements {
+		wanted |= rules.PlacementBit(rs.Placement(p.ID))
+	}
+
 	envValue := env.Value()
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
+		// Skipping is exact for the decision; explanations evaluate every
+		// rule so they can say what each one did.
+		if ex == nil && (!r.MayOffer(wanted, channel) || !guardsPass(r.Guards, env)) {
+			continue
+		}
 		action := "offer"
 		if r.IsSuppress() {
 			action = "suppress"
@@ -226,7 +234,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			count = pl.Count
 		}
 		res := d.addPlacement(preq.ID)
-		s.arbitrate(pl, pi, channel, ex, req)
+		s.arbitrate(pl, rs.Placement(preq.ID), pi, channel, ex, req)
 		for _, c := range s.cands {
 			if len(res.Items) == count {
 				break
@@ -245,6 +253,35 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			}
 		}
 	}
+}
+
+// boundFeature is a record value already matched to its schema field.
+type boundFeature struct {
+	field int
+	value features.Value
+}
+
+// bindRecord matches a record's values to schema fields once per cached
+// record and schema; values of the wrong type are left out, so the field
+// keeps its default.
+func bindRecord(key any, rec *features.Record) any {
+	schema := key.(*rules.Schema)
+	bound := make([]boundFeature, 0, len(rec.Values))
+	for name, v := range rec.Values {
+		if fi := schema.CustomerField(name); fi >= 0 && v.Kind == schema.Customer[fi].Type.Kind() {
+			bound = append(bound, boundFeature{field: fi, value: v})
+		}
+	}
+	return bound
+}
+
+func guardsPass(guards []rules.Guard, env *rules.Env) bool {
+	for i := range guards {
+		if !guards[i].Pass(env) {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *Decision) addPlacement(id string) *PlacementResult {
@@ -269,7 +306,7 @@ func (s *scratch) item(tp int, rule string, score float64, fallback bool) Item {
 
 // arbitrate fills s.cands with the eligible candidates for one placement,
 // best first.
-func (s *scratch) arbitrate(pl *rules.Placement, pi int, channel string, ex *Explanation, req *Request) {
+func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string, ex *Explanation, req *Request) {
 	rs := s.rs
 	s.cands = s.cands[:0]
 	for _, m := range s.matched {
@@ -278,7 +315,7 @@ func (s *scratch) arbitrate(pl *rules.Placement, pi int, channel string, ex *Exp
 			t := &rs.Touchpoints[tp]
 			reason, by := "", ""
 			switch {
-			case !t.FitsPlacement(pl.ID):
+			case !t.Fits(plIndex, pl.ID):
 				reason = ReasonPlacementMismatch
 			case !t.FitsChannel(channel):
 				reason = ReasonChannelMismatch

@@ -3,7 +3,10 @@
 // and the ristretto cache that fronts any store.
 package features
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+)
 
 // Kind is the type of a feature value.
 type Kind uint8
@@ -51,6 +54,26 @@ func List(v ...string) Value { return Value{Kind: KindList, List: v} }
 type Record struct {
 	ID     string
 	Values map[string]Value
+
+	derived atomic.Pointer[derived]
+}
+
+type derived struct {
+	key   any
+	value any
+}
+
+// Derived returns what build computes from the record, computing it once per
+// key: a cached record serves many requests, and the engine uses this to
+// bind the record to its schema's layout once rather than per request. A
+// new key (a reloaded schema) replaces the old value.
+func (r *Record) Derived(key any, build func(key any, r *Record) any) any {
+	if d := r.derived.Load(); d != nil && d.key == key {
+		return d.value
+	}
+	v := build(key, r)
+	r.derived.Store(&derived{key: key, value: v})
+	return v
 }
 
 // Store looks customers up by id. Lookup answers (nil, nil) for an unknown customer.

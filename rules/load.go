@@ -208,8 +208,47 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 		errs.sort()
 		return nil, errs
 	}
+	index(rs)
 	rs.Warnings = lint(rs, placements)
 	return rs, nil
+}
+
+// index precomputes what lets the engine skip work per request: which
+// placements each touchpoint and rule can fill, the channels a rule can
+// reach, and the guards on its condition.
+func index(rs *Ruleset) {
+	for ti := range rs.Touchpoints {
+		t := &rs.Touchpoints[ti]
+		for pi, p := range rs.Placements {
+			if t.FitsPlacement(p.ID) && pi < 64 {
+				t.placementMask |= 1 << uint(pi)
+			}
+		}
+		if len(rs.Placements) > 64 {
+			t.placementMask = ^uint64(0)
+		}
+	}
+	for ri := range rs.Rules {
+		r := &rs.Rules[ri]
+		r.Guards = guardsOf(r.When, rs.Schema)
+		anyChannel := false
+		var channels []string
+		for _, ti := range r.Offer {
+			t := &rs.Touchpoints[ti]
+			r.PlacementMask |= t.placementMask
+			if len(t.Channels) == 0 {
+				anyChannel = true
+			}
+			for _, c := range t.Channels {
+				if !contains(channels, c) {
+					channels = append(channels, c)
+				}
+			}
+		}
+		if !anyChannel {
+			r.Channels = channels
+		}
+	}
 }
 
 func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,6 +187,39 @@ func TestScheduleActive(t *testing.T) {
 		tm, _ := time.Parse(time.RFC3339, at)
 		if got := night.Active(tm); got != want {
 			t.Errorf("overnight window at %s = %v, want %v", at, got, want)
+		}
+	}
+}
+
+func TestGuardsAreNecessaryConditions(t *testing.T) {
+	schema, err := ParseSchema("f.yaml", []byte("customer:\n  ltv: {type: number}\ncontext:\n  page: {type: string}\n  channel: {type: string}\n  visits: {type: number}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		when string
+		want string
+	}{
+		{`context.page == "/cart" && customer.ltv > 1`, "page=[/cart]"},
+		{`"/cart" == context.page`, "page=[/cart]"},
+		{`context.channel in ["web", "app"] and context.page == "/"`, "channel=[app web] page=[/]"},
+		{`context.page == "/cart" || customer.ltv > 1`, ""},
+		{`context.page != "/cart"`, ""},
+		{`context.visits == 3`, ""},
+		{`!(context.page == "/cart")`, ""},
+	}
+	for _, tc := range cases {
+		file := "touchpoints:\n  - id: t\n    kind: offer\nrules:\n  - id: r\n    when: '" + strings.ReplaceAll(tc.when, "'", "''") + "'\n    offer: [t]\n"
+		rs, err := Compile(schema, []string{"r.yaml"}, map[string][]byte{"r.yaml": []byte(file)})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.when, err)
+		}
+		var parts []string
+		for _, g := range rs.Rules[0].Guards {
+			parts = append(parts, schema.Context[g.Context].Name+"="+fmt.Sprint(g.Values))
+		}
+		if got := strings.Join(parts, " "); got != tc.want {
+			t.Errorf("guards of %s = %q, want %q", tc.when, got, tc.want)
 		}
 	}
 }

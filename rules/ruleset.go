@@ -56,11 +56,22 @@ type Touchpoint struct {
 	Content     *Content
 	File        string
 	Line, Col   int
+
+	placementMask uint64 // bit per placement index it may fill
 }
 
 // FitsChannel reports whether the touchpoint may be shown on channel.
 func (t *Touchpoint) FitsChannel(channel string) bool {
 	return len(t.Channels) == 0 || contains(t.Channels, channel)
+}
+
+// Fits reports whether the touchpoint may fill placement id, whose index
+// (Ruleset.Placement) is i; the index makes the usual case a bit test.
+func (t *Touchpoint) Fits(i int, id string) bool {
+	if i >= 64 {
+		return t.FitsPlacement(id)
+	}
+	return t.placementMask&(1<<uint(i)) != 0
 }
 
 // FitsPlacement reports whether the touchpoint may fill placement.
@@ -81,6 +92,37 @@ type Rule struct {
 	Tests       []Fixture
 	File        string
 	Line, Col   int
+
+	// Guards are necessary conditions on the request context, checked
+	// before running When.
+	Guards []Guard
+	// PlacementMask has a bit per placement index that some offered
+	// touchpoint may fill; all ones when placements number over 64.
+	PlacementMask uint64
+	// Channels is every channel an offered touchpoint may appear on; nil
+	// means any channel.
+	Channels []string
+}
+
+// MayOffer reports whether the rule could put anything into a request for
+// these placements on this channel; if not, evaluating it cannot change the
+// decision. Suppress rules always may.
+func (r *Rule) MayOffer(placements uint64, channel string) bool {
+	if r.IsSuppress() {
+		return true
+	}
+	if r.PlacementMask&placements == 0 {
+		return false
+	}
+	return r.Channels == nil || contains(r.Channels, channel)
+}
+
+// PlacementBit is the mask bit MayOffer expects for placement index i.
+func PlacementBit(i int) uint64 {
+	if i >= 64 {
+		return ^uint64(0)
+	}
+	return 1 << uint(i)
 }
 
 // IsSuppress reports whether the rule suppresses rather than offers.

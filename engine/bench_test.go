@@ -1,0 +1,59 @@
+package engine
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/touchpoint-dev/touchpoint/features"
+)
+
+// BenchmarkDecide measures the whole decision on the demo ruleset for a
+// customer already in the feature cache: lookup, binding, every rule,
+// arbitration and content rendering for two placements.
+func BenchmarkDecide(b *testing.B) {
+	store, err := features.OpenJSONL("../configs/demo/customers.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := features.NewCache(store, features.DefaultCacheConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cache.Close()
+	e, err := New(Config{RulesDir: "../configs/rules", SchemaPath: "../configs/features.yaml"}, cache, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := Request{
+		CustomerID: "c-000042",
+		Placements: []PlacementRequest{{ID: "cart_banner"}, {ID: "product_recs", Count: 3}},
+		Context: []ContextField{
+			{Name: "channel", Value: features.String("web")},
+			{Name: "page", Value: features.String("/cart")},
+			{Name: "device", Value: features.String("mobile")},
+		},
+	}
+	var d Decision
+	ctx := context.Background()
+	if err := e.Decide(ctx, &req, &d); err != nil {
+		b.Fatal(err)
+	}
+	cache.Wait()
+	if err := e.Decide(ctx, &req, &d); err != nil || !d.KnownCustomer || len(d.Placements[0].Items) == 0 {
+		b.Fatalf("warm-up decision: %v %+v", err, d)
+	}
+	before := cache.Stats().Misses
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := e.Decide(ctx, &req, &d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if cache.Stats().Misses != before {
+		b.Fatalf("the customer fell out of the cache during the benchmark")
+	}
+}
