@@ -1,0 +1,296 @@
+package features
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheConfig sizes the record cache.
+type CacheConfig struct {
+	// MaxBytes bounds the estimated memory of cached records.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// TTL is how long a record is served without asking the backend again.
+	// Each entry gets ±10% jitter so records loaded together do not all
+	// expire, and hit the backend, together.
+	TTL time.Duration `yaml:"ttl"`
+	// NegativeTTL is how long an unknown customer is remembered as unknown.
+	// Zero turns negative caching off.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+}
+
+// DefaultCacheConfig returns the configuration used when none is given.
+func DefaultCacheConfig() CacheConfig {
+	return CacheConfig{MaxBytes: 64 << 20, TTL: 5 * time.Minute, NegativeTTL: 30 * time.Second}
+}
+
+// Validate reports every invalid field, named as in the YAML configuration.
+func (c CacheConfig) Validate() error {
+	var errs []error
+	if c.MaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("cache.max_bytes must be positive, got %d", c.MaxBytes))
+	}
+	if c.TTL <= 0 {
+		errs = append(errs, fmt.Errorf("cache.ttl must be positive, got %v", c.TTL))
+	}
+	if c.NegativeTTL < 0 {
+		errs = append(errs, fmt.Errorf("cache.negative_ttl must not be negative, got %v", c.NegativeTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// CacheStats counts Cache lookups since the cache was created.
+type CacheStats struct {
+	Hits         uint64 // lookups answered from the cache, including NegativeHits
+	NegativeHits uint64 // hits that answered "unknown customer"
+	Misses       uint64 // lookups that went to the backend, or joined a call already under way
+}
+
+// ErrCacheClosed is returned by Lookup on a cache miss after Close.
+var ErrCacheClosed = errors.New("features: cache is closed")
+
+// Cache is a Store that keeps recently looked-up records in memory in front
+// of another Store. It knows nothing about the backend beyond the Store
+// interface.
+//
+// Concurrent misses for one customer share a single backend call. Backend
+// errors are returned to every caller sharing the call and are never cached,
+// so the next lookup tries again. Unknown customers are cached for
+// NegativeTTL so traffic for ids that do not exist cannot hammer the backend.
+type Cache struct {
+	backend     Store
+	ttl         time.Duration
+	negativeTTL time.Duration
+	entries     *ristretto.Cache[string, *Record] // nil *Record = known unknown
+	flights     singleflight.Group
+
+	hits, negativeHits, misses atomic.Uint64
+
+	// mu orders fetch starts against Close so Close can wait for fetches
+	// whose callers have already given up: they still write to entries.
+	mu      sync.Mutex
+	closed  bool
+	fetches sync.WaitGroup
+}
+
+// NewCache puts a cache configured by cfg in front of backend.
+func NewCache(backend Store, cfg CacheConfig) (*Cache, error) {
+	if backend == nil {
+		return nil, errors.New("cannot create feature cache: backend is nil")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot create feature cache: %w", err)
+	}
+	entries, err := ristretto.NewCache(&ristretto.Config[string, *Record]{
+		NumCounters: numCounters(cfg.MaxBytes),
+		MaxCost:     cfg.MaxBytes,
+		BufferItems: 64, // ristretto's recommended Get buffer size
+		// Costs are our byte estimates, which already include per-entry
+		// overhead. Letting ristretto add its own internal cost on top
+		// makes small entries look huge, and it then rejects them silently.
+		IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create feature cache: %w", err)
+	}
+	return &Cache{
+		backend:     backend,
+		ttl:         cfg.TTL,
+		negativeTTL: cfg.NegativeTTL,
+		entries:     entries,
+	}, nil
+}
+
+// typicalEntryBytes is a guess at an average entry's cost, used only to size
+// ristretto's admission counters; a wrong guess costs hit ratio, not memory.
+const typicalEntryBytes = 1024
+
+// numCounters follows ristretto's advice of ten counters per entry the cache
+// can hold, bounded so a tiny cache still admits well and a huge one does not
+// spend hundreds of megabytes on counters.
+func numCounters(maxBytes int64) int64 {
+	return min(max(10*(maxBytes/typicalEntryBytes), 1<<10), 1<<24)
+}
+
+// Lookup answers from the cache, or asks the backend on a miss. A hit does not
+// allocate.
+func (c *Cache) Lookup(ctx context.Context, customerID string) (*Record, error) {
+	if rec, ok := c.entries.Get(customerID); ok {
+		c.hits.Add(1)
+		if rec == nil {
+			c.negativeHits.Add(1)
+		}
+		return rec, nil
+	}
+	c.misses.Add(1)
+	return c.load(ctx, customerID)
+}
+
+// load fetches customerID through the singleflight group. Each caller waits
+// only as long as its own context allows; the shared call runs under the
+// context of the caller that started it.
+func (c *Cache) load(ctx context.Context, customerID string) (*Record, error) {
+	// The id outlives this call as the singleflight key and in the fetched
+	// record, so it must not alias a caller's reusable buffer.
+	id := strings.Clone(customerID)
+	for {
+		if err := ctx.Err(); err != nil {
+			// Do not start a backend call nobody will wait for.
+			return nil, err
+		}
+		ch := c.flights.DoChan(id, func() (any, error) { return c.fetch(ctx, id) })
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case res := <-ch:
+			var gone *leaderGoneError
+			if errors.As(res.Err, &gone) {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				// Only the caller that started the shared call gave up;
+				// this one has not, so it starts a call of its own.
+				continue
+			}
+			if res.Err != nil {
+				return nil, res.Err
+			}
+			rec, _ := res.Val.(*Record)
+			return rec, nil
+		}
+	}
+}
+
+// leaderGoneError marks a shared backend call that failed because the context
+// it ran under, that of the caller who started it, ended. The other callers
+// sharing it should not fail for that.
+type leaderGoneError struct{ err error }
+
+func (e *leaderGoneError) Error() string { return e.err.Error() }
+func (e *leaderGoneError) Unwrap() error { return e.err }
+
+// fetch asks the backend and caches the answer. It runs once per flight, on a
+// goroutine owned by the singleflight group, and may outlive the caller that
+// started it; Close waits for it.
+func (c *Cache) fetch(ctx context.Context, id string) (*Record, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrCacheClosed
+	}
+	c.fetches.Add(1)
+	c.mu.Unlock()
+	defer c.fetches.Done()
+
+	rec, err := c.backend.Lookup(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &leaderGoneError{err}
+		}
+		return nil, err
+	}
+	if rec == nil {
+		if c.negativeTTL > 0 {
+			c.entries.SetWithTTL(id, nil, entryOverhead+int64(len(id)), jitter(c.negativeTTL))
+		}
+		return nil, nil
+	}
+	c.entries.SetWithTTL(id, rec, recordCost(rec), jitter(c.ttl))
+	return rec, nil
+}
+
+// jitter spreads d uniformly over ±10%.
+func jitter(d time.Duration) time.Duration {
+	spread := int64(d / 5)
+	if spread <= 0 {
+		return d
+	}
+	return d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
+}
+
+// Ping checks the backend; the cache itself has nothing to check.
+func (c *Cache) Ping(ctx context.Context) error {
+	return c.backend.Ping(ctx)
+}
+
+// Stats returns the lookup counters. Counters are read one at a time, so under
+// load the snapshot is approximate.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{
+		Hits:         c.hits.Load(),
+		NegativeHits: c.negativeHits.Load(),
+		Misses:       c.misses.Load(),
+	}
+}
+
+// Wait blocks until entries cached by lookups that have already returned are
+// visible to later lookups. The cache applies writes asynchronously, so only
+// tests and warm-up code need this.
+func (c *Cache) Wait() {
+	c.entries.Wait()
+}
+
+// Close waits for backend calls still under way, then releases the cache. It
+// does not close the backend, which the cache does not own. Ristretto is not
+// safe to close while it is being read, so Close must not run concurrently
+// with Lookup or Wait. After Close every lookup misses and returns
+// ErrCacheClosed.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.fetches.Wait()
+	c.entries.Close()
+}
+
+// Size estimates for recordCost. They approximate the heap a cached record
+// keeps alive; exactness does not matter, proportionality does.
+const (
+	// entryOverhead covers ristretto's per-entry bookkeeping (stored item,
+	// expiry bucket and policy entries), which IgnoreInternalCost leaves out.
+	entryOverhead  = 160
+	recordBytes    = int64(unsafe.Sizeof(Record{}))
+	mapHeaderBytes = 48
+	slotBytes      = int64(unsafe.Sizeof("") + unsafe.Sizeof(Value{}))
+	stringBytes    = int64(unsafe.Sizeof(""))
+)
+
+// recordCost estimates the bytes rec keeps in the cache.
+func recordCost(rec *Record) int64 {
+	n := entryOverhead + recordBytes + int64(len(rec.ID)) + mapBytes(len(rec.Values))
+	for name, v := range rec.Values {
+		n += int64(len(name)) + int64(len(v.Str))
+		if len(v.List) > 0 {
+			n += stringBytes * int64(len(v.List))
+			for _, s := range v.List {
+				n += int64(len(s))
+			}
+		}
+	}
+	return n
+}
+
+// mapBytes approximates the heap of a map[string]Value with n entries. Go's
+// maps keep slots in groups of eight with a control word each, fill at most
+// 7/8 of them and grow by doubling, so a map often holds twice the slots it
+// uses.
+func mapBytes(n int) int64 {
+	slots := int64(8)
+	for slots*7/8 < int64(n) {
+		slots *= 2
+	}
+	return mapHeaderBytes + slots*slotBytes + slots
+}
