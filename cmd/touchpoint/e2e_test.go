@@ -208,7 +208,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 const cartRequest = `{"customer_id":"c-000042","placements":[{"id":"cart_banner","count":1}],"context":{"channel":"web","page":"/cart","device":"mobile"}}`
 
 func TestServeDecides(t *testing.T) {
-	s := startServer(t, workspace(t))
+	s := startServer(t, workspace(t), "--log-level", "debug")
 	code, d, raw, err := s.decide(cartRequest)
 	if err != nil || code != 200 {
 		t.Fatalf("decide: %d %v %s", code, err, raw)
@@ -219,9 +219,18 @@ func TestServeDecides(t *testing.T) {
 	if len(d.Placements["cart_banner"]) != 1 {
 		t.Errorf("cart_banner = %s", raw)
 	}
+	if !strings.Contains(string(d.Placements["cart_banner"][0].Content), "Mei") {
+		t.Errorf("content is not personalised: %s", raw)
+	}
 	code, _, raw, _ = s.decide(`{"customer_id":"c-000042","placements":[{"id":"nope"}],"context":{"channel":"web"}}`)
 	if code != 400 || !strings.Contains(raw, `"code":"unknown_placement"`) {
 		t.Errorf("unknown placement: %d %s", code, raw)
+	}
+	// Even at debug level, no feature value (here the first name) and no
+	// per-request line reaches the logs.
+	logs := s.logs.String()
+	if strings.Contains(logs, "Mei") || strings.Contains(logs, "c-000042") {
+		t.Errorf("logs carry customer data:\n%s", logs)
 	}
 }
 

@@ -1,0 +1,146 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/touchpoint-dev/touchpoint/engine"
+)
+
+// The admin API is operator-facing and rare, so it uses encoding/json.
+
+// handleAdmin authenticates every /admin/ request before routing it, so an
+// unauthenticated caller cannot probe which admin paths exist.
+func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, ep *endpoint) {
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	switch string(ctx.Path()) {
+	case "/admin/reload":
+		*ep = epAdminReload
+	case "/admin/ruleset":
+		*ep = epAdminRuleset
+	}
+	if !s.adminEnabled {
+		s.writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: codeAdminDisabled,
+			message: "the admin API is disabled: no admin_key is configured"})
+		return
+	}
+	if !s.authorized(ctx) {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="touchpoint-admin"`)
+		s.writeError(ctx, &apiError{status: fasthttp.StatusUnauthorized, code: codeUnauthorized,
+			field: "Authorization", message: "Authorization must be Bearer <admin key>"})
+		return
+	}
+	switch *ep {
+	case epAdminReload:
+		if !ctx.IsPost() {
+			s.methodNotAllowed(ctx, "POST")
+			return
+		}
+		s.handleReload(ctx)
+	case epAdminRuleset:
+		if s.allowGet(ctx) {
+			s.writeAdminJSON(ctx, fasthttp.StatusOK, statusJSON(s.decider.Status()))
+		}
+	default:
+		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
+			message: "no endpoint at " + string(ctx.Path())})
+	}
+}
+
+// authorized compares SHA-256 digests in constant time, which hides both
+// the key's bytes and its length from timing.
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	const scheme = "bearer "
+	h := ctx.Request.Header.Peek("Authorization")
+	if len(h) <= len(scheme) || !bytes.EqualFold(h[:len(scheme)], []byte(scheme)) {
+		return false
+	}
+	sum := sha256.Sum256(bytes.TrimSpace(h[len(scheme):]))
+	return subtle.ConstantTimeCompare(sum[:], s.adminKeyHash[:]) == 1
+}
+
+type reloadJSON struct {
+	Ruleset  string `json:"ruleset"`
+	LoadedAt string `json:"loaded_at"`
+}
+
+func (s *Server) handleReload(ctx *fasthttp.RequestCtx) {
+	if err := s.decider.Reload(); err != nil {
+		// The error text is the operator's own ruleset's file:line:col
+		// diagnostics; the old ruleset keeps serving.
+		s.log.Warn().Err(err).Msg("ruleset reload failed")
+		s.writeError(ctx, &apiError{status: fasthttp.StatusUnprocessableEntity, code: codeRulesetInvalid,
+			message: err.Error()})
+		return
+	}
+	st := s.decider.Status()
+	s.log.Info().Str("ruleset", st.Version).Msg("ruleset reloaded")
+	s.writeAdminJSON(ctx, fasthttp.StatusOK, reloadJSON{Ruleset: st.Version, LoadedAt: formatTime(st.LoadedAt)})
+}
+
+// rulesetJSON is engine.Status on the wire. Times are RFC 3339 in UTC; a
+// time that never happened is null, as is an absent last error.
+type rulesetJSON struct {
+	Version     string   `json:"version"`
+	LoadedAt    *string  `json:"loaded_at"`
+	Files       []string `json:"files"`
+	Rules       int      `json:"rules"`
+	Touchpoints int      `json:"touchpoints"`
+	Placements  int      `json:"placements"`
+	Warnings    []string `json:"warnings"`
+	LastError   *string  `json:"last_error"`
+	LastErrorAt *string  `json:"last_error_at"`
+	Reloads     uint64   `json:"reloads"`
+	FailedLoads uint64   `json:"failed_loads"`
+}
+
+func statusJSON(st engine.Status) rulesetJSON {
+	out := rulesetJSON{
+		Version:     st.Version,
+		LoadedAt:    optionalTime(st.LoadedAt),
+		Files:       st.Files,
+		Rules:       st.Rules,
+		Touchpoints: st.Touchpoints,
+		Placements:  st.Placements,
+		Warnings:    st.Warnings,
+		LastErrorAt: optionalTime(st.LastErrorAt),
+		Reloads:     st.Reloads,
+		FailedLoads: st.FailedLoads,
+	}
+	if out.Files == nil {
+		out.Files = []string{}
+	}
+	if out.Warnings == nil {
+		out.Warnings = []string{}
+	}
+	if st.LastError != "" {
+		out.LastError = &st.LastError
+	}
+	return out
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func optionalTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := formatTime(t)
+	return &s
+}
+
+func (s *Server) writeAdminJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error().Err(err).Msg("encoding admin answer")
+		s.writeError(ctx, &apiError{status: fasthttp.StatusInternalServerError, code: codeInternal,
+			message: "internal error"})
+		return
+	}
+	writeJSON(ctx, status, b)
+}

@@ -1,0 +1,159 @@
+package server
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/features"
+)
+
+const sampleRequest = `{"customer_id": "c-000042", "placements": [{"id": "cart_banner", "count": 1}, "home_hero"],
+ "context": {"channel": "web", "page": "/cart", "device": "mobile", "cart_items": 3, "logged_in": true, "tags": ["sale", "summer"]},
+ "explain": false}`
+
+func TestDecodeRequestFields(t *testing.T) {
+	var st decodeState
+	if e := st.decode([]byte(sampleRequest)); e != nil {
+		t.Fatalf("decode: %+v", e)
+	}
+	req := &st.req
+	if req.CustomerID != "c-000042" || req.Explain {
+		t.Errorf("customer %q explain %v", req.CustomerID, req.Explain)
+	}
+	wantPlacements := []engine.PlacementRequest{{ID: "cart_banner", Count: 1}, {ID: "home_hero"}}
+	if !slices.Equal(req.Placements, wantPlacements) {
+		t.Errorf("placements = %+v", req.Placements)
+	}
+	want := map[string]features.Value{
+		"channel":    features.String("web"),
+		"page":       features.String("/cart"),
+		"device":     features.String("mobile"),
+		"cart_items": features.Number(3),
+		"logged_in":  features.Bool(true),
+		"tags":       features.List("sale", "summer"),
+	}
+	if len(req.Context) != len(want) {
+		t.Fatalf("context = %+v", req.Context)
+	}
+	for _, f := range req.Context {
+		w, ok := want[f.Name]
+		if !ok || w.Kind != f.Value.Kind || w.Str != f.Value.Str || w.Num != f.Value.Num || w.Bool != f.Value.Bool || !slices.Equal(w.List, f.Value.List) {
+			t.Errorf("context %s = %+v, want %+v", f.Name, f.Value, w)
+		}
+	}
+
+	// Reuse: a second, smaller request leaves nothing of the first behind,
+	// and escapes in strings are decoded.
+	if e := st.decode([]byte(`{"customer_id":"c-\u00e9\"1","placements":["a"],"explain":true,"context":null}`)); e != nil {
+		t.Fatalf("decode: %+v", e)
+	}
+	if req.CustomerID != "c-é\"1" || len(req.Placements) != 1 || len(req.Context) != 0 || !req.Explain {
+		t.Errorf("second request = %+v", *req)
+	}
+}
+
+func TestLocateSyntaxError(t *testing.T) {
+	tests := []struct {
+		in     string
+		offset int
+	}{
+		{`{"a":1,}`, 7},
+		{`{"a" 1}`, 5},
+		{`[1,2`, 4},
+		{`{"a":"b`, 5 + 2},
+		{`{"a":01}`, 6},
+		{`{"a":tru}`, 5},
+		{"{\"a\":\"\x01\"}", 6},
+		{`{"a":"\x"}`, 7},
+		{`{} {}`, 3},
+	}
+	for _, tc := range tests {
+		off, reason, found := locateSyntaxError([]byte(tc.in))
+		if !found || off != tc.offset || reason == "" {
+			t.Errorf("locateSyntaxError(%q) = %d, %q, %v; want offset %d", tc.in, off, reason, found, tc.offset)
+		}
+	}
+	for _, ok := range []string{`{}`, ` [1, -0.5e+3, "x\u00e9\n", true, false, null] `, sampleRequest} {
+		if off, reason, found := locateSyntaxError([]byte(ok)); found {
+			t.Errorf("locateSyntaxError(%q) found %q at %d in valid JSON", ok, reason, off)
+		}
+	}
+}
+
+func FuzzDecodeDecideRequest(f *testing.F) {
+	seeds := []string{
+		sampleRequest,
+		`{"customer_id":"c-1","placements":["a"]}`,
+		`{"customer_id":"c-1","placements":["a","b",{"id":"c","count":2}],"explain":true}`,
+		`{"customer_id":"c-1","placements":[{"id":"a","count":1.5}]}`,
+		`{"customer_id":"c-1","placements":["a"],"context":{"x":NaN,"y":[1]}}`,
+		`{"customer_id":"\u2028<script>","placements":["\ud83d\ude00"]}`,
+		`{"customer_id":"c-1","placements":["a","a"]}`,
+		`{"customer_id":1}`,
+		`{"customer_id":"c-1","placements":[],"extra":{}}`,
+		`[[[[[[[[]]]]]]]]`,
+		`{"a":`,
+		``,
+		"\xff\xfe",
+		`null`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	// The codes decode may answer with.
+	validCodes := []string{codeInvalidJSON, codeMissingField, codeInvalidField, codeUnknownField}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var st decodeState
+		e := st.decode(body)
+		if e != nil {
+			if e.status != 400 || !slices.Contains(validCodes, e.code) || e.message == "" {
+				t.Fatalf("bad error %+v", e)
+			}
+			if b := appendError(nil, e.code, e.field, e.message); !json.Valid(b) {
+				t.Fatalf("error body is not JSON: %s", b)
+			}
+			return
+		}
+		req := &st.req
+		if req.CustomerID == "" || len(req.CustomerID) > maxIDBytes {
+			t.Fatalf("accepted customer_id %q", req.CustomerID)
+		}
+		if len(req.Placements) == 0 || len(req.Placements) > maxPlacements {
+			t.Fatalf("accepted %d placements", len(req.Placements))
+		}
+		seen := map[string]bool{}
+		for _, p := range req.Placements {
+			if p.ID == "" || len(p.ID) > maxIDBytes || p.Count < 0 || p.Count > maxPlacementCount || seen[p.ID] {
+				t.Fatalf("accepted placement %+v", p)
+			}
+			seen[p.ID] = true
+		}
+		// Whatever was accepted encodes to valid JSON.
+		d := engine.Decision{ID: "d", CustomerID: req.CustomerID, Ruleset: "r"}
+		for _, p := range req.Placements {
+			d.Placements = append(d.Placements, engine.PlacementResult{ID: p.ID, Items: []engine.Item{{Touchpoint: p.ID, Kind: req.CustomerID, Rule: p.ID, Content: []byte(`{"t":"<&>"}`)}}})
+		}
+		out := appendDecision(nil, req, &d)
+		if !json.Valid(out) {
+			t.Fatalf("decision is not JSON: %s", out)
+		}
+		if strings.ContainsAny(string(out), "<>&\u2028\u2029") {
+			t.Fatalf("decision has unescaped HTML-sensitive characters: %s", out)
+		}
+	})
+}
+
+func BenchmarkDecodeRequest(b *testing.B) {
+	body := []byte(sampleRequest)
+	var st decodeState
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if e := st.decode(body); e != nil {
+			b.Fatalf("decode: %+v", e)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package server
+
+import (
+	"strconv"
+
+	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/internal/jsonw"
+)
+
+// The decide response is written by hand into a reused buffer: it is on the
+// hot path, and encoding/json would cost reflection and allocations on
+// every page view. Strings go through jsonw, which escapes <, >, & and
+// U+2028/U+2029 so an answer is safe to inline in a page.
+
+const hexDigits = "0123456789abcdef"
+
+// appendRawJSON copies an already-encoded JSON value (touchpoint content)
+// and applies the same HTML-safety escaping as jsonw.AppendString, whatever
+// produced the content. In valid JSON those characters can only occur
+// inside strings, where \uXXXX is always a correct replacement. Empty
+// content is written as {}.
+func appendRawJSON(dst []byte, raw []byte) []byte {
+	if len(raw) == 0 {
+		return append(dst, '{', '}')
+	}
+	start := 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			dst = append(dst, raw[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			start = i + 1
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xA8 || raw[i+2] == 0xA9):
+			dst = append(dst, raw[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xf])
+			i += 2
+			start = i + 1
+		}
+	}
+	return append(dst, raw[start:]...)
+}
+
+func appendBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, "true"...)
+	}
+	return append(dst, "false"...)
+}
+
+// appendKey writes `"key":` for a key known to need no escaping.
+func appendKey(dst []byte, key string) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}
+
+// appendDecision encodes d as the decide response. Placements are written in
+// request order and every requested placement appears, with [] when nothing
+// was chosen, so clients can rely on the key being present.
+func appendDecision(dst []byte, req *engine.Request, d *engine.Decision) []byte {
+	dst = append(dst, '{')
+	dst = appendKey(dst, "decision_id")
+	dst = jsonw.AppendString(dst, d.ID)
+	dst = append(dst, ',')
+	dst = appendKey(dst, "customer_id")
+	customerID := d.CustomerID
+	if customerID == "" {
+		customerID = req.CustomerID
+	}
+	dst = jsonw.AppendString(dst, customerID)
+	dst = append(dst, ',')
+	dst = appendKey(dst, "ruleset")
+	dst = jsonw.AppendString(dst, d.Ruleset)
+	dst = append(dst, ',')
+	dst = appendKey(dst, "known_customer")
+	dst = appendBool(dst, d.KnownCustomer)
+	if d.Degraded {
+		dst = append(dst, ',')
+		dst = appendKey(dst, "degraded")
+		dst = append(dst, "true"...)
+	}
+	dst = append(dst, ',')
+	dst = appendKey(dst, "placements")
+	dst = append(dst, '{')
+	for i := range req.Placements {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		id := req.Placements[i].ID
+		dst = jsonw.AppendString(dst, id)
+		dst = append(dst, ':', '[')
+		if pr := findPlacement(d.Placements, i, id); pr != nil {
+			for j := range pr.Items {
+				if j > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendItem(dst, &pr.Items[j])
+			}
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, '}')
+	if req.Explain && d.Explain != nil {
+		dst = append(dst, ',')
+		dst = appendKey(dst, "explain")
+		dst = appendExplanation(dst, d.Explain)
+	}
+	return append(dst, '}')
+}
+
+// findPlacement returns the result for placement id. The engine answers in
+// request order, so index i is tried first; the scan covers any other order.
+func findPlacement(results []engine.PlacementResult, i int, id string) *engine.PlacementResult {
+	if i < len(results) && results[i].ID == id {
+		return &results[i]
+	}
+	for k := range results {
+		if results[k].ID == id {
+			return &results[k]
+		}
+	}
+	return nil
+}
+
+func appendItem(dst []byte, it *engine.Item) []byte {
+	dst = append(dst, '{')
+	dst = appendKey(dst, "touchpoint")
+	dst = jsonw.AppendString(dst, it.Touchpoint)
+	dst = append(dst, ',')
+	dst = appendKey(dst, "kind")
+	dst = jsonw.AppendString(dst, it.Kind)
+	if it.Fallback {
+		dst = append(dst, ',')
+		dst = appendKey(dst, "fallback")
+		dst = append(dst, "true"...)
+	} else if it.Rule != "" {
+		dst = append(dst, ',')
+		dst = appendKey(dst, "rule")
+		dst = jsonw.AppendString(dst, it.Rule)
+	}
+	dst = append(dst, ',')
+	dst = appendKey(dst, "score")
+	dst = jsonw.AppendFloat(dst, it.Score)
+	dst = append(dst, ',')
+	dst = appendKey(dst, "content")
+	dst = appendRawJSON(dst, it.Content)
+	return append(dst, '}')
+}
+
+func appendExplanation(dst []byte, ex *engine.Explanation) []byte {
+	dst = append(dst, '{')
+	dst = appendKey(dst, "rules")
+	dst = append(dst, '[')
+	for i := range ex.Rules {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		r := &ex.Rules[i]
+		dst = append(dst, '{')
+		dst = appendKey(dst, "rule")
+		dst = jsonw.AppendString(dst, r.Rule)
+		dst = append(dst, ',')
+		dst = appendKey(dst, "action")
+		dst = jsonw.AppendString(dst, r.Action)
+		dst = append(dst, ',')
+		dst = appendKey(dst, "outcome")
+		dst = jsonw.AppendString(dst, r.Outcome)
+		if r.Error != "" {
+			dst = append(dst, ',')
+			dst = appendKey(dst, "error")
+			dst = jsonw.AppendString(dst, r.Error)
+		}
+		if r.Outcome == engine.OutcomeMatched {
+			dst = append(dst, ',')
+			dst = appendKey(dst, "score")
+			dst = jsonw.AppendFloat(dst, r.Score)
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, ']', ',')
+	dst = appendKey(dst, "candidates")
+	dst = append(dst, '[')
+	for i := range ex.Candidates {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		c := &ex.Candidates[i]
+		dst = append(dst, '{')
+		dst = appendKey(dst, "placement")
+		dst = jsonw.AppendString(dst, c.Placement)
+		dst = append(dst, ',')
+		dst = appendKey(dst, "touchpoint")
+		dst = jsonw.AppendString(dst, c.Touchpoint)
+		dst = append(dst, ',')
+		dst = appendKey(dst, "rule")
+		dst = jsonw.AppendString(dst, c.Rule)
+		dst = append(dst, ',')
+		dst = appendKey(dst, "priority")
+		dst = strconv.AppendInt(dst, int64(c.Priority), 10)
+		dst = append(dst, ',')
+		dst = appendKey(dst, "score")
+		dst = jsonw.AppendFloat(dst, c.Score)
+		dst = append(dst, ',')
+		dst = appendKey(dst, "chosen")
+		dst = appendBool(dst, c.Chosen)
+		dst = append(dst, ',')
+		dst = appendKey(dst, "reason")
+		dst = jsonw.AppendString(dst, c.Reason)
+		if c.By != "" {
+			dst = append(dst, ',')
+			dst = appendKey(dst, "by")
+			dst = jsonw.AppendString(dst, c.By)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, ']', '}')
+}
+
+// appendError encodes the error body shared by every 4xx/5xx answer.
+func appendError(dst []byte, code, field, message string) []byte {
+	dst = append(dst, '{')
+	dst = appendKey(dst, "error")
+	dst = append(dst, '{')
+	dst = appendKey(dst, "code")
+	dst = jsonw.AppendString(dst, code)
+	if field != "" {
+		dst = append(dst, ',')
+		dst = appendKey(dst, "field")
+		dst = jsonw.AppendString(dst, field)
+	}
+	dst = append(dst, ',')
+	dst = appendKey(dst, "message")
+	dst = jsonw.AppendString(dst, message)
+	return append(dst, '}', '}')
+}

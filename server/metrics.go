@@ -1,0 +1,293 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// metrics holds the server's private Prometheus registry. It is private so
+// that tests and several servers in one process never collide on names.
+type metrics struct {
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec
+	decideDuration prometheus.Histogram
+	handler        http.Handler
+	// counters caches resolved request counters per endpoint and common
+	// status, so counting a request does no label hashing after the first
+	// time a combination is seen.
+	counters [numEndpoints][numStatusSlots]atomic.Pointer[counterRef]
+}
+
+type counterRef struct{ c prometheus.Counter }
+
+// decideBuckets spans the server's own time (tens of microseconds) up to a
+// slow feature store (hundreds of milliseconds).
+func decideBuckets() []float64 {
+	return []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1}
+}
+
+func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.Logger) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "touchpoint_http_requests_total",
+			Help: "HTTP requests answered, by endpoint and status code.",
+		}, []string{"endpoint", "status"}),
+		decideDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "touchpoint_decide_duration_seconds",
+			Help:    "Server time for one POST /v1/decide: decoding, deciding and encoding.",
+			Buckets: decideBuckets(),
+		}),
+	}
+	m.reg.MustRegister(
+		m.requests,
+		m.decideDuration,
+		newEngineCollector(d),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	if cacheStats != nil {
+		m.reg.MustRegister(newCacheCollector(cacheStats))
+	}
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog: promLogger{log: log},
+		// A broken collector should cost its own series, not the scrape.
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+	// Resolve the hot series up front so they exist (at 0) from the first
+	// scrape, which keeps rate() and ratio queries well defined.
+	for _, c := range []struct {
+		ep     endpoint
+		status int
+	}{
+		{epDecide, fasthttp.StatusOK},
+		{epDecide, fasthttp.StatusBadRequest},
+		{epDecide, fasthttp.StatusInternalServerError},
+		{epPreflight, fasthttp.StatusNoContent},
+		{epHealthz, fasthttp.StatusOK},
+		{epReadyz, fasthttp.StatusOK},
+	} {
+		m.counter(c.ep, c.status)
+	}
+	return m
+}
+
+// Status codes with a cached counter slot; others are counted through the
+// vector directly.
+const numStatusSlots = 15
+
+func statusSlot(status int) int {
+	switch status {
+	case 200:
+		return 0
+	case 204:
+		return 1
+	case 400:
+		return 2
+	case 401:
+		return 3
+	case 403:
+		return 4
+	case 404:
+		return 5
+	case 405:
+		return 6
+	case 408:
+		return 7
+	case 413:
+		return 8
+	case 415:
+		return 9
+	case 422:
+		return 10
+	case 431:
+		return 11
+	case 500:
+		return 12
+	case 503:
+		return 13
+	case 429:
+		return 14
+	}
+	return -1
+}
+
+func (m *metrics) counter(ep endpoint, status int) prometheus.Counter {
+	slot := statusSlot(status)
+	if slot < 0 || ep >= numEndpoints {
+		return m.requests.WithLabelValues(ep.String(), strconv.Itoa(status))
+	}
+	p := &m.counters[ep][slot]
+	if r := p.Load(); r != nil {
+		return r.c
+	}
+	// Two goroutines may both resolve the same child; the vector returns
+	// the same counter to both, so either store is correct.
+	r := &counterRef{c: m.requests.WithLabelValues(ep.String(), strconv.Itoa(status))}
+	p.Store(r)
+	return r.c
+}
+
+func (m *metrics) countRequest(ep endpoint, status int) {
+	m.counter(ep, status).Inc()
+}
+
+// handleMetrics serves the registry through promhttp, which owns content
+// negotiation and compression. promhttp speaks net/http, so the call is
+// bridged by a minimal ResponseWriter; scrapes are rare, so the bridging
+// cost does not matter, and the handler runs synchronously on this
+// goroutine.
+func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
+	r, err := http.NewRequestWithContext(s.baseCtx, http.MethodGet, "/metrics", nil)
+	if err != nil {
+		s.writeError(ctx, &apiError{status: fasthttp.StatusInternalServerError, code: codeInternal,
+			message: "metrics unavailable"})
+		return
+	}
+	for _, name := range []string{"Accept", "Accept-Encoding"} {
+		if v := ctx.Request.Header.Peek(name); len(v) > 0 {
+			r.Header.Set(name, string(v))
+		}
+	}
+	w := &metricsWriter{ctx: ctx, header: http.Header{}}
+	s.metrics.handler.ServeHTTP(w, r)
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// metricsWriter is an http.ResponseWriter writing into a fasthttp response.
+type metricsWriter struct {
+	ctx         *fasthttp.RequestCtx
+	header      http.Header
+	wroteHeader bool
+}
+
+func (w *metricsWriter) Header() http.Header { return w.header }
+
+func (w *metricsWriter) WriteHeader(status int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	for k, vs := range w.header {
+		for _, v := range vs {
+			w.ctx.Response.Header.Add(k, v)
+		}
+	}
+	w.ctx.Response.Header.Set("Cache-Control", "no-store")
+	w.ctx.SetStatusCode(status)
+}
+
+func (w *metricsWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ctx.Write(p)
+}
+
+// promLogger routes promhttp's error reports into the server log.
+type promLogger struct{ log zerolog.Logger }
+
+func (l promLogger) Println(v ...any) {
+	l.log.Warn().Str("source", "promhttp").Msg(fmt.Sprint(v...))
+}
+
+// engineCollector reads the engine's counters at scrape time, so the
+// engine needs no Prometheus dependency of its own.
+type engineCollector struct {
+	d             Decider
+	ruleErrors    *prometheus.Desc
+	info          *prometheus.Desc
+	loadedAt      *prometheus.Desc
+	reloads       *prometheus.Desc
+	failedReloads *prometheus.Desc
+}
+
+func newEngineCollector(d Decider) *engineCollector {
+	return &engineCollector{
+		d: d,
+		ruleErrors: prometheus.NewDesc("touchpoint_rule_errors_total",
+			"Run-time expression failures per rule since the process started.", []string{"rule"}, nil),
+		info: prometheus.NewDesc("touchpoint_ruleset_info",
+			"The ruleset version being served (value is always 1).", []string{"version"}, nil),
+		loadedAt: prometheus.NewDesc("touchpoint_ruleset_loaded_timestamp_seconds",
+			"Unix time the serving ruleset was loaded.", nil, nil),
+		reloads: prometheus.NewDesc("touchpoint_ruleset_reloads_total",
+			"Successful ruleset reloads.", nil, nil),
+		failedReloads: prometheus.NewDesc("touchpoint_ruleset_failed_reloads_total",
+			"Ruleset reloads rejected because the new ruleset was invalid.", nil, nil),
+	}
+}
+
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.ruleErrors
+	ch <- c.info
+	ch <- c.loadedAt
+	ch <- c.reloads
+	ch <- c.failedReloads
+}
+
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.d == nil {
+		return
+	}
+	for _, re := range c.d.RuleErrors() {
+		send(ch, c.ruleErrors, prometheus.CounterValue, float64(re.Count), re.Rule)
+	}
+	st := c.d.Status()
+	if st.Version != "" {
+		send(ch, c.info, prometheus.GaugeValue, 1, st.Version)
+	}
+	if !st.LoadedAt.IsZero() {
+		send(ch, c.loadedAt, prometheus.GaugeValue,
+			float64(st.LoadedAt.UnixNano())/1e9)
+	}
+	send(ch, c.reloads, prometheus.CounterValue, float64(st.Reloads))
+	send(ch, c.failedReloads, prometheus.CounterValue, float64(st.FailedLoads))
+}
+
+// cacheCollector exposes the feature cache's hit and miss counters.
+type cacheCollector struct {
+	stats  func() (hits, misses uint64)
+	hits   *prometheus.Desc
+	misses *prometheus.Desc
+}
+
+func newCacheCollector(stats func() (hits, misses uint64)) *cacheCollector {
+	return &cacheCollector{
+		stats: stats,
+		hits: prometheus.NewDesc("touchpoint_feature_cache_hits_total",
+			"Feature lookups answered from the cache.", nil, nil),
+		misses: prometheus.NewDesc("touchpoint_feature_cache_misses_total",
+			"Feature lookups that went to the feature store.", nil, nil),
+	}
+}
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.hits
+	ch <- c.misses
+}
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	hits, misses := c.stats()
+	send(ch, c.hits, prometheus.CounterValue, float64(hits))
+	send(ch, c.misses, prometheus.CounterValue, float64(misses))
+}
+
+// send emits a constant metric, skipping one the client library rejects
+// (say, a label value that is not UTF-8): a panic there would happen on a
+// collector goroutine, out of reach of any recover.
+func send(ch chan<- prometheus.Metric, desc *prometheus.Desc, typ prometheus.ValueType, v float64, labels ...string) {
+	if m, err := prometheus.NewConstMetric(desc, typ, v, labels...); err == nil {
+		ch <- m
+	}
+}

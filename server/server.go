@@ -1,0 +1,435 @@
+// Package server owns the HTTP edge of Touchpoint: routing, request
+// decoding and validation, response encoding, CORS, health and readiness,
+// the admin API, Prometheus metrics and graceful shutdown. It serves with
+// fasthttp and keeps the decide path free of per-request allocations so
+// the server's share of a decision stays in the microseconds.
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/internal/jsonw"
+)
+
+// Decider is what the server needs from the decision engine.
+// *engine.Engine satisfies it.
+type Decider interface {
+	// Decide answers req into d. A *engine.RequestError is the client's
+	// mistake and becomes a 400.
+	Decide(ctx context.Context, req *engine.Request, d *engine.Decision) error
+	// Reload swaps in a freshly compiled ruleset; its error text is
+	// file:line:col lines meant for the operator.
+	Reload() error
+	Status() engine.Status
+	Ready(ctx context.Context) error
+	RuleErrors() []engine.RuleErrorCount
+}
+
+// The engine must keep satisfying Decider; this breaks the build if not.
+var _ Decider = (*engine.Engine)(nil)
+
+// Options carries the server's collaborators.
+type Options struct {
+	// Logger receives the server's own logs; the zero value discards them.
+	Logger zerolog.Logger
+	// CacheStats reports the feature cache counters for /metrics; nil
+	// leaves the cache metrics out.
+	CacheStats func() (hits, misses uint64)
+}
+
+// Error codes returned in {"error":{"code":…}}. Clients may switch on them;
+// they are part of the API.
+const (
+	codeInvalidJSON       = "invalid_json"
+	codeMissingField      = "missing_field"
+	codeInvalidField      = "invalid_field"
+	codeUnknownField      = "unknown_field"
+	codeBodyTooLarge      = "body_too_large"
+	codeUnsupportedEncode = "unsupported_encoding"
+	codeNotFound          = "not_found"
+	codeMethodNotAllowed  = "method_not_allowed"
+	codeOriginNotAllowed  = "origin_not_allowed"
+	codeAdminDisabled     = "admin_disabled"
+	codeUnauthorized      = "unauthorized"
+	codeRulesetInvalid    = "ruleset_invalid"
+	codeBadRequest        = "bad_request"
+	codeHeadersTooLarge   = "headers_too_large"
+	codeRequestTimeout    = "request_timeout"
+	codeUnavailable       = "unavailable"
+	codeInternal          = "internal"
+	// codeInvalidRequest stands in for a *engine.RequestError without a code.
+	codeInvalidRequest = "invalid_request"
+)
+
+// apiError is a client-facing error answer.
+type apiError struct {
+	status  int
+	code    string
+	field   string
+	message string
+}
+
+// readyTimeout bounds one readiness check so a slow dependency makes the
+// probe fail instead of hang.
+const readyTimeout = 2 * time.Second
+
+// Server is the Touchpoint HTTP server. Create it with New and serve with
+// Run; it serves once.
+type Server struct {
+	cfg     Config
+	decider Decider
+	log     zerolog.Logger
+	// errLog is log rate-limited, for errors that can repeat on every
+	// request (a failing engine, a panicking handler).
+	errLog  zerolog.Logger
+	srv     *fasthttp.Server
+	metrics *metrics
+	cors    corsPolicy
+
+	adminEnabled bool
+	adminKeyHash [sha256.Size]byte
+
+	// draining is set when shutdown starts; /readyz then answers 503.
+	draining atomic.Bool
+	started  atomic.Bool
+
+	// baseCtx is handed to Decide. It is not tied to a request or to the
+	// shutdown signal, so in-flight decisions finish during the grace
+	// period; it is cancelled once the grace period is over.
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+
+	states sync.Pool // *decideState
+}
+
+// New builds a server. cfg should have passed Validate; Run checks it again.
+func New(cfg Config, d Decider, opts Options) *Server {
+	s := &Server{
+		cfg:     cfg,
+		decider: d,
+		log:     opts.Logger.With().Str("component", "server").Logger(),
+		cors:    newCORSPolicy(cfg.CORS),
+	}
+	s.errLog = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	if cfg.AdminKey != "" {
+		s.adminEnabled = true
+		s.adminKeyHash = sha256.Sum256([]byte(cfg.AdminKey))
+	}
+	s.metrics = newMetrics(d, opts.CacheStats, s.log)
+	s.states.New = func() any { return new(decideState) }
+
+	// fasthttp reads bodies up to this size; the handler enforces the real
+	// limit so most oversized bodies get the same JSON 413 as any other
+	// decide error, and ErrorHandler answers the rest.
+	bodyLimit := cfg.MaxBodyBytes + max(cfg.MaxBodyBytes/4, 4<<10)
+	s.srv = &fasthttp.Server{
+		Handler:                      s.handle,
+		ErrorHandler:                 s.handleReadError,
+		Logger:                       fasthttpLogger{log: s.log},
+		ReadTimeout:                  cfg.ReadTimeout,
+		WriteTimeout:                 cfg.WriteTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		MaxRequestBodySize:           bodyLimit,
+		ReadBufferSize:               8 << 10, // also the request header size limit
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+	}
+	return s
+}
+
+// ListenAndRun listens on cfg.Addr and calls Run.
+func (s *Server) ListenAndRun(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Run(ctx, ln)
+}
+
+// Run serves on ln until ctx is cancelled, then shuts down gracefully:
+// /readyz turns 503, the listener stays open for DrainDelay, then closes,
+// and in-flight requests get ShutdownGrace to finish. It returns nil after
+// a clean shutdown. Run closes ln.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	if err := s.cfg.Validate(); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("server: invalid config: %w", err)
+	}
+	if s.decider == nil {
+		_ = ln.Close()
+		return errors.New("server: no Decider")
+	}
+	if !s.started.CompareAndSwap(false, true) {
+		_ = ln.Close()
+		return errors.New("server: Run called more than once")
+	}
+	defer s.cancelBase()
+
+	addr := ln.Addr().String()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.srv.Serve(ln) }()
+	s.log.Info().Str("addr", addr).Msg("serving")
+
+	select {
+	case err := <-serveErr:
+		s.draining.Store(true)
+		_ = ln.Close()
+		if err == nil {
+			err = errors.New("listener closed")
+		}
+		return fmt.Errorf("server: serve on %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+
+	s.draining.Store(true)
+	s.log.Info().Dur("drain_delay", s.cfg.DrainDelay).Dur("shutdown_grace", s.cfg.ShutdownGrace).Msg("draining")
+	if s.cfg.DrainDelay > 0 {
+		t := time.NewTimer(s.cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case err := <-serveErr:
+			t.Stop()
+			// Serve only returns early if the listener failed; put the
+			// result back for the wait below.
+			serveErr <- err
+		}
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	shutdownErr := s.srv.ShutdownWithContext(shutdownCtx)
+	// Shutdown only closes listeners Serve has registered; closing ln too
+	// covers a cancel that raced with Serve's start.
+	_ = ln.Close()
+	<-serveErr
+	// Past the grace period: tell decisions still running to give up.
+	s.cancelBase()
+
+	if shutdownErr != nil {
+		s.log.Warn().Err(shutdownErr).Msg("shutdown grace period expired with requests in flight")
+		return fmt.Errorf("server: shutdown: requests still in flight after %s: %w", s.cfg.ShutdownGrace, shutdownErr)
+	}
+	s.log.Info().Msg("stopped")
+	return nil
+}
+
+// endpoint labels a request for metrics and panic logs.
+type endpoint uint8
+
+const (
+	epDecide endpoint = iota
+	epPreflight
+	epHealthz
+	epReadyz
+	epMetrics
+	epAdminReload
+	epAdminRuleset
+	epAdminOther
+	epNotFound
+	epMalformed
+	numEndpoints
+)
+
+func (e endpoint) String() string {
+	switch e {
+	case epDecide:
+		return "decide"
+	case epPreflight:
+		return "decide_preflight"
+	case epHealthz:
+		return "healthz"
+	case epReadyz:
+		return "readyz"
+	case epMetrics:
+		return "metrics"
+	case epAdminReload:
+		return "admin_reload"
+	case epAdminRuleset:
+		return "admin_ruleset"
+	case epAdminOther:
+		return "admin_other"
+	case epNotFound:
+		return "not_found"
+	case epMalformed:
+		return "malformed"
+	}
+	return "unknown"
+}
+
+// handle is the fasthttp handler: it routes by path and method, recovers
+// panics and counts every answer.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	ep := epNotFound
+	defer func() {
+		if r := recover(); r != nil {
+			s.recovered(ctx, ep, r)
+		}
+		s.metrics.countRequest(ep, ctx.Response.StatusCode())
+	}()
+	if s.draining.Load() {
+		// Push keep-alive clients to reconnect, landing on another instance.
+		ctx.SetConnectionClose()
+	}
+
+	path := ctx.Path()
+	switch string(path) {
+	case "/v1/decide":
+		switch {
+		case ctx.IsPost():
+			ep = epDecide
+			s.handleDecide(ctx)
+		case ctx.IsOptions():
+			ep = epPreflight
+			s.handlePreflight(ctx)
+		default:
+			ep = epDecide
+			s.methodNotAllowed(ctx, "POST, OPTIONS")
+		}
+	case "/healthz":
+		ep = epHealthz
+		if s.allowGet(ctx) {
+			writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok"}`))
+		}
+	case "/readyz":
+		ep = epReadyz
+		if s.allowGet(ctx) {
+			s.handleReadyz(ctx)
+		}
+	case "/metrics":
+		ep = epMetrics
+		if s.allowGet(ctx) {
+			s.handleMetrics(ctx)
+		}
+	default:
+		if bytes.HasPrefix(path, []byte("/admin/")) {
+			ep = epAdminOther
+			s.handleAdmin(ctx, &ep)
+			return
+		}
+		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
+			message: "no endpoint at " + string(path)})
+	}
+}
+
+// allowGet answers 405 unless the method is GET or HEAD.
+func (s *Server) allowGet(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsGet() || ctx.IsHead() {
+		return true
+	}
+	s.methodNotAllowed(ctx, "GET, HEAD")
+	return false
+}
+
+func (s *Server) methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	s.writeError(ctx, &apiError{status: fasthttp.StatusMethodNotAllowed, code: codeMethodNotAllowed,
+		message: "method " + string(ctx.Method()) + " is not allowed on " + string(ctx.Path()) + "; allowed: " + allow})
+}
+
+// recovered turns a handler panic into a 500 and logs it with the stack.
+// The request's pooled state is not returned to its pool, since the panic
+// may have left it inconsistent.
+func (s *Server) recovered(ctx *fasthttp.RequestCtx, ep endpoint, r any) {
+	s.errLog.Error().
+		Str("endpoint", ep.String()).
+		Str("panic", fmt.Sprint(r)).
+		Bytes("stack", debug.Stack()).
+		Msg("handler panicked")
+	ctx.Response.Reset()
+	if s.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+	if ep == epDecide {
+		s.cors.apply(ctx)
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+	}
+	s.writeError(ctx, &apiError{status: fasthttp.StatusInternalServerError, code: codeInternal,
+		message: "internal error"})
+}
+
+func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	if s.draining.Load() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, []byte(`{"status":"draining"}`))
+		return
+	}
+	rctx, cancel := context.WithTimeout(s.baseCtx, readyTimeout)
+	defer cancel()
+	if err := s.decider.Ready(rctx); err != nil {
+		b := []byte(`{"status":"not_ready","reason":`)
+		b = jsonw.AppendString(b, err.Error())
+		b = append(b, '}')
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, b)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ready"}`))
+}
+
+// handleReadError answers requests fasthttp could not read (body over its
+// limit, oversized headers, timeouts, malformed HTTP) in the same JSON shape
+// as every other error.
+func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	e := &apiError{status: fasthttp.StatusBadRequest, code: codeBadRequest, message: "malformed HTTP request"}
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = bodyTooLarge(s.cfg.MaxBodyBytes)
+		if string(ctx.Path()) == "/v1/decide" {
+			s.cors.apply(ctx)
+		}
+	case errors.As(err, &small):
+		e = &apiError{status: fasthttp.StatusRequestHeaderFieldsTooLarge, code: codeHeadersTooLarge,
+			message: "request headers are too large"}
+	case errors.As(err, &netErr) && netErr.Timeout():
+		e = &apiError{status: fasthttp.StatusRequestTimeout, code: codeRequestTimeout,
+			message: "request not received within " + s.cfg.ReadTimeout.String()}
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	s.writeError(ctx, e)
+	s.metrics.countRequest(epMalformed, e.status)
+}
+
+func bodyTooLarge(limit int) *apiError {
+	return &apiError{status: fasthttp.StatusRequestEntityTooLarge, code: codeBodyTooLarge,
+		message: "request body exceeds " + strconv.Itoa(limit) + " bytes"}
+}
+
+// writeError writes the JSON error body. Error answers are not hot, but a
+// misbehaving client can send many, so it avoids encoding/json all the same.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, e *apiError) {
+	b := make([]byte, 0, 64+len(e.code)+len(e.field)+len(e.message))
+	b = appendError(b, e.code, e.field, e.message)
+	writeJSON(ctx, e.status, b)
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// fasthttpLogger routes fasthttp's own messages (accept errors, connection
+// limits) into the server log.
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn().Str("source", "fasthttp").Msgf(format, args...)
+}
