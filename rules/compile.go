@@ -137,7 +137,17 @@ type segmentInliner struct {
 	err             error
 	errLine, errCol int
 	usesInvalid     bool
+	inlined         int // expression nodes added by inlining so far
 }
+
+// maxInlinedNodes bounds what segments may expand to. Segments that use
+// other segments twice double at every level, so without a bound a few
+// lines could take minutes and gigabytes to compile.
+const maxInlinedNodes = 5000
+
+type nodeCounter struct{ n int }
+
+func (c *nodeCounter) Visit(*ast.Node) { c.n++ }
 
 func (p *segmentInliner) Visit(node *ast.Node) {
 	call, ok := (*node).(*ast.CallNode)
@@ -179,6 +189,14 @@ func (p *segmentInliner) Visit(node *ast.Node) {
 	tree, err := parser.Parse(def.source)
 	if err != nil {
 		fail("segment %q does not parse", def.name)
+		return
+	}
+	var count nodeCounter
+	ast.Walk(&tree.Node, &count)
+	p.inlined += count.n
+	if p.inlined > maxInlinedNodes {
+		p.err = fmt.Errorf("segment %q expands to more than %d expression nodes through the segments it uses; simplify them", def.name, maxInlinedNodes)
+		p.errLine, p.errCol = offsetPosition(p.source, call.Location().From)
 		return
 	}
 	if !def.valid && def.checked {

@@ -223,3 +223,15 @@ func TestGuardsAreNecessaryConditions(t *testing.T) {
 		}
 	}
 }
+
+func TestSegmentExpansionIsBounded(t *testing.T) {
+	schema, _ := ParseSchema("f.yaml", []byte("customer:\n  ltv: {type: number}\n"))
+	file := "segments:\n  s0: customer.ltv > 1\n"
+	for i := 1; i < 22; i++ {
+		file += fmt.Sprintf("  s%d: segment(\"s%d\") && segment(\"s%d\")\n", i, i-1, i-1)
+	}
+	_, err := Compile(schema, []string{"r.yaml"}, map[string][]byte{"r.yaml": []byte(file)})
+	if err == nil || !strings.Contains(err.Error(), "expands to more than 5000 expression nodes") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -72,8 +72,8 @@ type reloadJSON struct {
 func (s *Server) handleReload(ctx *fasthttp.RequestCtx) {
 	if err := s.decider.Reload(); err != nil {
 		// The error text is the operator's own ruleset's file:line:col
-		// diagnostics; the old ruleset keeps serving.
-		s.log.Warn().Err(err).Msg("ruleset reload failed")
+		// diagnostics; the old ruleset keeps serving. The engine has logged
+		// the failure, so it is only answered here.
 		s.writeError(ctx, &apiError{status: fasthttp.StatusUnprocessableEntity, code: codeRulesetInvalid,
 			message: err.Error()})
 		return

@@ -1,0 +1,58 @@
+package rules
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzCompile feeds arbitrary rule files to the compiler: whatever a
+// marketer saves must produce a ruleset or errors, never a panic.
+func FuzzCompile(f *testing.F) {
+	for _, dir := range []string{"testdata/good/rules", "testdata/broken/rules", "../configs/rules"} {
+		paths, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		for _, p := range paths {
+			if data, err := os.ReadFile(p); err == nil {
+				f.Add(data)
+			}
+		}
+	}
+	f.Add([]byte("rules:\n  - id: r\n    when: segment(\"a\")\n    offer: [t]\n"))
+	f.Add([]byte("touchpoints:\n  - id: t\n    kind: offer\n    content: {a: \"{{ customer.ltv | default \\\"x\\\" | upper }}\"}\n"))
+	schemaData, err := os.ReadFile("testdata/good/features.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	schema, err := ParseSchema("features.yaml", schemaData)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := Compile(schema, []string{"r.yaml"}, map[string][]byte{"r.yaml": data})
+		if err == nil && rs == nil {
+			t.Fatal("no ruleset and no error")
+		}
+		if err != nil {
+			_ = err.Error()
+		}
+	})
+}
+
+// FuzzParseSchema does the same for the feature schema.
+func FuzzParseSchema(f *testing.F) {
+	for _, p := range []string{"testdata/good/features.yaml", "../configs/features.yaml"} {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("customer:\n  x: {type: list, default: [a, b]}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSchema("features.yaml", data)
+		if err == nil && s == nil {
+			t.Fatal("no schema and no error")
+		}
+		if err == nil {
+			newEnvLayout(s)
+		}
+	})
+}
