@@ -25,7 +25,15 @@ type scratch struct {
 	shownIn      []int // per touchpoint: index of the request placement showing it, or -1
 	cands        []candidate
 	content      []byte
-	idBuf        [32]byte
+	envValue     any
+
+	// Rule selection: placement indexes of the request, the candidate
+	// rules, and per-rule stamps that dedupe candidates without clearing.
+	placementIdx   []int
+	candidateRules []int32
+	seen           []uint32
+	epoch          uint32
+	idBuf          [32]byte
 }
 
 type match struct {
@@ -60,7 +68,9 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 			env:          rs.AcquireEnv(),
 			suppressedBy: make([]int, len(rs.Touchpoints)),
 			shownIn:      make([]int, len(rs.Touchpoints)),
+			seen:         make([]uint32, len(rs.Rules)),
 		}
+		s.envValue = s.env.Value()
 		d.scratch = s
 	}
 	s.env.Reset()
@@ -159,71 +169,32 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		now = time.Now()
 	}
 
-	var wanted uint64
-	for _, p := range req.Placements {
-		wanted |= rules.PlacementBit(rs.Placement(p.ID))
-	}
-
-	envValue := env.Value()
-	for i := range rs.Rules {
-		r := &rs.Rules[i]
-		// Skipping is exact for the decision; explanations evaluate every
-		// rule so they can say what each one did.
-		if ex == nil && (!r.MayOffer(wanted, channel) || !guardsPass(r.Guards, env)) {
-			continue
+	if ex != nil {
+		// Explanations evaluate every rule so they can say what each did.
+		for i := range rs.Rules {
+			s.evaluate(i, now, ruleErrors, ex)
 		}
-		action := "offer"
-		if r.IsSuppress() {
-			action = "suppress"
+	} else {
+		// Otherwise only the rules the index says could matter; the others
+		// are certain to be false or to offer nothing that fits.
+		var wanted uint64
+		s.placementIdx = s.placementIdx[:0]
+		for _, p := range req.Placements {
+			pi := rs.Placement(p.ID)
+			wanted |= rules.PlacementBit(pi)
+			s.placementIdx = append(s.placementIdx, pi)
 		}
-		if r.Active != nil && !r.Active.Active(now) {
-			if ex != nil {
-				ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeInactiveSchedule})
-			}
-			continue
+		s.epoch++
+		if s.epoch == 0 {
+			clear(s.seen)
+			s.epoch = 1
 		}
-		out, err := s.vm.Run(r.When, envValue)
-		if err != nil {
-			countRuleError(ruleErrors, i)
-			if ex != nil {
-				ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeExpressionError, Error: "when: " + errMessage(err)})
+		s.candidateRules = rs.CandidateRules(s.placementIdx, env, s.seen, s.epoch, s.candidateRules[:0])
+		for _, ri := range s.candidateRules {
+			r := &rs.Rules[ri]
+			if r.MayOffer(wanted, channel) && guardsPass(r.Guards, env) {
+				s.evaluate(int(ri), now, ruleErrors, nil)
 			}
-			continue
-		}
-		if ok, _ := out.(bool); !ok {
-			if ex != nil {
-				ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeConditionFalse})
-			}
-			continue
-		}
-		if r.IsSuppress() {
-			for _, tp := range r.Suppress {
-				if s.suppressedBy[tp] < 0 {
-					s.suppressedBy[tp] = i
-				}
-			}
-			if ex != nil {
-				ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeMatched})
-			}
-			continue
-		}
-		score := 1.0
-		if r.Score != nil {
-			out, err := s.vm.Run(r.Score, envValue)
-			if err == nil {
-				score, err = toFloat(out)
-			}
-			if err != nil {
-				countRuleError(ruleErrors, i)
-				if ex != nil {
-					ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeExpressionError, Error: "score: " + errMessage(err)})
-				}
-				continue
-			}
-		}
-		s.matched = append(s.matched, match{rule: i, score: score})
-		if ex != nil {
-			ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: OutcomeMatched, Score: score})
 		}
 	}
 
@@ -282,6 +253,66 @@ func guardsPass(guards []rules.Guard, env *rules.Env) bool {
 		}
 	}
 	return true
+}
+
+// evaluate runs rule i: its schedule, its condition and, for a matched
+// offer rule, its score. A run-time failure skips the rule and is counted.
+func (s *scratch) evaluate(i int, now time.Time, ruleErrors []*atomic.Uint64, ex *Explanation) {
+	r := &s.rs.Rules[i]
+	action := "offer"
+	if r.IsSuppress() {
+		action = "suppress"
+	}
+	trace := func(outcome, errText string, score float64) {
+		if ex != nil {
+			ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: outcome, Error: errText, Score: score})
+		}
+	}
+	if r.Active != nil && !r.Active.Active(now) {
+		trace(OutcomeInactiveSchedule, "", 0)
+		return
+	}
+	matched := false
+	if r.WhenNative != nil {
+		matched = r.WhenNative(s.env)
+	} else {
+		out, err := s.vm.Run(r.When, s.envValue)
+		if err != nil {
+			countRuleError(ruleErrors, i)
+			trace(OutcomeExpressionError, "when: "+errMessage(err), 0)
+			return
+		}
+		matched, _ = out.(bool)
+	}
+	if !matched {
+		trace(OutcomeConditionFalse, "", 0)
+		return
+	}
+	if r.IsSuppress() {
+		for _, tp := range r.Suppress {
+			if s.suppressedBy[tp] < 0 {
+				s.suppressedBy[tp] = i
+			}
+		}
+		trace(OutcomeMatched, "", 0)
+		return
+	}
+	score := 1.0
+	if r.ScoreNative != nil {
+		score = r.ScoreNative(s.env)
+	} else if r.Score != nil {
+		out, err := s.vm.Run(r.Score, s.envValue)
+		if err == nil {
+			score, err = toFloat(out)
+		}
+		if err != nil {
+			countRuleError(ruleErrors, i)
+			trace(OutcomeExpressionError, "score: "+errMessage(err), 0)
+			return
+		}
+	}
+	s.matched = append(s.matched, match{rule: i, score: score})
+	trace(OutcomeMatched, "", score)
 }
 
 func (d *Decision) addPlacement(id string) *PlacementResult {

@@ -7,8 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -200,10 +203,7 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 		tp := &rs.Touchpoints[rs.touchpointIndex[it.id]]
 		it.r.checkTouchpointRefs(it, tp, rs)
 	}
-	for _, it := range ruleItems {
-		rule := it.r.rule(it, rs, comp)
-		rs.Rules = append(rs.Rules, rule)
-	}
+	rs.Rules = compileRules(ruleItems, rs, comp, &errs)
 	if len(errs) > 0 {
 		errs.sort()
 		return nil, errs
@@ -231,6 +231,8 @@ func index(rs *Ruleset) {
 	for ri := range rs.Rules {
 		r := &rs.Rules[ri]
 		r.Guards = guardsOf(r.When, rs.Schema)
+		r.WhenNative = nativeBool(r.When, rs.Schema, rs.layout)
+		r.ScoreNative = nativeNumber(r.Score, rs.Schema, rs.layout)
 		anyChannel := false
 		var channels []string
 		for _, ti := range r.Offer {
@@ -249,6 +251,39 @@ func index(rs *Ruleset) {
 			r.Channels = channels
 		}
 	}
+	buildIndex(rs)
+}
+
+// compileRules compiles rules on every core: type-checking and compiling
+// expressions is most of a large ruleset's load time, and rules are
+// independent once touchpoints and segments are known. Each rule collects
+// its own errors, merged in rule order afterwards.
+func compileRules(items []item, rs *Ruleset, comp *exprCompiler, errs *ErrorList) []Rule {
+	out := make([]Rule, len(items))
+	perRule := make([]ErrorList, len(items))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(items))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(items) {
+					return
+				}
+				it := items[i]
+				r := &reader{src: it.r.src, errs: &perRule[i]}
+				out[i] = r.rule(it, rs, comp)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range perRule {
+		*errs = append(*errs, e...)
+	}
+	return out
 }
 
 func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {

@@ -30,6 +30,9 @@ type Ruleset struct {
 	// Warnings are lint findings that do not stop the ruleset from serving.
 	Warnings ErrorList
 
+	placementRules []ruleIndex // per placement: offer rules that can fill it
+	suppressRules  ruleIndex
+
 	placementIndex  map[string]int
 	touchpointIndex map[string]int
 	layout          *envLayout
@@ -92,6 +95,11 @@ type Rule struct {
 	Tests       []Fixture
 	File        string
 	Line, Col   int
+
+	// WhenNative and ScoreNative, when set, compute When and Score without
+	// the VM (see native.go); they always agree with the programs.
+	WhenNative  func(*Env) bool
+	ScoreNative func(*Env) float64
 
 	// Guards are necessary conditions on the request context, checked
 	// before running When.

@@ -1,0 +1,109 @@
+package rules
+
+import "slices"
+
+// ruleIndex finds the rules worth evaluating for one placement without
+// looking at the others: each rule is filed under one of its guards (the
+// context value it requires), or under always when it has none. A request
+// then reads only the rules filed under its own context values, so the cost
+// of a decision follows the number of rules that could apply to the page,
+// not the size of the ruleset.
+type ruleIndex struct {
+	always  []int32
+	byGuard map[guardKey][]int32
+	fields  []int // context fields used as keys
+}
+
+type guardKey struct {
+	field int
+	value string
+}
+
+func (x *ruleIndex) add(rule int32, g *Guard) {
+	if g == nil {
+		x.always = append(x.always, rule)
+		return
+	}
+	if x.byGuard == nil {
+		x.byGuard = map[guardKey][]int32{}
+	}
+	if !slices.Contains(x.fields, g.Context) {
+		x.fields = append(x.fields, g.Context)
+	}
+	for _, v := range g.Values {
+		k := guardKey{field: g.Context, value: v}
+		if l := x.byGuard[k]; len(l) == 0 || l[len(l)-1] != rule {
+			x.byGuard[k] = append(l, rule)
+		}
+	}
+}
+
+// collect appends to out the rules that env's context may satisfy, once
+// each, using seen (stamped with epoch) to skip duplicates.
+func (x *ruleIndex) collect(env *Env, seen []uint32, epoch uint32, out []int32) []int32 {
+	out = stamp(x.always, seen, epoch, out)
+	for _, f := range x.fields {
+		v := env.layout.context[f].load(env.base)
+		out = stamp(x.byGuard[guardKey{field: f, value: v.Str}], seen, epoch, out)
+	}
+	return out
+}
+
+func stamp(rules []int32, seen []uint32, epoch uint32, out []int32) []int32 {
+	for _, r := range rules {
+		if seen[r] != epoch {
+			seen[r] = epoch
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// indexKey picks the guard a rule is filed under: its first condition on
+// the context or, failing that, the channels its touchpoints can appear on.
+func indexKey(rs *Ruleset, r *Rule) *Guard {
+	if len(r.Guards) > 0 {
+		return &r.Guards[0]
+	}
+	if r.Channels != nil {
+		if f := rs.Schema.ContextField("channel"); f >= 0 && rs.Schema.Context[f].Type == TypeString {
+			return &Guard{Context: f, Values: r.Channels}
+		}
+	}
+	return nil
+}
+
+func buildIndex(rs *Ruleset) {
+	rs.placementRules = make([]ruleIndex, len(rs.Placements))
+	for ri := range rs.Rules {
+		r := &rs.Rules[ri]
+		key := indexKey(rs, r)
+		if r.IsSuppress() {
+			rs.suppressRules.add(int32(ri), key)
+			continue
+		}
+		for pi, p := range rs.Placements {
+			for _, ti := range r.Offer {
+				if rs.Touchpoints[ti].Fits(pi, p.ID) {
+					rs.placementRules[pi].add(int32(ri), key)
+					break
+				}
+			}
+		}
+	}
+}
+
+// CandidateRules appends to out, in rule order, every rule that could
+// affect a decision for these placements (Ruleset.Placement indexes) given
+// the context bound in env: suppress rules whose guard the context meets,
+// and offer rules that can fill one of the placements and whose guard the
+// context meets. Every other rule is certain to be false or irrelevant.
+// seen must have one entry per rule; pass a fresh epoch per call (never 0).
+func (rs *Ruleset) CandidateRules(placements []int, env *Env, seen []uint32, epoch uint32, out []int32) []int32 {
+	out = rs.suppressRules.collect(env, seen, epoch, out)
+	for _, p := range placements {
+		out = rs.placementRules[p].collect(env, seen, epoch, out)
+	}
+	slices.Sort(out)
+	return out
+}
