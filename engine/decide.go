@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,6 +29,17 @@ type scratch struct {
 	content      []byte
 	envValue     any
 
+	// Contact policy state for the request being decided.
+	rec            *features.Record
+	countersOK     bool // false when the store failed: capped touchpoints fail closed
+	today          int32
+	channel        string
+	quiet          bool
+	consentGranted bool
+	fx             *effects
+	effects        effects // backing store for fx, so a decision allocates none
+	now            time.Time
+
 	// Rule selection: placement indexes of the request, the candidate
 	// rules, and per-rule stamps that dedupe candidates without clearing.
 	placementIdx   []int
@@ -46,6 +59,9 @@ type candidate struct {
 	rule     int
 	priority int
 	score    float64 // rule score × touchpoint value
+
+	chosen      bool
+	budgetSpent string // why its budget stopped it, when it did
 }
 
 // Reset clears the decision's results, keeping its buffers.
@@ -138,7 +154,7 @@ func validate(rs *rules.Ruleset, req *Request) *RequestError {
 
 // run is the decision path proper: bind, evaluate, arbitrate, render. The
 // request has been validated against rs. ruleErrors may be nil (fixtures).
-func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, req *Request, d *Decision) {
+func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, req *Request, d *Decision, fx *effects) {
 	s := d.scratch
 	env := s.env
 	schema := rs.Schema
@@ -168,6 +184,11 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	if now.IsZero() {
 		now = time.Now()
 	}
+	s.rec, s.fx, s.now, s.channel = rec, fx, now, channel
+	s.countersOK = !d.Degraded
+	s.today = features.Day(now)
+	s.consentGranted = rec != nil && rec.Consent[channel].Granted
+	s.quiet = rs.Policy.Quiet != nil && rs.Policy.Quiet.QuietFor(env, channel, now)
 
 	if ex != nil {
 		// Explanations evaluate every rule so they can say what each did.
@@ -206,24 +227,137 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		}
 		res := d.addPlacement(preq.ID)
 		s.arbitrate(pl, rs.Placement(preq.ID), pi, channel, ex, req)
-		for _, c := range s.cands {
+		chosen := 0
+		for i, c := range s.cands {
 			if len(res.Items) == count {
 				break
 			}
+			if by := s.spendBudget(c.tp, req.CustomerID); by != "" {
+				s.cands[i].budgetSpent = by
+				continue
+			}
 			s.shownIn[c.tp] = pi
+			s.cands[i].chosen = true
+			chosen++
 			res.Items = append(res.Items, s.item(c.tp, rs.Rules[c.rule].ID, c.score, false))
 		}
 		if ex != nil {
-			traceArbitration(ex, rs, s.cands, len(res.Items), pl.ID)
+			traceArbitration(ex, rs, s.cands, pl.ID)
 		}
 		if len(res.Items) == 0 && pl.Fallback >= 0 {
 			fb := pl.Fallback
-			if s.suppressedBy[fb] < 0 && s.shownIn[fb] < 0 && rs.Touchpoints[fb].FitsChannel(channel) {
-				s.shownIn[fb] = pi
-				res.Items = append(res.Items, s.item(fb, "", 0, true))
+			t := &rs.Touchpoints[fb]
+			if s.suppressedBy[fb] < 0 && s.shownIn[fb] < 0 && t.FitsChannel(channel) {
+				if reason, _ := s.policyBlocks(t, nil); reason == "" && s.spendBudget(fb, req.CustomerID) == "" {
+					s.shownIn[fb] = pi
+					res.Items = append(res.Items, s.item(fb, "", 0, true))
+				}
 			}
 		}
 	}
+	s.countDecision(req, d)
+}
+
+// effects are the side effects a served decision has on shared state:
+// budgets consumed and decisions counted. Fixtures run without them.
+type effects struct {
+	ctx     context.Context
+	budgets features.Budgets
+	writer  features.Writer
+}
+
+// spendBudget consumes one unit of a budgeted touchpoint's budget and
+// returns "" when it may be shown, or why not. Without a budget store, or
+// when the store fails, budgeted touchpoints are not shown: a budget must
+// never be overspent.
+func (s *scratch) spendBudget(tp int, customerID string) string {
+	t := &s.rs.Touchpoints[tp]
+	if t.Budget == nil {
+		return ""
+	}
+	if s.fx == nil {
+		return "" // fixtures assume budget is left
+	}
+	if s.fx.budgets == nil {
+		return "no budget store"
+	}
+	ok, err := s.fx.budgets.Consume(s.fx.ctx, t.ID, s.today, t.Budget.Total, t.Budget.PerDay)
+	switch {
+	case err != nil:
+		return "budget unavailable"
+	case !ok:
+		return "budget spent"
+	}
+	return ""
+}
+
+// countDecision records the decision for caps that count decisions.
+func (s *scratch) countDecision(req *Request, d *Decision) {
+	if s.fx == nil || s.fx.writer == nil || !s.rs.CountsDecisions || s.rec == nil {
+		return
+	}
+	var subjects []string
+	for _, p := range d.Placements {
+		for _, it := range p.Items {
+			t := &s.rs.Touchpoints[s.rs.Touchpoint(it.Touchpoint)]
+			subjects = append(subjects, features.Subjects(t.ID, t.Kind, it.Rule, s.channel)...)
+		}
+	}
+	if len(subjects) > 0 {
+		_ = s.fx.writer.CountDecisions(s.fx.ctx, req.CustomerID, dedupe(subjects), s.now)
+	}
+}
+
+func dedupe(list []string) []string {
+	out := list[:0]
+	for _, v := range list {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// policyBlocks applies the contact policy to a touchpoint offered by rule r
+// (nil for a fallback): consent, quiet hours and caps.
+func (s *scratch) policyBlocks(t *rules.Touchpoint, r *rules.Rule) (reason, by string) {
+	p := &s.rs.Policy
+	if p.Consent != nil && p.Consent.Requires(t.Kind, s.channel) && !s.consentGranted {
+		return ReasonNoConsent, "no consent for " + s.channel
+	}
+	if s.quiet {
+		return ReasonQuietHours, "quiet hours on " + s.channel
+	}
+	if c := t.Cap; c != nil {
+		if by := s.capReached(c); by != "" {
+			return ReasonCapped, by
+		}
+	}
+	if r != nil && r.Cap != nil {
+		if by := s.capReached(r.Cap); by != "" {
+			return ReasonCapped, by
+		}
+	}
+	for i := range p.Caps {
+		c := &p.Caps[i]
+		if c.Kind != "" && c.Kind != t.Kind || c.Channel != "" && c.Channel != s.channel {
+			continue
+		}
+		if by := s.capReached(c); by != "" {
+			return ReasonCapped, by
+		}
+	}
+	return "", ""
+}
+
+func (s *scratch) capReached(c *rules.Cap) string {
+	if !s.countersOK {
+		return "counters unavailable"
+	}
+	if s.rec != nil && c.Reached(s.rec.Counters, s.today) {
+		return c.String()
+	}
+	return ""
 }
 
 // boundFeature is a record value already matched to its schema field.
@@ -354,6 +488,8 @@ func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string
 				reason, by = ReasonSuppressed, rs.Rules[s.suppressedBy[tp]].ID
 			case s.shownIn[tp] >= 0 && s.shownIn[tp] != pi:
 				reason, by = ReasonAlreadyShown, req.Placements[s.shownIn[tp]].ID
+			default:
+				reason, by = s.policyBlocks(t, r)
 			}
 			c := candidate{tp: tp, rule: m.rule, priority: r.Priority, score: m.score * t.Value}
 			if reason != "" {
@@ -415,17 +551,19 @@ func (s *scratch) better(a, b candidate) bool {
 	return s.rs.Touchpoints[a.tp].ID < s.rs.Touchpoints[b.tp].ID
 }
 
-func traceArbitration(ex *Explanation, rs *rules.Ruleset, cands []candidate, chosen int, placement string) {
-	for i, c := range cands {
+func traceArbitration(ex *Explanation, rs *rules.Ruleset, cands []candidate, placement string) {
+	lastChosen := ""
+	for _, c := range cands {
 		t := CandidateTrace{Placement: placement, Touchpoint: rs.Touchpoints[c.tp].ID, Rule: rs.Rules[c.rule].ID,
 			Priority: c.priority, Score: c.score}
-		if i < chosen {
+		switch {
+		case c.chosen:
 			t.Chosen, t.Reason = true, ReasonChosen
-		} else {
-			t.Reason = ReasonLostArbitration
-			if chosen > 0 {
-				t.By = rs.Touchpoints[cands[chosen-1].tp].ID
-			}
+			lastChosen = t.Touchpoint
+		case c.budgetSpent != "":
+			t.Reason, t.By = ReasonOverBudget, c.budgetSpent
+		default:
+			t.Reason, t.By = ReasonLostArbitration, lastChosen
 		}
 		ex.Candidates = append(ex.Candidates, t)
 	}

@@ -55,10 +55,12 @@ type snapshot struct {
 
 // Engine decides. It is safe for concurrent use.
 type Engine struct {
-	cfg Config
-	src FeatureSource
-	log zerolog.Logger
-	ids idGenerator
+	cfg     Config
+	src     FeatureSource
+	log     zerolog.Logger
+	ids     idGenerator
+	budgets features.Budgets // nil: budgeted touchpoints are never shown
+	writer  features.Writer  // nil: decisions are not counted
 
 	current atomic.Pointer[snapshot]
 
@@ -70,8 +72,18 @@ type Engine struct {
 	failed      uint64
 }
 
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithBudgets gives the engine the shared budgets that budgeted touchpoints
+// draw on. Without it they are never shown.
+func WithBudgets(b features.Budgets) Option { return func(e *Engine) { e.budgets = b } }
+
+// WithWriter lets the engine count decisions for caps that count decisions.
+func WithWriter(w features.Writer) Option { return func(e *Engine) { e.writer = w } }
+
 // New loads the ruleset once; a broken ruleset at start is an error.
-func New(cfg Config, src FeatureSource, log zerolog.Logger) (*Engine, error) {
+func New(cfg Config, src FeatureSource, log zerolog.Logger, opts ...Option) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -80,6 +92,9 @@ func New(cfg Config, src FeatureSource, log zerolog.Logger) (*Engine, error) {
 		src:         src,
 		log:         log.With().Str("component", "engine").Logger(),
 		errCounters: map[string]*atomic.Uint64{},
+	}
+	for _, o := range opts {
+		o(e)
 	}
 	e.ids.init()
 	rs, err := rules.Load(cfg.RulesDir, cfg.SchemaPath)
@@ -199,6 +214,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		e.log.Debug().Err(err).Msg("feature lookup failed; deciding on context alone")
 	}
 	d.ID = e.ids.next(&s.idBuf)
-	run(rs, snap.ruleErrors, rec, req, d)
+	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer}
+	run(rs, snap.ruleErrors, rec, req, d, &s.effects)
 	return nil
 }

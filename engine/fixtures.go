@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
@@ -51,7 +52,7 @@ func runFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureResult {
 		return res
 	}
 	d.prepare(rs)
-	run(rs, nil, f.Customer, &req, d)
+	run(rs, nil, fixtureRecord(rs, f), &req, d, nil)
 	var diffs []string
 	for _, p := range d.Placements {
 		got := make([]string, len(p.Items))
@@ -98,6 +99,9 @@ func hint(rs *rules.Ruleset, ex *Explanation, placement string, got, want []stri
 			}
 		}
 		if len(outcomes) == 0 {
+			if pi := rs.Placement(placement); pi >= 0 && rs.Placements[pi].Fallback == ti {
+				return fmt.Sprintf(" (%s is the fallback: shown only when nothing else is eligible, if the contact policy allows it)", tp)
+			}
 			return fmt.Sprintf(" (no rule offers %s)", tp)
 		}
 		return fmt.Sprintf(" (%s: %s)", tp, strings.Join(outcomes, ", "))
@@ -125,4 +129,35 @@ func (ex *Explanation) errorsOf(rule string) []string {
 		}
 	}
 	return out
+}
+
+// fixtureRecord adds the fixture's history and consent to its customer.
+func fixtureRecord(rs *rules.Ruleset, f rules.Fixture) *features.Record {
+	if len(f.History) == 0 && f.Consent == nil {
+		return f.Customer
+	}
+	rec := &features.Record{ID: "fixture", Values: map[string]features.Value{}}
+	if f.Customer != nil {
+		rec.Values = f.Customer.Values
+	}
+	today := features.Day(f.Now)
+	if f.Now.IsZero() {
+		today = features.Day(time.Now())
+	}
+	for _, h := range f.History {
+		kind := ""
+		if ti := rs.Touchpoint(h.Touchpoint); ti >= 0 {
+			kind = rs.Touchpoints[ti].Kind
+		}
+		for _, subject := range features.Subjects(h.Touchpoint, kind, h.Rule, h.Channel) {
+			rec.Counters = append(rec.Counters, features.Counter{Event: h.Event, Subject: subject, Day: today - int32(h.DaysAgo), Count: h.Count})
+		}
+	}
+	if f.Consent != nil {
+		rec.Consent = map[string]features.Consent{}
+		for ch, granted := range f.Consent {
+			rec.Consent[ch] = features.Consent{Granted: granted}
+		}
+	}
+	return rec
 }

@@ -99,6 +99,10 @@ const (
 	ReasonSuppressed        = "suppressed"
 	ReasonLostArbitration   = "lost_arbitration"
 	ReasonAlreadyShown      = "already_shown"
+	ReasonCapped            = "capped"
+	ReasonOverBudget        = "over_budget"
+	ReasonQuietHours        = "quiet_hours"
+	ReasonNoConsent         = "no_consent"
 )
 
 // CandidateTrace is one touchpoint offered by a matched rule, considered for one placement.

@@ -54,6 +54,10 @@ func List(v ...string) Value { return Value{Kind: KindList, List: v} }
 type Record struct {
 	ID     string
 	Values map[string]Value
+	// Counters and Consent come from the feedback loop (events, consent
+	// updates); stores without one leave them empty.
+	Counters []Counter
+	Consent  map[string]Consent
 
 	derived atomic.Pointer[derived]
 }

@@ -115,6 +115,7 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 	}
 	comp := &exprCompiler{schema: schema, layout: rs.layout, segments: map[string]*segmentDef{}}
 	var placements, touchpoints, ruleItems []item
+	policySeen := false
 	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}}
 
 	collect := func(r *reader, n *yaml.Node, kind string, into *[]item) {
@@ -154,8 +155,10 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 		if root == nil {
 			continue
 		}
-		r.mapping(root, "a rule file", []string{"placements", "segments", "touchpoints", "rules"}, func(key string, _, v *yaml.Node) {
+		r.mapping(root, "a rule file", []string{"placements", "segments", "touchpoints", "rules", "policy"}, func(key string, _, v *yaml.Node) {
 			switch key {
+			case "policy":
+				r.policy(v, &rs.Policy, schema, &policySeen)
 			case "placements":
 				collect(r, v, "placement", &placements)
 			case "touchpoints":
@@ -252,6 +255,16 @@ func index(rs *Ruleset) {
 		}
 	}
 	buildIndex(rs)
+	counts := func(c *Cap) bool { return c != nil && c.Event == features.EventDecision }
+	for i := range rs.Touchpoints {
+		rs.CountsDecisions = rs.CountsDecisions || counts(rs.Touchpoints[i].Cap)
+	}
+	for i := range rs.Rules {
+		rs.CountsDecisions = rs.CountsDecisions || counts(rs.Rules[i].Cap)
+	}
+	for i := range rs.Policy.Caps {
+		rs.CountsDecisions = rs.CountsDecisions || counts(&rs.Policy.Caps[i])
+	}
 }
 
 // compileRules compiles rules on every core: type-checking and compiling
@@ -289,7 +302,7 @@ func compileRules(items []item, rs *Ruleset, comp *exprCompiler, errs *ErrorList
 func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
 	tp := Touchpoint{ID: it.id, Value: 1, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Content: emptyContent}
 	what := "touchpoint " + it.id
-	keys := []string{"id", "kind", "description", "channels", "placements", "value", "content"}
+	keys := []string{"id", "kind", "description", "channels", "placements", "value", "content", "cap", "budget"}
 	hasKind := false
 	r.mapping(it.node, what, keys, func(key string, _, v *yaml.Node) {
 		switch key {
@@ -314,6 +327,10 @@ func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
 			if c := r.compileContent(v, schema, what+".content"); c != nil {
 				tp.Content = c
 			}
+		case "cap":
+			tp.Cap = r.cap(v, what+".cap", "tp:"+it.id, nil, nil)
+		case "budget":
+			tp.Budget = r.budget(v, what+".budget")
 		}
 	})
 	if !hasKind {
@@ -409,7 +426,7 @@ func (r *reader) placement(it item, rs *Ruleset) Placement {
 func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler) Rule {
 	rule := Rule{ID: it.id, File: r.src.path, Line: it.node.Line, Col: it.node.Column}
 	what := "rule " + it.id
-	keys := []string{"id", "description", "when", "offer", "suppress", "priority", "score", "active", "tests"}
+	keys := []string{"id", "description", "when", "offer", "suppress", "priority", "score", "active", "tests", "cap"}
 	var whenNode, offerNode, suppressNode, testsNode *yaml.Node
 	r.mapping(it.node, what, keys, func(key string, _, v *yaml.Node) {
 		switch key {
@@ -428,6 +445,8 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler) Rule {
 			suppressNode = v
 		case "active":
 			rule.Active = r.schedule(v, what+".active")
+		case "cap":
+			rule.Cap = r.cap(v, what+".cap", "rule:"+it.id, nil, nil)
 		case "tests":
 			testsNode = v
 		}
@@ -461,6 +480,44 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler) Rule {
 		rule.Tests = r.fixtures(testsNode, rs, rule.ID)
 	}
 	return rule
+}
+
+func (r *reader) history(n *yaml.Node, rs *Ruleset, what string) []HistoryEntry {
+	var out []HistoryEntry
+	for i, el := range r.sequence(n, what) {
+		w := fmt.Sprintf("%s[%d]", what, i)
+		h := HistoryEntry{Event: features.EventImpression, Count: 1}
+		r.mapping(el, w, []string{"touchpoint", "event", "count", "days_ago", "channel", "rule"}, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "touchpoint":
+				h.Touchpoint, _ = r.nonEmptyStr(v, w+".touchpoint")
+				if h.Touchpoint != "" && rs.Touchpoint(h.Touchpoint) < 0 {
+					r.errf(v, "%s: unknown touchpoint %q%s", w, h.Touchpoint, suggest(h.Touchpoint, touchpointIDs(rs)))
+				}
+			case "event":
+				h.Event, _ = r.nonEmptyStr(v, w+".event")
+				if !contains([]string{features.EventImpression, features.EventClick, features.EventConversion, features.EventDismiss, features.EventDecision}, h.Event) {
+					r.errf(v, "%s.event must be impression, click, conversion, dismiss or decision, got %q", w, h.Event)
+				}
+			case "count":
+				c, _ := r.integer(v, w+".count")
+				h.Count = int64(c)
+			case "days_ago":
+				h.DaysAgo, _ = r.integer(v, w+".days_ago")
+			case "channel":
+				h.Channel, _ = r.nonEmptyStr(v, w+".channel")
+				r.checkChannel(v, rs.Schema, h.Channel, w)
+			case "rule":
+				h.Rule, _ = r.nonEmptyStr(v, w+".rule")
+			}
+		})
+		if h.Touchpoint == "" {
+			r.errf(el, "%s needs a touchpoint", w)
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // suppressList resolves suppress patterns ("*", "kind:coupon", an id) to
@@ -522,8 +579,16 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, ruleID string) []Fixture {
 		f := Fixture{Rule: ruleID, File: r.src.path, Line: el.Line, Col: el.Column, Expect: map[string][]string{}}
 		var expectNode *yaml.Node
 		counts := map[string]int{}
-		r.mapping(el, what, []string{"name", "customer", "context", "now", "placements", "expect"}, func(key string, _, v *yaml.Node) {
+		r.mapping(el, what, []string{"name", "customer", "context", "now", "placements", "expect", "history", "consent"}, func(key string, _, v *yaml.Node) {
 			switch key {
+			case "history":
+				f.History = r.history(v, rs, what+".history")
+			case "consent":
+				f.Consent = map[string]bool{}
+				r.mapping(v, what+".consent", nil, func(channel string, k, cv *yaml.Node) {
+					r.checkChannel(k, rs.Schema, channel, what+".consent")
+					f.Consent[channel], _ = r.boolean(cv, what+".consent."+channel)
+				})
 			case "name":
 				f.Name, _ = r.nonEmptyStr(v, what+".name")
 			case "customer":

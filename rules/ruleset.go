@@ -27,6 +27,10 @@ type Ruleset struct {
 	Placements  []Placement
 	Touchpoints []Touchpoint
 	Rules       []Rule
+	Policy      Policy
+	// CountsDecisions is set when some cap counts decisions, so serving a
+	// decision must record it.
+	CountsDecisions bool
 	// Warnings are lint findings that do not stop the ruleset from serving.
 	Warnings ErrorList
 
@@ -57,6 +61,8 @@ type Touchpoint struct {
 	Placements  []string // empty = every placement
 	Value       float64
 	Content     *Content
+	Cap         *Cap    // nil = no cap of its own
+	Budget      *Budget // nil = unlimited
 	File        string
 	Line, Col   int
 
@@ -92,6 +98,7 @@ type Rule struct {
 	Offer       []int // touchpoint indexes
 	Suppress    []int // touchpoint indexes made ineligible
 	Active      *Schedule
+	Cap         *Cap // caps what this rule offers, together
 	Tests       []Fixture
 	File        string
 	Line, Col   int
@@ -149,6 +156,21 @@ type Fixture struct {
 	Now        time.Time // zero = the time the fixture runs
 	Placements []PlacementCount
 	Expect     map[string][]string
+	// History and Consent give the customer's feedback state, for rules
+	// and policy that depend on it.
+	History []HistoryEntry
+	Consent map[string]bool
+}
+
+// HistoryEntry is past feedback in a fixture: Count events of type Event
+// about Touchpoint, DaysAgo days before the fixture's time.
+type HistoryEntry struct {
+	Touchpoint string
+	Event      string
+	Count      int64
+	DaysAgo    int
+	Channel    string
+	Rule       string
 }
 
 // NamedValue is a context field given in a fixture.
