@@ -74,6 +74,10 @@ type Cache struct {
 	flights     singleflight.Group
 
 	hits, negativeHits, misses atomic.Uint64
+	// generation changes on every invalidation; a fetch that started in an
+	// older generation may hold data from before the change and is not
+	// cached.
+	generation atomic.Uint64
 
 	// mu orders fetch starts against Close so Close can wait for fetches
 	// whose callers have already given up: they still write to entries.
@@ -191,12 +195,16 @@ func (c *Cache) fetch(ctx context.Context, id string) (*Record, error) {
 	c.mu.Unlock()
 	defer c.fetches.Done()
 
+	gen := c.generation.Load()
 	rec, err := c.backend.Lookup(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &leaderGoneError{err}
 		}
 		return nil, err
+	}
+	if c.generation.Load() != gen {
+		return rec, nil // changed while fetching: serve it, but do not keep it
 	}
 	if rec == nil {
 		if c.negativeTTL > 0 {
@@ -206,6 +214,19 @@ func (c *Cache) fetch(ctx context.Context, id string) (*Record, error) {
 	}
 	c.entries.SetWithTTL(id, rec, recordCost(rec), jitter(c.ttl))
 	return rec, nil
+}
+
+// Invalidate drops a customer's cached record after it changed in the
+// backend (on this node or, through the store's notifications, on another);
+// an empty id drops every record, for when notifications may have been
+// missed.
+func (c *Cache) Invalidate(customerID string) {
+	c.generation.Add(1)
+	if customerID == "" {
+		c.entries.Clear()
+		return
+	}
+	c.entries.Del(customerID)
 }
 
 // jitter spreads d uniformly over ±10%.

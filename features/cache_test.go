@@ -584,3 +584,51 @@ type constStore struct{ rec *Record }
 
 func (s constStore) Lookup(context.Context, string) (*Record, error) { return s.rec, nil }
 func (s constStore) Ping(context.Context) error                      { return nil }
+
+func TestCacheInvalidate(t *testing.T) {
+	store, err := LoadJSONL(strings.NewReader(`{"id":"a","features":{"x":1}}`+"\n"+`{"id":"b","features":{"x":2}}`+"\n"), "t.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingStore{Store: store}
+	c, err := NewCache(counting, DefaultCacheConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if _, err := c.Lookup(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Wait()
+	c.Lookup(ctx, "a")
+	if n := counting.calls.Load(); n != 2 {
+		t.Fatalf("backend calls = %d, want 2 before invalidation", n)
+	}
+	c.Invalidate("a")
+	c.Wait()
+	c.Lookup(ctx, "a")
+	c.Lookup(ctx, "b")
+	if n := counting.calls.Load(); n != 3 {
+		t.Fatalf("backend calls = %d, want 3: only a is fetched again", n)
+	}
+	c.Wait()
+	c.Invalidate("")
+	c.Wait()
+	c.Lookup(ctx, "b")
+	if n := counting.calls.Load(); n != 4 {
+		t.Fatalf("backend calls = %d, want 4 after dropping everything", n)
+	}
+}
+
+type countingStore struct {
+	Store
+	calls atomic.Int64
+}
+
+func (s *countingStore) Lookup(ctx context.Context, id string) (*Record, error) {
+	s.calls.Add(1)
+	return s.Store.Lookup(ctx, id)
+}

@@ -72,6 +72,9 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		s.releaseState(st)
 		return
 	}
+	if st.decision.Degraded {
+		s.metrics.degraded.Inc()
+	}
 	st.buf = appendDecision(st.buf[:0], &st.dec.req, &st.decision)
 	writeJSON(ctx, fasthttp.StatusOK, st.buf) // SetBody copies, so st.buf can be reused
 	s.releaseState(st)

@@ -19,6 +19,8 @@ type metrics struct {
 	reg            *prometheus.Registry
 	requests       *prometheus.CounterVec
 	decideDuration prometheus.Histogram
+	eventsApplied  prometheus.Counter
+	degraded       prometheus.Counter
 	handler        http.Handler
 	// counters caches resolved request counters per endpoint and common
 	// status, so counting a request does no label hashing after the first
@@ -46,10 +48,20 @@ func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.
 			Help:    "Server time for one POST /v1/decide: decoding, deciding and encoding.",
 			Buckets: decideBuckets(),
 		}),
+		eventsApplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "touchpoint_events_applied_total",
+			Help: "Feedback events counted (retried duplicates are not).",
+		}),
+		degraded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "touchpoint_degraded_decisions_total",
+			Help: "Decisions made without the customer's features because the store failed.",
+		}),
 	}
 	m.reg.MustRegister(
 		m.requests,
 		m.decideDuration,
+		m.eventsApplied,
+		m.degraded,
 		newEngineCollector(d),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

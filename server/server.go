@@ -49,6 +49,10 @@ type Options struct {
 	// CacheStats reports the feature cache counters for /metrics; nil
 	// leaves the cache metrics out.
 	CacheStats func() (hits, misses uint64)
+	// Customers and Schema enable the feedback and customer endpoints
+	// (/v1/events, /v1/customers/…); without them those answer 501.
+	Customers Customers
+	Schema    Schema
 }
 
 // Error codes returned in {"error":{"code":…}}. Clients may switch on them;
@@ -71,6 +75,7 @@ const (
 	codeRequestTimeout    = "request_timeout"
 	codeUnavailable       = "unavailable"
 	codeInternal          = "internal"
+	codeNotSupported      = "not_supported"
 	// codeInvalidRequest stands in for a *engine.RequestError without a code.
 	codeInvalidRequest = "invalid_request"
 )
@@ -114,6 +119,9 @@ type Server struct {
 	cancelBase context.CancelFunc
 
 	states sync.Pool // *decideState
+
+	customers Customers
+	schema    Schema
 }
 
 // New builds a server. cfg should have passed Validate; Run checks it again.
@@ -123,6 +131,9 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		decider: d,
 		log:     opts.Logger.With().Str("component", "server").Logger(),
 		cors:    newCORSPolicy(cfg.CORS),
+
+		customers: opts.Customers,
+		schema:    opts.Schema,
 	}
 	s.errLog = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -242,6 +253,8 @@ const (
 	epAdminReload
 	epAdminRuleset
 	epAdminOther
+	epEvents
+	epCustomers
 	epNotFound
 	epMalformed
 	numEndpoints
@@ -265,6 +278,10 @@ func (e endpoint) String() string {
 		return "admin_ruleset"
 	case epAdminOther:
 		return "admin_other"
+	case epEvents:
+		return "events"
+	case epCustomers:
+		return "customers"
 	case epNotFound:
 		return "not_found"
 	case epMalformed:
@@ -302,6 +319,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ep = epDecide
 			s.methodNotAllowed(ctx, "POST, OPTIONS")
 		}
+	case "/v1/events":
+		ep = epEvents
+		switch {
+		case ctx.IsPost():
+			s.handleEvents(ctx)
+		case ctx.IsOptions():
+			s.handlePreflight(ctx)
+		default:
+			s.methodNotAllowed(ctx, "POST, OPTIONS")
+		}
 	case "/healthz":
 		ep = epHealthz
 		if s.allowGet(ctx) {
@@ -318,6 +345,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.handleMetrics(ctx)
 		}
 	default:
+		if bytes.HasPrefix(path, []byte("/v1/customers/")) {
+			ep = epCustomers
+			s.handleCustomer(ctx)
+			return
+		}
 		if bytes.HasPrefix(path, []byte("/admin/")) {
 			ep = epAdminOther
 			s.handleAdmin(ctx, &ep)

@@ -74,12 +74,17 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cache, err := features.NewCache(store, cfg.Features.Cache)
+	// The overlay keeps what the API writes (features, consent, events,
+	// erasures, budgets) on top of the embedded store, and drops the
+	// changed customer from the cache on every write.
+	var cache *features.Cache
+	overlay := features.NewOverlay(store, func(id string) { cache.Invalidate(id) })
+	cache, err = features.NewCache(overlay, cfg.Features.Cache)
 	if err != nil {
 		return fmt.Errorf("cannot start feature cache: %w", err)
 	}
 	defer cache.Close()
-	eng, err := engine.New(cfg.Rules, cache, log)
+	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(overlay), engine.WithWriter(overlay))
 	if err != nil {
 		// The rule errors carry carets over several lines: print them whole,
 		// then fail with one line.
@@ -92,6 +97,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			s := cache.Stats()
 			return s.Hits, s.Misses
 		},
+		Customers: overlay,
+		Schema:    eng,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
