@@ -235,3 +235,17 @@ func TestSegmentExpansionIsBounded(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestSchemaMaxStaleness(t *testing.T) {
+	s, err := ParseSchema("f.yaml", []byte("customer:\n  a: {type: number, max_staleness: 5m}\n  b: {type: bool, max_staleness: 30s}\n  c: {type: string}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.MaxStaleness(); got != 30*time.Second {
+		t.Errorf("MaxStaleness = %v, want 30s", got)
+	}
+	_, err = ParseSchema("f.yaml", []byte("customer:\n  a: {type: number, max_staleness: soon}\n"))
+	if err == nil || !strings.Contains(err.Error(), "f.yaml:2:36: customer.a.max_staleness must be a positive duration") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -60,6 +61,8 @@ type Field struct {
 	Values      []string // allowed values of a string field; empty = any
 	Required    bool     // context only: the request must carry it
 	Description string
+	// MaxStaleness bounds how old a cached value may be; zero = the cache's TTL.
+	MaxStaleness time.Duration
 }
 
 // Allows reports whether v is acceptable for the field: the right kind and,
@@ -83,6 +86,19 @@ type Schema struct {
 
 	customerIndex map[string]int
 	contextIndex  map[string]int
+}
+
+// MaxStaleness is the shortest max_staleness of any customer feature, or
+// zero: cached records older than that must be read again, since a record
+// is cached whole.
+func (s *Schema) MaxStaleness() time.Duration {
+	var m time.Duration
+	for _, f := range s.Customer {
+		if f.MaxStaleness > 0 && (m == 0 || f.MaxStaleness < m) {
+			m = f.MaxStaleness
+		}
+	}
+	return m
 }
 
 // CustomerField returns the index of a customer feature, or -1.
@@ -142,6 +158,8 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 	keys := []string{"type", "default", "values", "description"}
 	if isContext {
 		keys = append(keys, "required")
+	} else {
+		keys = append(keys, "max_staleness")
 	}
 	r.mapping(n, section, nil, func(name string, k, v *yaml.Node) {
 		if !isIdentifier(name) {
@@ -168,6 +186,13 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 				f.Description, _ = r.str(val, what+".description")
 			case "required":
 				f.Required, _ = r.boolean(val, what+".required")
+			case "max_staleness":
+				d, err := time.ParseDuration(val.Value)
+				if err != nil || d <= 0 {
+					r.errf(val, "%s.max_staleness must be a positive duration such as 30s or 5m, got %q", what, val.Value)
+					return
+				}
+				f.MaxStaleness = d
 			}
 		})
 		if f.Type == 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
 	"github.com/touchpoint-dev/touchpoint/server"
 )
 
@@ -73,6 +74,12 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	store, err := openStore(cfg.Features.Customers)
 	if err != nil {
 		return err
+	}
+	// A record is cached whole, so the freshest feature sets its lifetime.
+	if schema, err := rules.LoadSchema(cfg.Rules.SchemaPath); err == nil {
+		if m := schema.MaxStaleness(); m > 0 && m < cfg.Features.Cache.TTL {
+			cfg.Features.Cache.TTL = m
+		}
 	}
 	// The overlay keeps what the API writes (features, consent, events,
 	// erasures, budgets) on top of the embedded store, and drops the
