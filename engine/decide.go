@@ -23,8 +23,12 @@ type scratch struct {
 	env          *rules.Env
 	vm           vm.VM
 	matched      []match
-	suppressedBy []int // per touchpoint: index of the suppressing rule, or -1
-	shownIn      []int // per touchpoint: index of the request placement showing it, or -1
+	suppressedBy []int   // per touchpoint: index of the rule suppressing it by id, or -1
+	shownIn      []int   // per touchpoint: index of the request placement showing it, or -1
+	touched      []int   // touchpoints whose suppressedBy or shownIn is set
+	suppressAll  int     // first matched rule suppressing "*", or -1
+	suppressKind [4]int  // per rules.Kinds index: first matched rule suppressing that kind, or -1
+	candAt       []int32 // per touchpoint: its index in cands while arbitrating, or -1
 	cands        []candidate
 	content      []byte
 	envValue     any
@@ -34,6 +38,8 @@ type scratch struct {
 	countersOK     bool // false when the store failed: capped touchpoints fail closed
 	today          int32
 	channel        string
+	channelBit     uint64
+	clock          rules.Clock
 	quiet          bool
 	consentGranted bool
 	fx             *effects
@@ -84,7 +90,11 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 			env:          rs.AcquireEnv(),
 			suppressedBy: make([]int, len(rs.Touchpoints)),
 			shownIn:      make([]int, len(rs.Touchpoints)),
+			candAt:       make([]int32, len(rs.Touchpoints)),
 			seen:         make([]uint32, len(rs.Rules)),
+		}
+		for i := range rs.Touchpoints {
+			s.suppressedBy[i], s.shownIn[i], s.candAt[i] = -1, -1, -1
 		}
 		s.envValue = s.env.Value()
 		d.scratch = s
@@ -92,11 +102,34 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 	s.env.Reset()
 	s.matched = s.matched[:0]
 	s.content = s.content[:0]
-	for i := range s.suppressedBy {
-		s.suppressedBy[i] = -1
-		s.shownIn[i] = -1
+	// Per-touchpoint state is reset only where the last decision set it,
+	// so a large ruleset costs nothing here.
+	for _, tp := range s.touched {
+		s.suppressedBy[tp], s.shownIn[tp] = -1, -1
+	}
+	s.touched = s.touched[:0]
+	s.suppressAll = -1
+	for k := range s.suppressKind {
+		s.suppressKind[k] = -1
 	}
 	return s
+}
+
+// suppressor is the index of the first matched rule that suppresses
+// touchpoint tp, or -1.
+func (s *scratch) suppressor(tp int) int {
+	by := s.suppressedBy[tp]
+	if k := s.rs.Touchpoints[tp].KindIndex; k >= 0 {
+		by = firstRule(by, s.suppressKind[k])
+	}
+	return firstRule(by, s.suppressAll)
+}
+
+func firstRule(a, b int) int {
+	if a < 0 || b >= 0 && b < a {
+		return b
+	}
+	return a
 }
 
 // validate rejects client mistakes before any work is done.
@@ -185,6 +218,8 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		now = time.Now()
 	}
 	s.rec, s.fx, s.now, s.channel = rec, fx, now, channel
+	s.channelBit = rs.ChannelBit(channel)
+	s.clock = rules.Clock{Now: now}
 	s.countersOK = !d.Degraded
 	s.today = features.Day(now)
 	s.consentGranted = rec != nil && rec.Consent[channel].Granted
@@ -193,7 +228,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	if ex != nil {
 		// Explanations evaluate every rule so they can say what each did.
 		for i := range rs.Rules {
-			s.evaluate(i, now, ruleErrors, ex)
+			s.evaluate(i, ruleErrors, ex)
 		}
 	} else {
 		// Otherwise only the rules the index says could matter; the others
@@ -213,8 +248,8 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		s.candidateRules = rs.CandidateRules(s.placementIdx, env, s.seen, s.epoch, s.candidateRules[:0])
 		for _, ri := range s.candidateRules {
 			r := &rs.Rules[ri]
-			if r.MayOffer(wanted, channel) && guardsPass(r.Guards, env) {
-				s.evaluate(int(ri), now, ruleErrors, nil)
+			if r.MayOffer(wanted, s.channelBit) && guardsPass(r.Guards, env) {
+				s.evaluate(int(ri), ruleErrors, nil)
 			}
 		}
 	}
@@ -237,6 +272,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 				continue
 			}
 			s.shownIn[c.tp] = pi
+			s.touched = append(s.touched, c.tp)
 			s.cands[i].chosen = true
 			chosen++
 			res.Items = append(res.Items, s.item(c.tp, rs.Rules[c.rule].ID, c.score, false))
@@ -247,9 +283,10 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		if len(res.Items) == 0 && pl.Fallback >= 0 {
 			fb := pl.Fallback
 			t := &rs.Touchpoints[fb]
-			if s.suppressedBy[fb] < 0 && s.shownIn[fb] < 0 && t.FitsChannel(channel) {
+			if s.suppressor(fb) < 0 && s.shownIn[fb] < 0 && t.FitsChannelBit(s.channelBit) {
 				if reason, _ := s.policyBlocks(t, nil); reason == "" && s.spendBudget(fb, req.CustomerID) == "" {
 					s.shownIn[fb] = pi
+					s.touched = append(s.touched, fb)
 					res.Items = append(res.Items, s.item(fb, "", 0, true))
 				}
 			}
@@ -391,7 +428,7 @@ func guardsPass(guards []rules.Guard, env *rules.Env) bool {
 
 // evaluate runs rule i: its schedule, its condition and, for a matched
 // offer rule, its score. A run-time failure skips the rule and is counted.
-func (s *scratch) evaluate(i int, now time.Time, ruleErrors []*atomic.Uint64, ex *Explanation) {
+func (s *scratch) evaluate(i int, ruleErrors []*atomic.Uint64, ex *Explanation) {
 	r := &s.rs.Rules[i]
 	action := "offer"
 	if r.IsSuppress() {
@@ -402,7 +439,7 @@ func (s *scratch) evaluate(i int, now time.Time, ruleErrors []*atomic.Uint64, ex
 			ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: outcome, Error: errText, Score: score})
 		}
 	}
-	if r.Active != nil && !r.Active.Active(now) {
+	if r.Active != nil && !r.Active.ActiveOn(&s.clock) {
 		trace(OutcomeInactiveSchedule, "", 0)
 		return
 	}
@@ -423,9 +460,18 @@ func (s *scratch) evaluate(i int, now time.Time, ruleErrors []*atomic.Uint64, ex
 		return
 	}
 	if r.IsSuppress() {
-		for _, tp := range r.Suppress {
+		if r.SuppressAll && s.suppressAll < 0 {
+			s.suppressAll = i
+		}
+		for k := range s.suppressKind {
+			if r.SuppressKinds&(1<<uint(k)) != 0 && s.suppressKind[k] < 0 {
+				s.suppressKind[k] = i
+			}
+		}
+		for _, tp := range r.SuppressIDs {
 			if s.suppressedBy[tp] < 0 {
 				s.suppressedBy[tp] = i
+				s.touched = append(s.touched, tp)
 			}
 		}
 		trace(OutcomeMatched, "", 0)
@@ -482,10 +528,10 @@ func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string
 			switch {
 			case !t.Fits(plIndex, pl.ID):
 				reason = ReasonPlacementMismatch
-			case !t.FitsChannel(channel):
+			case !t.FitsChannelBit(s.channelBit):
 				reason = ReasonChannelMismatch
-			case s.suppressedBy[tp] >= 0:
-				reason, by = ReasonSuppressed, rs.Rules[s.suppressedBy[tp]].ID
+			case s.suppressor(tp) >= 0:
+				reason, by = ReasonSuppressed, rs.Rules[s.suppressor(tp)].ID
 			case s.shownIn[tp] >= 0 && s.shownIn[tp] != pi:
 				reason, by = ReasonAlreadyShown, req.Placements[s.shownIn[tp]].ID
 			default:
@@ -502,30 +548,38 @@ func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string
 			s.insert(c, ex, pl.ID)
 		}
 	}
+	for _, c := range s.cands {
+		s.candAt[c.tp] = -1
+	}
+	slices.SortFunc(s.cands, s.compare)
 }
 
-// insert adds c in rank order, keeping one entry per touchpoint (its best).
+// insert adds c, keeping one entry per touchpoint (its best); arbitrate
+// sorts once all are in.
 func (s *scratch) insert(c candidate, ex *Explanation, placement string) {
-	for i := range s.cands {
-		old := s.cands[i]
-		if old.tp != c.tp {
-			continue
-		}
+	if at := s.candAt[c.tp]; at >= 0 {
+		old := s.cands[at]
 		if !s.better(c, old) {
 			s.traceDuplicate(ex, placement, c, old)
 			return
 		}
 		s.traceDuplicate(ex, placement, old, c)
-		s.cands = append(s.cands[:i], s.cands[i+1:]...)
-		break
+		s.cands[at] = c
+		return
 	}
-	pos := len(s.cands)
-	for pos > 0 && s.better(c, s.cands[pos-1]) {
-		pos--
+	s.candAt[c.tp] = int32(len(s.cands))
+	s.cands = append(s.cands, c)
+}
+
+// compare orders candidates best first.
+func (s *scratch) compare(a, b candidate) int {
+	switch {
+	case s.better(a, b):
+		return -1
+	case s.better(b, a):
+		return 1
 	}
-	s.cands = append(s.cands, candidate{})
-	copy(s.cands[pos+1:], s.cands[pos:])
-	s.cands[pos] = c
+	return 0
 }
 
 // traceDuplicate records that one rule's offer of a touchpoint lost to

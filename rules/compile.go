@@ -3,12 +3,17 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
+	"runtime"
 	"strings"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
@@ -37,21 +42,64 @@ type exprCompiler struct {
 	schema   *Schema
 	layout   *envLayout
 	segments map[string]*segmentDef
+	// configs holds one expr configuration per compiling goroutine: making
+	// one copies expr's built-in table and describes the environment
+	// struct, which was most of the cost of compiling a short expression,
+	// and a configuration caches type information, so it is not shared.
+	configs []*conf.Config
+}
+
+func newExprCompiler(schema *Schema, layout *envLayout) *exprCompiler {
+	c := &exprCompiler{schema: schema, layout: layout, segments: map[string]*segmentDef{}}
+	c.configs = make([]*conf.Config, runtime.GOMAXPROCS(0))
+	for i := range c.configs {
+		cfg := conf.CreateNew()
+		cfg.WithEnv(layout.zero)
+		cfg.MaxNodes = 2000
+		c.configs[i] = cfg
+	}
+	return c
+}
+
+// compileWith does what expr.Compile does, on a reused configuration.
+func compileWith(cfg *conf.Config, input string, kind exprKind, visitor ast.Visitor) (*vm.Program, error) {
+	cfg.Visitors = cfg.Visitors[:0]
+	if visitor != nil {
+		cfg.Visitors = append(cfg.Visitors, visitor)
+	}
+	cfg.Expect, cfg.ExpectAny = reflect.Invalid, false
+	if kind == exprBool {
+		cfg.Expect, cfg.ExpectAny = reflect.Bool, true
+	}
+	tree, err := checker.ParseCheck(input, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return nil, fe.Bind(tree.Source)
+		}
+		return nil, err
+	}
+	return compiler.Compile(tree, cfg)
 }
 
 // compile type-checks and compiles one expression written in node n,
 // reporting problems at their file position.
-func (c *exprCompiler) compile(r *reader, n *yaml.Node, kind exprKind, what string) *vm.Program {
+func (c *exprCompiler) compile(r *reader, n *yaml.Node, kind exprKind, what string, worker int) *vm.Program {
 	if n.Kind != yaml.ScalarNode || strings.TrimSpace(n.Value) == "" {
 		r.errf(n, "%s must be an expression", what)
 		return nil
 	}
 	inliner := &segmentInliner{c: c, source: n.Value}
-	opts := []expr.Option{expr.Env(c.layout.zero), expr.Patch(inliner), expr.MaxNodes(2000)}
-	if kind == exprBool {
-		opts = append(opts, expr.AsBool())
+	var visitor ast.Visitor
+	// The inliner makes expr check the tree twice; most expressions use
+	// no segment and skip it.
+	if strings.Contains(n.Value, "segment") {
+		visitor = inliner
 	}
-	prog, err := expr.Compile(n.Value, opts...)
+	prog, err := compileWith(c.configs[worker], n.Value, kind, visitor)
 	if inliner.usesInvalid {
 		return nil // the broken segment is reported at its definition
 	}

@@ -2,25 +2,40 @@ package rules
 
 import (
 	"sort"
+	"unsafe"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 )
 
 // Guard is a necessary condition of a rule read off its expression at load:
-// a top-level `context.X == "v"` or `context.X in ["v", …]` conjunct. When a
-// request's context fails a guard the rule is false without running the VM,
-// which lets a large ruleset skip most rules for a given page or channel.
+// a top-level `context.X == "v"`, `customer.X == "v"` or `… in ["v", …]`
+// conjunct on a string field. When the bound values fail a guard the rule is
+// false without evaluating it, which lets a large ruleset skip most rules
+// for a given page, channel or audience.
 type Guard struct {
-	Context int // Schema.Context index of a string field
-	Values  []string
+	Customer bool // else a context field
+	Field    int  // Schema.Customer or Schema.Context index of a string field
+	Values   []string
 }
 
-// Pass reports whether the request context bound in env satisfies g.
+func (g *Guard) slot(env *Env) slot {
+	if g.Customer {
+		return env.layout.customer[g.Field]
+	}
+	return env.layout.context[g.Field]
+}
+
+// value is the bound string the guard tests.
+func (g *Guard) value(env *Env) string {
+	return *(*string)(unsafe.Add(env.base, g.slot(env).offset))
+}
+
+// Pass reports whether the values bound in env satisfy g.
 func (g *Guard) Pass(env *Env) bool {
-	v := env.layout.context[g.Context].load(env.base)
+	v := g.value(env)
 	for _, want := range g.Values {
-		if v.Str == want {
+		if v == want {
 			return true
 		}
 	}
@@ -50,12 +65,12 @@ func guardsOf(prog *vm.Program, schema *Schema) []Guard {
 				out = append(out, g)
 			}
 		case "in":
-			field := contextStringField(b.Left, schema)
+			customer, field := stringField(b.Left, schema)
 			if field < 0 {
 				return
 			}
 			if values, ok := stringSet(b.Right); ok {
-				out = append(out, Guard{Context: field, Values: values})
+				out = append(out, Guard{Customer: customer, Field: field, Values: values})
 			}
 		}
 	}
@@ -64,33 +79,42 @@ func guardsOf(prog *vm.Program, schema *Schema) []Guard {
 }
 
 func equalityGuard(field, lit ast.Node, schema *Schema) (Guard, bool) {
-	i := contextStringField(field, schema)
+	customer, i := stringField(field, schema)
 	s, ok := lit.(*ast.StringNode)
 	if i < 0 || !ok {
 		return Guard{}, false
 	}
-	return Guard{Context: i, Values: []string{s.Value}}, true
+	return Guard{Customer: customer, Field: i, Values: []string{s.Value}}, true
 }
 
-// contextStringField recognises context.<string field> and returns its index.
-func contextStringField(n ast.Node, schema *Schema) int {
+// stringField recognises context.<string field> or customer.<string
+// feature> and returns which and its index, or -1.
+func stringField(n ast.Node, schema *Schema) (customer bool, index int) {
 	m, ok := n.(*ast.MemberNode)
 	if !ok || m.Optional {
-		return -1
+		return false, -1
 	}
 	id, ok := m.Node.(*ast.IdentifierNode)
-	if !ok || id.Value != "context" {
-		return -1
+	if !ok {
+		return false, -1
 	}
 	prop, ok := m.Property.(*ast.StringNode)
 	if !ok {
-		return -1
+		return false, -1
 	}
-	i := schema.ContextField(prop.Value)
-	if i < 0 || schema.Context[i].Type != TypeString {
-		return -1
+	fields, i := schema.Context, schema.ContextField(prop.Value)
+	switch id.Value {
+	case "customer":
+		fields, i = schema.Customer, schema.CustomerField(prop.Value)
+		customer = true
+	case "context":
+	default:
+		return false, -1
 	}
-	return i
+	if i < 0 || fields[i].Type != TypeString {
+		return false, -1
+	}
+	return customer, i
 }
 
 // stringSet reads a literal list of strings, as written or as expr's

@@ -11,11 +11,16 @@ import "slices"
 type ruleIndex struct {
 	always  []int32
 	byGuard map[guardKey][]int32
-	fields  []int // context fields used as keys
+	fields  []guardField // fields used as keys
+}
+
+type guardField struct {
+	customer bool
+	field    int
 }
 
 type guardKey struct {
-	field int
+	guardField
 	value string
 }
 
@@ -27,11 +32,12 @@ func (x *ruleIndex) add(rule int32, g *Guard) {
 	if x.byGuard == nil {
 		x.byGuard = map[guardKey][]int32{}
 	}
-	if !slices.Contains(x.fields, g.Context) {
-		x.fields = append(x.fields, g.Context)
+	gf := guardField{customer: g.Customer, field: g.Field}
+	if !slices.Contains(x.fields, gf) {
+		x.fields = append(x.fields, gf)
 	}
 	for _, v := range g.Values {
-		k := guardKey{field: g.Context, value: v}
+		k := guardKey{guardField: gf, value: v}
 		if l := x.byGuard[k]; len(l) == 0 || l[len(l)-1] != rule {
 			x.byGuard[k] = append(l, rule)
 		}
@@ -43,8 +49,8 @@ func (x *ruleIndex) add(rule int32, g *Guard) {
 func (x *ruleIndex) collect(env *Env, seen []uint32, epoch uint32, out []int32) []int32 {
 	out = stamp(x.always, seen, epoch, out)
 	for _, f := range x.fields {
-		v := env.layout.context[f].load(env.base)
-		out = stamp(x.byGuard[guardKey{field: f, value: v.Str}], seen, epoch, out)
+		g := Guard{Customer: f.customer, Field: f.field}
+		out = stamp(x.byGuard[guardKey{guardField: f, value: g.value(env)}], seen, epoch, out)
 	}
 	return out
 }
@@ -59,15 +65,21 @@ func stamp(rules []int32, seen []uint32, epoch uint32, out []int32) []int32 {
 	return out
 }
 
-// indexKey picks the guard a rule is filed under: its first condition on
-// the context or, failing that, the channels its touchpoints can appear on.
+// indexKey picks the guard a rule is filed under: a condition on the
+// context if it has one (pages and channels split traffic evenly), else one
+// on the customer, else the channels its touchpoints can appear on.
 func indexKey(rs *Ruleset, r *Rule) *Guard {
+	for i := range r.Guards {
+		if !r.Guards[i].Customer {
+			return &r.Guards[i]
+		}
+	}
 	if len(r.Guards) > 0 {
 		return &r.Guards[0]
 	}
 	if r.Channels != nil {
 		if f := rs.Schema.ContextField("channel"); f >= 0 && rs.Schema.Context[f].Type == TypeString {
-			return &Guard{Context: f, Values: r.Channels}
+			return &Guard{Field: f, Values: r.Channels}
 		}
 	}
 	return nil

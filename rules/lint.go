@@ -15,7 +15,7 @@ func lint(rs *Ruleset, placements []item) ErrorList {
 		for _, tp := range r.Offer {
 			offered[tp] = true
 		}
-		if r.IsSuppress() && len(r.Suppress) == 0 {
+		if r.IsSuppress() && !suppressesAny(rs, &r) {
 			at(r.File, r.Line, r.Col, "rule %s: suppress matches no touchpoint", r.ID)
 		}
 		if len(r.Tests) == 0 {
@@ -51,4 +51,13 @@ func lint(rs *Ruleset, placements []item) ErrorList {
 	}
 	warns.sort()
 	return warns
+}
+
+func suppressesAny(rs *Ruleset, r *Rule) bool {
+	for i := range rs.Touchpoints {
+		if r.Suppresses(&rs.Touchpoints[i], i) {
+			return true
+		}
+	}
+	return false
 }

@@ -113,7 +113,7 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 		touchpointIndex: map[string]int{},
 		layout:          newEnvLayout(schema),
 	}
-	comp := &exprCompiler{schema: schema, layout: rs.layout, segments: map[string]*segmentDef{}}
+	comp := newExprCompiler(schema, rs.layout)
 	var placements, touchpoints, ruleItems []item
 	policySeen := false
 	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}}
@@ -148,10 +148,11 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 		}
 	}
 
-	for _, p := range paths {
-		src := newSource(p, files[p])
+	parsed := parseFiles(paths, files)
+	for i := range paths {
+		src, root := parsed[i].src, parsed[i].root
+		errs = append(errs, parsed[i].errs...)
 		r := &reader{src: src, errs: &errs}
-		root := parseYAML(src, files[p], &errs)
 		if root == nil {
 			continue
 		}
@@ -188,7 +189,7 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 	for _, name := range names {
 		def := comp.segments[name]
 		r := &reader{src: def.src, errs: &errs}
-		def.valid = comp.compile(r, def.node, exprBool, "segment "+name) != nil
+		def.valid = comp.compile(r, def.node, exprBool, "segment "+name, 0) != nil
 		def.checked = true
 	}
 
@@ -220,8 +221,33 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 // placements each touchpoint and rule can fill, the channels a rule can
 // reach, and the guards on its condition.
 func index(rs *Ruleset) {
+	rs.channelIndex = map[string]int{}
+	addChannel := func(c string) {
+		if _, ok := rs.channelIndex[c]; !ok && len(rs.channelIndex) < 63 {
+			rs.channelIndex[c] = len(rs.channelIndex)
+		}
+	}
+	if f := rs.Schema.ContextField("channel"); f >= 0 {
+		for _, c := range rs.Schema.Context[f].Values {
+			addChannel(c)
+		}
+	}
+	for ti := range rs.Touchpoints {
+		for _, c := range rs.Touchpoints[ti].Channels {
+			addChannel(c)
+		}
+	}
 	for ti := range rs.Touchpoints {
 		t := &rs.Touchpoints[ti]
+		t.channelMask = ^uint64(0)
+		if len(t.Channels) > 0 {
+			t.channelMask = 0
+			for _, c := range t.Channels {
+				// Channels past the 63rd share the last bit: a superset,
+				// so channel checks stay correct, only less selective.
+				t.channelMask |= rs.ChannelBit(c)
+			}
+		}
 		for pi, p := range rs.Placements {
 			if t.FitsPlacement(p.ID) && pi < 64 {
 				t.placementMask |= 1 << uint(pi)
@@ -241,6 +267,7 @@ func index(rs *Ruleset) {
 		for _, ti := range r.Offer {
 			t := &rs.Touchpoints[ti]
 			r.PlacementMask |= t.placementMask
+			r.channelMask |= t.channelMask
 			if len(t.Channels) == 0 {
 				anyChannel = true
 			}
@@ -267,6 +294,45 @@ func index(rs *Ruleset) {
 	}
 }
 
+type parsedFile struct {
+	src  *source
+	root *yaml.Node
+	errs ErrorList
+}
+
+// parseFiles parses the rule files on every core; YAML parsing is a large
+// part of loading a big ruleset and the files are independent.
+func parseFiles(paths []string, files map[string][]byte) []parsedFile {
+	out := make([]parsedFile, len(paths))
+	parallel(len(paths), func(_, i int) {
+		p := paths[i]
+		out[i].src = newSource(p, files[p])
+		out[i].root = parseYAML(out[i].src, files[p], &out[i].errs)
+	})
+	return out
+}
+
+// parallel runs fn(worker, i) for i in 0 … n-1 on up to GOMAXPROCS
+// goroutines, worker numbering the goroutine, and waits.
+func parallel(n int, fn func(worker, i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := min(runtime.GOMAXPROCS(0), n) - 1; w >= 0; w-- {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(w, i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // compileRules compiles rules on every core: type-checking and compiling
 // expressions is most of a large ruleset's load time, and rules are
 // independent once touchpoints and segments are known. Each rule collects
@@ -274,25 +340,11 @@ func index(rs *Ruleset) {
 func compileRules(items []item, rs *Ruleset, comp *exprCompiler, errs *ErrorList) []Rule {
 	out := make([]Rule, len(items))
 	perRule := make([]ErrorList, len(items))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), len(items))
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(items) {
-					return
-				}
-				it := items[i]
-				r := &reader{src: it.r.src, errs: &perRule[i]}
-				out[i] = r.rule(it, rs, comp)
-			}
-		}()
-	}
-	wg.Wait()
+	parallel(len(items), func(worker, i int) {
+		it := items[i]
+		r := &reader{src: it.r.src, errs: &perRule[i]}
+		out[i] = r.rule(it, rs, comp, worker)
+	})
 	for _, e := range perRule {
 		*errs = append(*errs, e...)
 	}
@@ -300,7 +352,7 @@ func compileRules(items []item, rs *Ruleset, comp *exprCompiler, errs *ErrorList
 }
 
 func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
-	tp := Touchpoint{ID: it.id, Value: 1, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Content: emptyContent}
+	tp := Touchpoint{ID: it.id, Value: 1, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Content: emptyContent, KindIndex: -1}
 	what := "touchpoint " + it.id
 	keys := []string{"id", "kind", "description", "channels", "placements", "value", "content", "cap", "budget"}
 	hasKind := false
@@ -309,6 +361,7 @@ func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
 		case "kind":
 			hasKind = true
 			tp.Kind, _ = r.str(v, what+".kind")
+			tp.KindIndex = kindIndex(tp.Kind)
 			if tp.Kind != "" && !contains(Kinds, tp.Kind) {
 				r.errf(v, "%s: unknown kind %q%s (use offer, coupon, message or content)", what, tp.Kind, suggest(tp.Kind, Kinds))
 			}
@@ -423,7 +476,7 @@ func (r *reader) placement(it item, rs *Ruleset) Placement {
 	return pl
 }
 
-func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler) Rule {
+func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule {
 	rule := Rule{ID: it.id, File: r.src.path, Line: it.node.Line, Col: it.node.Column}
 	what := "rule " + it.id
 	keys := []string{"id", "description", "when", "offer", "suppress", "priority", "score", "active", "tests", "cap"}
@@ -434,9 +487,9 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler) Rule {
 			rule.Description, _ = r.str(v, what+".description")
 		case "when":
 			whenNode = v
-			rule.When = comp.compile(r, v, exprBool, what+".when")
+			rule.When = comp.compile(r, v, exprBool, what+".when", worker)
 		case "score":
-			rule.Score = comp.compile(r, v, exprNumber, what+".score")
+			rule.Score = comp.compile(r, v, exprNumber, what+".score", worker)
 		case "priority":
 			rule.Priority, _ = r.integer(v, what+".priority")
 		case "offer":
@@ -474,7 +527,7 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler) Rule {
 			r.errf(offerNode, "%s.offer lists no touchpoints", what)
 		}
 	default:
-		rule.Suppress = r.suppressList(suppressNode, rs, what)
+		r.suppressList(suppressNode, rs, &rule, what)
 	}
 	if testsNode != nil {
 		rule.Tests = r.fixtures(testsNode, rs, rule.ID)
@@ -520,47 +573,46 @@ func (r *reader) history(n *yaml.Node, rs *Ruleset, what string) []HistoryEntry 
 	return out
 }
 
-// suppressList resolves suppress patterns ("*", "kind:coupon", an id) to
-// touchpoint indexes once, at load.
-func (r *reader) suppressList(n *yaml.Node, rs *Ruleset, what string) []int {
+// suppressList resolves suppress patterns ("*", "kind:coupon", an id) once,
+// at load, into the form the engine checks per candidate.
+func (r *reader) suppressList(n *yaml.Node, rs *Ruleset, rule *Rule, what string) {
 	patterns, _ := r.strList(n, what+".suppress")
 	if len(patterns) == 0 {
 		r.errf(n, "%s.suppress lists nothing; use \"*\", \"kind:<kind>\" or touchpoint ids", what)
-	}
-	out := []int{}
-	add := func(i int) {
-		if !containsInt(out, i) {
-			out = append(out, i)
-		}
 	}
 	for j, p := range patterns {
 		at := resolveAlias(n).Content[j]
 		switch {
 		case p == "*":
-			for i := range rs.Touchpoints {
-				add(i)
-			}
+			rule.SuppressAll = true
 		case strings.HasPrefix(p, "kind:"):
 			kind := strings.TrimPrefix(p, "kind:")
-			if !contains(Kinds, kind) {
+			k := kindIndex(kind)
+			if k < 0 {
 				r.errf(at, "%s suppresses unknown kind %q%s (use offer, coupon, message or content)", what, kind, suggest(kind, Kinds))
 				continue
 			}
-			for i, tp := range rs.Touchpoints {
-				if tp.Kind == kind {
-					add(i)
-				}
-			}
+			rule.SuppressKinds |= 1 << uint(k)
 		default:
 			i := rs.Touchpoint(p)
 			if i < 0 {
 				r.errf(at, "%s suppresses unknown touchpoint %q%s", what, p, suggest(p, touchpointIDs(rs)))
 				continue
 			}
-			add(i)
+			if !containsInt(rule.SuppressIDs, i) {
+				rule.SuppressIDs = append(rule.SuppressIDs, i)
+			}
 		}
 	}
-	return out
+}
+
+func kindIndex(kind string) int {
+	for i, k := range Kinds {
+		if k == kind {
+			return i
+		}
+	}
+	return -1
 }
 
 func containsInt(list []int, v int) bool {

@@ -39,8 +39,8 @@ func TestLoadGoodRuleset(t *testing.T) {
 		t.Errorf("home_hero defaults = %+v", hero)
 	}
 	risk := rs.Rules[3]
-	if !risk.IsSuppress() || len(risk.Suppress) != len(rs.Touchpoints) {
-		t.Errorf("suppress * resolved to %v", risk.Suppress)
+	if !risk.IsSuppress() || !risk.SuppressAll {
+		t.Errorf("suppress * resolved to %+v", risk)
 	}
 	var warnings []string
 	for _, w := range rs.Warnings {
@@ -192,7 +192,7 @@ func TestScheduleActive(t *testing.T) {
 }
 
 func TestGuardsAreNecessaryConditions(t *testing.T) {
-	schema, err := ParseSchema("f.yaml", []byte("customer:\n  ltv: {type: number}\ncontext:\n  page: {type: string}\n  channel: {type: string}\n  visits: {type: number}\n"))
+	schema, err := ParseSchema("f.yaml", []byte("customer:\n  ltv: {type: number}\n  tier: {type: string}\ncontext:\n  page: {type: string}\n  channel: {type: string}\n  visits: {type: number}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +200,10 @@ func TestGuardsAreNecessaryConditions(t *testing.T) {
 		when string
 		want string
 	}{
-		{`context.page == "/cart" && customer.ltv > 1`, "page=[/cart]"},
-		{`"/cart" == context.page`, "page=[/cart]"},
-		{`context.channel in ["web", "app"] and context.page == "/"`, "channel=[app web] page=[/]"},
+		{`context.page == "/cart" && customer.ltv > 1`, "context.page=[/cart]"},
+		{`"/cart" == context.page`, "context.page=[/cart]"},
+		{`context.channel in ["web", "app"] and context.page == "/"`, "context.channel=[app web] context.page=[/]"},
+		{`customer.tier == "gold" && customer.ltv > 1`, "customer.tier=[gold]"},
 		{`context.page == "/cart" || customer.ltv > 1`, ""},
 		{`context.page != "/cart"`, ""},
 		{`context.visits == 3`, ""},
@@ -216,7 +217,11 @@ func TestGuardsAreNecessaryConditions(t *testing.T) {
 		}
 		var parts []string
 		for _, g := range rs.Rules[0].Guards {
-			parts = append(parts, schema.Context[g.Context].Name+"="+fmt.Sprint(g.Values))
+			name := "context." + schema.Context[g.Field].Name
+			if g.Customer {
+				name = "customer." + schema.Customer[g.Field].Name
+			}
+			parts = append(parts, name+"="+fmt.Sprint(g.Values))
 		}
 		if got := strings.Join(parts, " "); got != tc.want {
 			t.Errorf("guards of %s = %q, want %q", tc.when, got, tc.want)

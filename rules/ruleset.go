@@ -37,6 +37,7 @@ type Ruleset struct {
 	placementRules []ruleIndex // per placement: offer rules that can fill it
 	suppressRules  ruleIndex
 
+	channelIndex    map[string]int // channel name → bit, for the first 63 channels
 	placementIndex  map[string]int
 	touchpointIndex map[string]int
 	layout          *envLayout
@@ -56,6 +57,7 @@ type Placement struct {
 type Touchpoint struct {
 	ID          string
 	Kind        string
+	KindIndex   int // index in Kinds
 	Description string
 	Channels    []string // empty = every channel
 	Placements  []string // empty = every placement
@@ -67,7 +69,12 @@ type Touchpoint struct {
 	Line, Col   int
 
 	placementMask uint64 // bit per placement index it may fill
+	channelMask   uint64 // bit per channel (Ruleset.ChannelBit) it may appear on
 }
+
+// FitsChannelBit reports whether the touchpoint may be shown on the channel
+// whose Ruleset.ChannelBit is bit.
+func (t *Touchpoint) FitsChannelBit(bit uint64) bool { return t.channelMask&bit != 0 }
 
 // FitsChannel reports whether the touchpoint may be shown on channel.
 func (t *Touchpoint) FitsChannel(channel string) bool {
@@ -96,12 +103,17 @@ type Rule struct {
 	Score       *vm.Program // nil = 1
 	Priority    int
 	Offer       []int // touchpoint indexes
-	Suppress    []int // touchpoint indexes made ineligible
-	Active      *Schedule
-	Cap         *Cap // caps what this rule offers, together
-	Tests       []Fixture
-	File        string
-	Line, Col   int
+	// A suppress rule makes ineligible every touchpoint (SuppressAll), those
+	// of the kinds in SuppressKinds (a bit per Kinds index) and those in
+	// SuppressIDs; this stays small however many touchpoints there are.
+	SuppressAll   bool
+	SuppressKinds uint8
+	SuppressIDs   []int
+	Active        *Schedule
+	Cap           *Cap // caps what this rule offers, together
+	Tests         []Fixture
+	File          string
+	Line, Col     int
 
 	// WhenNative and ScoreNative, when set, compute When and Score without
 	// the VM (see native.go); they always agree with the programs.
@@ -116,20 +128,25 @@ type Rule struct {
 	PlacementMask uint64
 	// Channels is every channel an offered touchpoint may appear on; nil
 	// means any channel.
-	Channels []string
+	Channels    []string
+	channelMask uint64
 }
 
 // MayOffer reports whether the rule could put anything into a request for
 // these placements on this channel; if not, evaluating it cannot change the
 // decision. Suppress rules always may.
-func (r *Rule) MayOffer(placements uint64, channel string) bool {
-	if r.IsSuppress() {
-		return true
+func (r *Rule) MayOffer(placements, channelBit uint64) bool {
+	return r.IsSuppress() || r.PlacementMask&placements != 0 && r.channelMask&channelBit != 0
+}
+
+// ChannelBit is the bit of a request channel in touchpoint and rule channel
+// masks; channels no touchpoint names share the last bit, which only
+// unrestricted touchpoints have.
+func (rs *Ruleset) ChannelBit(channel string) uint64 {
+	if i, ok := rs.channelIndex[channel]; ok {
+		return 1 << uint(i)
 	}
-	if r.PlacementMask&placements == 0 {
-		return false
-	}
-	return r.Channels == nil || contains(r.Channels, channel)
+	return 1 << 63
 }
 
 // PlacementBit is the mask bit MayOffer expects for placement index i.
@@ -138,6 +155,12 @@ func PlacementBit(i int) uint64 {
 		return ^uint64(0)
 	}
 	return 1 << uint(i)
+}
+
+// Suppresses reports whether the rule, when matched, makes touchpoint t
+// (index i) ineligible.
+func (r *Rule) Suppresses(t *Touchpoint, i int) bool {
+	return r.SuppressAll || t.KindIndex >= 0 && r.SuppressKinds&(1<<uint(t.KindIndex)) != 0 || containsInt(r.SuppressIDs, i)
 }
 
 // IsSuppress reports whether the rule suppresses rather than offers.

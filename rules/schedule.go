@@ -20,6 +20,39 @@ type Schedule struct {
 
 // Active reports whether the schedule allows now.
 func (s *Schedule) Active(now time.Time) bool {
+	c := Clock{Now: now}
+	return s.ActiveOn(&c)
+}
+
+// Clock is one decision's time, with the local weekday and minute of the
+// few time zones its schedules use worked out once rather than per rule.
+type Clock struct {
+	Now  time.Time
+	n    int
+	locs [4]*time.Location
+	days [4]time.Weekday
+	mins [4]int
+}
+
+// Local returns the weekday and minute of the day at the clock's time in loc.
+func (c *Clock) Local(loc *time.Location) (time.Weekday, int) {
+	for i := 0; i < c.n; i++ {
+		if c.locs[i] == loc {
+			return c.days[i], c.mins[i]
+		}
+	}
+	t := c.Now.In(loc)
+	day, min := t.Weekday(), t.Hour()*60+t.Minute()
+	if c.n < len(c.locs) {
+		c.locs[c.n], c.days[c.n], c.mins[c.n] = loc, day, min
+		c.n++
+	}
+	return day, min
+}
+
+// ActiveOn reports whether the schedule allows the clock's time.
+func (s *Schedule) ActiveOn(c *Clock) bool {
+	now := c.Now
 	if !s.From.IsZero() && now.Before(s.From) {
 		return false
 	}
@@ -29,14 +62,13 @@ func (s *Schedule) Active(now time.Time) bool {
 	if s.Days == 0 && s.HoursFrom == s.HoursTo {
 		return true
 	}
-	local := now.In(s.Location)
-	if s.Days != 0 && s.Days&(1<<uint(local.Weekday())) == 0 {
+	day, m := c.Local(s.Location)
+	if s.Days != 0 && s.Days&(1<<uint(day)) == 0 {
 		return false
 	}
 	if s.HoursFrom == s.HoursTo {
 		return true
 	}
-	m := local.Hour()*60 + local.Minute()
 	if s.HoursFrom < s.HoursTo {
 		return m >= s.HoursFrom && m < s.HoursTo
 	}
