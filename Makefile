@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/touchpoint
 
-.PHONY: run test build bench lint fmt clean
+.PHONY: run test build bench bench-main bench-opa lint fmt clean
 
 ## run: serve the demo on the embedded store (no Redis needed) at :8080
 run: build
@@ -16,9 +16,17 @@ test:
 build:
 	$(GO) build -o $(BIN) ./cmd/touchpoint
 
-## bench: the hot-path benchmarks with allocation counts
+## bench: every benchmark with allocation counts, then the OPA comparison; one summary table at the end, raw output in bin/bench.txt
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./features/ ./server/ ./benchmarks/
+	@GO='$(GO)' sh benchmarks/bench.sh all
+
+## bench-main: the engine, features, server and benchmarks packages only
+bench-main:
+	@GO='$(GO)' sh benchmarks/bench.sh main
+
+## bench-opa: Touchpoint against OPA's Rego on the same rules and inputs (module benchmarks/opa)
+bench-opa:
+	@GO='$(GO)' sh benchmarks/bench.sh opa
 
 ## lint: formatting and vet
 lint:
