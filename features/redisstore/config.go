@@ -1,0 +1,221 @@
+package redisstore
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config configures a Store. Field names in errors are the YAML keys under
+// "redis".
+type Config struct {
+	// URL names the Redis deployment:
+	//
+	//	redis://[user:password@]host:6379[/db]       standalone
+	//	rediss://…                                    the same over TLS
+	//	redis+cluster://host1:7000,host2:7001          Cluster (rediss+cluster:// for TLS)
+	//	host1:7000,host2:7001                         an address list: Cluster when more than one
+	//
+	// A URL with several hosts is a Cluster whatever its scheme. A missing
+	// port means 6379. Query parameters are not accepted; use the fields
+	// below.
+	URL string `yaml:"url"`
+	// LookupTimeout bounds one Lookup, the round trip on the decision path.
+	LookupTimeout time.Duration `yaml:"lookup_timeout"`
+	// WriteTimeout bounds every other call (writes, budgets, Ping) and is the
+	// socket timeout for calls without a deadline of their own.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// DialTimeout bounds opening one connection.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// PoolSize is the number of connections per Redis node; zero means ten
+	// per CPU.
+	PoolSize int `yaml:"pool_size"`
+	// MinIdleConns keeps this many connections per node open, so a lookup
+	// after a quiet spell does not pay for a dial.
+	MinIdleConns int `yaml:"min_idle_conns"`
+	// EventTTL is how long an event id is remembered; a batch retried later
+	// than that counts again.
+	EventTTL time.Duration `yaml:"event_ttl"`
+	// CounterDays is how many days of counters are kept.
+	CounterDays int `yaml:"counter_days"`
+	// InvalidationChannel is the pub/sub channel writes announce changed
+	// customers on. Every node sharing the data must use the same one.
+	InvalidationChannel string `yaml:"invalidation_channel"`
+	// Breaker configures the circuit breaker around Redis calls.
+	Breaker BreakerConfig `yaml:"breaker"`
+}
+
+// BreakerConfig configures the circuit breaker.
+type BreakerConfig struct {
+	// Failures is how many calls in a row must fail (errors or timeouts) to
+	// open the breaker.
+	Failures int `yaml:"failures"`
+	// Backoff is how long the breaker stays open before it lets one probe
+	// through; each failed probe doubles it, up to MaxBackoff.
+	Backoff    time.Duration `yaml:"backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// DefaultConfig returns the configuration used when none is given, for a
+// Redis on localhost.
+func DefaultConfig() Config {
+	return Config{
+		URL:                 "redis://localhost:6379/0",
+		LookupTimeout:       5 * time.Millisecond,
+		WriteTimeout:        time.Second,
+		DialTimeout:         time.Second,
+		EventTTL:            30 * 24 * time.Hour,
+		CounterDays:         400,
+		InvalidationChannel: "tp:invalidate",
+		Breaker: BreakerConfig{
+			Failures:   5,
+			Backoff:    500 * time.Millisecond,
+			MaxBackoff: 30 * time.Second,
+		},
+	}
+}
+
+// Validate reports every invalid field, named as in the YAML configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if _, err := parseURL(c.URL); err != nil {
+		errs = append(errs, fmt.Errorf("redis.url: %w", err))
+	}
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("redis.%s must be positive, got %v", name, d))
+		}
+	}
+	positive("lookup_timeout", c.LookupTimeout)
+	positive("write_timeout", c.WriteTimeout)
+	positive("dial_timeout", c.DialTimeout)
+	if c.EventTTL < time.Second {
+		errs = append(errs, fmt.Errorf("redis.event_ttl must be at least 1s, got %v", c.EventTTL))
+	}
+	if c.PoolSize < 0 {
+		errs = append(errs, fmt.Errorf("redis.pool_size must not be negative, got %d", c.PoolSize))
+	}
+	if c.MinIdleConns < 0 {
+		errs = append(errs, fmt.Errorf("redis.min_idle_conns must not be negative, got %d", c.MinIdleConns))
+	}
+	if c.CounterDays <= 0 {
+		errs = append(errs, fmt.Errorf("redis.counter_days must be positive, got %d", c.CounterDays))
+	}
+	if c.InvalidationChannel == "" {
+		errs = append(errs, errors.New("redis.invalidation_channel must not be empty"))
+	}
+	if c.Breaker.Failures <= 0 {
+		errs = append(errs, fmt.Errorf("redis.breaker.failures must be positive, got %d", c.Breaker.Failures))
+	}
+	positive("breaker.backoff", c.Breaker.Backoff)
+	if c.Breaker.MaxBackoff < c.Breaker.Backoff {
+		errs = append(errs, fmt.Errorf("redis.breaker.max_backoff must be at least redis.breaker.backoff (%v), got %v",
+			c.Breaker.Backoff, c.Breaker.MaxBackoff))
+	}
+	return errors.Join(errs...)
+}
+
+// RedactedURL is URL with any password replaced, for logs.
+func (c Config) RedactedURL() string {
+	scheme, rest, ok := strings.Cut(c.URL, "://")
+	if !ok {
+		return c.URL
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return c.URL
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return c.URL
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+// target is a parsed URL.
+type target struct {
+	addrs              []string
+	cluster            bool
+	tls                *tls.Config
+	username, password string
+	db                 int
+}
+
+// parseURL reads the forms Config.URL documents.
+func parseURL(raw string) (target, error) {
+	var t target
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return t, errors.New("is required")
+	}
+	scheme, rest, hasScheme := strings.Cut(raw, "://")
+	if !hasScheme {
+		scheme, rest = "redis", raw
+	}
+	switch scheme {
+	case "redis":
+	case "rediss":
+		t.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	case "redis+cluster":
+		t.cluster = true
+	case "rediss+cluster":
+		t.cluster = true
+		t.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	default:
+		return t, fmt.Errorf("unsupported scheme %q (want redis, rediss, redis+cluster or rediss+cluster)", scheme)
+	}
+	if strings.ContainsAny(rest, "?#") {
+		return t, errors.New("query parameters and fragments are not supported; set the redis.* fields instead")
+	}
+	authority, path, hasPath := strings.Cut(rest, "/")
+	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+		user, password, _ := strings.Cut(authority[:at], ":")
+		var err error
+		if t.username, err = url.PathUnescape(user); err != nil {
+			return t, fmt.Errorf("invalid user name: %w", err)
+		}
+		if t.password, err = url.PathUnescape(password); err != nil {
+			return t, errors.New("invalid password escape") // never echo the password
+		}
+		authority = authority[at+1:]
+	}
+	for h := range strings.SplitSeq(authority, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			return t, fmt.Errorf("empty host in %q", authority)
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			// No port: the host alone, possibly a bracketed IPv6 literal.
+			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "6379"
+		}
+		if host == "" {
+			return t, fmt.Errorf("missing host in %q", h)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+			return t, fmt.Errorf("invalid port in %q", h)
+		}
+		t.addrs = append(t.addrs, net.JoinHostPort(host, port))
+	}
+	if len(t.addrs) > 1 {
+		t.cluster = true
+	}
+	if hasPath && path != "" {
+		db, err := strconv.Atoi(path)
+		if err != nil || db < 0 {
+			return t, fmt.Errorf("invalid database number %q", path)
+		}
+		if t.cluster && db != 0 {
+			return t, fmt.Errorf("a Cluster has only database 0, got %d", db)
+		}
+		t.db = db
+	}
+	// TLS verifies each node against the host name it was dialled by.
+	return t, nil
+}

@@ -1,0 +1,87 @@
+// Package redisstore owns customer state in Redis, the system of record when
+// several Touchpoint nodes run behind a load balancer: features, event
+// counters, consent, idempotency markers and touchpoint budgets. Its Store
+// implements features.Store, features.Writer and features.Budgets for a
+// standalone Redis or a Redis Cluster, tells every node's cache when a
+// customer changed, and keeps serving (degraded) while Redis is away.
+//
+// # Key layout
+//
+// Every key of one customer carries the customer id as its hash tag, so all of
+// them live in one Cluster slot: a lookup is one pipelined round trip to one
+// node, and each write is one Lua script that touches only that slot.
+//
+//	tp:{<customer>}:f             hash  feature name → JSON value (12.5, "gold", true, ["a","b"])
+//	tp:{<customer>}:n             hash  "<event>|<subject>|<day>" → count, e.g. "impression|tp:cart_coupon_10|20775"
+//	tp:{<customer>}:k             hash  channel → "1|<unix seconds>" (granted) or "0|<unix seconds>" (refused)
+//	tp:{<customer>}:p             string  the day counters were last pruned (expires after two days)
+//	tp:{<customer>}:e:<event id>  string  "1": the event was counted (expires after Config.EventTTL, 30 days)
+//	tp:budget:{<touchpoint>}      string  how many units of the touchpoint's budget were ever consumed
+//	tp:budget:{<touchpoint>}:<day>  string  units consumed that day (expires the day after)
+//
+// Days are features.Day numbers (days since 1970-01-01, UTC). A customer id
+// containing '{', '}' or '%' is written percent-encoded inside the braces
+// (%7B, %7D, %25), so every id yields a well-formed hash tag and no two ids
+// share a key; other ids appear as they are. Touchpoint ids in budget keys are
+// encoded the same way.
+//
+// A customer is known when any of the f, n or k hashes exists; Lookup
+// answers (nil, nil) otherwise. Counter fields older than Config.CounterDays
+// are not returned by Lookup, are not incremented, and are deleted by the
+// first counting write of each day (an HKEYS scan of that customer's counters
+// hash). Erase deletes f, n, k and p; the idempotency markers stay until
+// they expire, so a retried event batch cannot bring an erased customer's
+// counters back, and they hold nothing but an event id.
+//
+// Idempotency markers are per customer: an event id is counted once for its
+// customer. Event ids are expected to be globally unique anyway.
+//
+// # Writes
+//
+// PutFeatures, PutConsent, Erase, ApplyEvents and CountDecisions each run one
+// Lua script per customer (a batch of events for many customers is one
+// pipeline of scripts), so a write and the invalidation it publishes are
+// atomic and take one round trip. Import, the bulk load, pipelines plain DEL
+// and HSET commands instead and announces once at the end. PutConsent keeps
+// the newer answer per channel: an update whose time is older than the
+// stored one is ignored, so a delayed retry cannot undo a later revocation.
+// Budget consumption is a
+// script too: the check against the total and per-day limits and the
+// increments happen atomically in Redis, so any number of nodes together
+// never hand out more than the budget.
+//
+// Commands are not retried by the client: consuming a budget or counting a
+// decision is not idempotent, and a lookup has milliseconds to answer. A
+// write that timed out may or may not have happened; for budgets that errs
+// towards handing out fewer units, never more.
+//
+// # Invalidation across nodes
+//
+// Every customer write publishes the customer id on the invalidation channel
+// (Config.InvalidationChannel, "tp:invalidate"); an Import publishes one
+// empty id when it ends, meaning "drop everything". Subscribe delivers these
+// to a callback, normally features.Cache.Invalidate. In a Cluster a PUBLISH
+// on any node reaches subscribers on every node, so one subscription per
+// Touchpoint node is enough.
+//
+// Plain pub/sub was chosen over RESP3 client-side caching (CLIENT TRACKING):
+// it works the same for a standalone Redis and a Cluster, the cache it
+// invalidates is our own ristretto layer (features.Cache, with its cost
+// accounting, TTLs and negative caching) rather than one inside the Redis
+// client, and one message per changed customer is simple to reason about.
+// The price is that messages sent while a node's subscription is down are
+// lost: Subscribe therefore asks the callback to drop everything after every
+// resubscribe, and the cache TTL bounds how long anything else can stay
+// stale.
+//
+// # Degrading
+//
+// All calls go through a circuit breaker: after Config.Breaker.Failures
+// consecutive failures or timeouts it opens, and calls fail at once with
+// ErrUnavailable instead of waiting on a dead Redis. After a backoff one call
+// is let through as a probe; its success closes the breaker, its failure
+// doubles the backoff (up to Config.Breaker.MaxBackoff). The engine answers a
+// failed Lookup with empty features and marks the decision degraded. State
+// reports "up", "degraded" or "down" for readiness checks and Stats counts
+// calls, failures and breaker openings for metrics.
+package redisstore

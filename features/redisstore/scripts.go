@@ -1,0 +1,126 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts every write runs. Each touches only the keys it is given,
+// all in one hash slot, and publishes the invalidation itself, so a write and
+// its announcement are one atomic step and one round trip.
+//
+// Lua's unpack is limited to a few thousand values, so long argument lists
+// are applied in chunks.
+
+// featuresScript: KEYS[1] features hash. ARGV: channel, customer id, number
+// of names to delete, those names, then name/value pairs to set.
+const featuresLua = `
+local key = KEYS[1]
+local i = 4
+local stop = 3 + tonumber(ARGV[3])
+while i <= stop do
+  local j = math.min(i + 999, stop)
+  redis.call('HDEL', key, unpack(ARGV, i, j))
+  i = j + 1
+end
+while i <= #ARGV do
+  local j = math.min(i + 999, #ARGV)
+  redis.call('HSET', key, unpack(ARGV, i, j))
+  i = j + 1
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+`
+
+// consentScript: KEYS[1] consent hash. ARGV: channel, customer id, then
+// triples of consent channel, "1" or "0", unix seconds. An answer older than
+// the stored one for the same channel is ignored.
+const consentLua = `
+local key = KEYS[1]
+for i = 3, #ARGV, 3 do
+  local at = tonumber(ARGV[i + 2])
+  local cur = redis.call('HGET', key, ARGV[i])
+  local newer = true
+  if cur then
+    local old = tonumber(string.match(cur, '|(%-?%d+)$'))
+    if old and old > at then newer = false end
+  end
+  if newer then redis.call('HSET', key, ARGV[i], ARGV[i + 1] .. '|' .. ARGV[i + 2]) end
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+`
+
+// eraseScript: KEYS the customer's keys to delete. ARGV: channel, customer id.
+const eraseLua = `
+redis.call('DEL', unpack(KEYS))
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+`
+
+// countScript counts events and decisions. KEYS[1] counters hash, KEYS[2]
+// prune-day key, KEYS[3..] idempotency markers. ARGV: channel, customer id,
+// marker TTL in seconds, cutoff day, today, then one group per event:
+// marker index into KEYS (0: no marker, always counted), day, number of
+// fields, the counter fields. A group whose marker already exists is not
+// counted. Returns how many groups were new. Counters older than the cutoff
+// are not incremented, and the first counting write of a day deletes them.
+const countLua = `
+local n = KEYS[1]
+local ttl = ARGV[3]
+local cutoff = tonumber(ARGV[4])
+local applied = 0
+local i = 6
+while i <= #ARGV do
+  local m = tonumber(ARGV[i])
+  local day = tonumber(ARGV[i + 1])
+  local cnt = tonumber(ARGV[i + 2])
+  local new = true
+  if m > 0 then new = redis.call('SET', KEYS[m], '1', 'NX', 'EX', ttl) end
+  if new then
+    applied = applied + 1
+    if day >= cutoff then
+      for j = i + 3, i + 2 + cnt do redis.call('HINCRBY', n, ARGV[j], 1) end
+    end
+  end
+  i = i + 3 + cnt
+end
+if applied > 0 then
+  local today = ARGV[5]
+  if redis.call('GET', KEYS[2]) ~= today then
+    for _, f in ipairs(redis.call('HKEYS', n)) do
+      local d = tonumber(string.match(f, '|(%-?%d+)$'))
+      if d and d < cutoff then redis.call('HDEL', n, f) end
+    end
+    redis.call('SET', KEYS[2], today, 'EX', 172800)
+  end
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+return applied
+`
+
+// consumeScript: KEYS[1] units consumed ever, KEYS[2] units consumed today.
+// ARGV: total limit, per-day limit (0: none), unix time the day key expires.
+// Returns 1 and counts one unit when both limits allow it, else 0.
+const consumeLua = `
+local total = tonumber(ARGV[1])
+local perDay = tonumber(ARGV[2])
+if total > 0 and tonumber(redis.call('GET', KEYS[1]) or '0') >= total then return 0 end
+if perDay > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= perDay then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('INCR', KEYS[2])
+redis.call('EXPIREAT', KEYS[2], ARGV[3])
+return 1
+`
+
+// scripts holds the compiled scripts of one Store.
+type scripts struct {
+	features, consent, erase, count, consume *redis.Script
+}
+
+func newScripts() scripts {
+	return scripts{
+		features: redis.NewScript(featuresLua),
+		consent:  redis.NewScript(consentLua),
+		erase:    redis.NewScript(eraseLua),
+		count:    redis.NewScript(countLua),
+		consume:  redis.NewScript(consumeLua),
+	}
+}

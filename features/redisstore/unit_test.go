@@ -1,0 +1,294 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/valyala/fastjson"
+)
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		url     string
+		addrs   []string
+		cluster bool
+		tls     bool
+		db      int
+		user    string
+		pass    string
+	}{
+		{url: "redis://localhost:6379/0", addrs: []string{"localhost:6379"}},
+		{url: "redis://cache.internal", addrs: []string{"cache.internal:6379"}},
+		{url: "redis://:s3cret@10.0.0.5:6380/2", addrs: []string{"10.0.0.5:6380"}, db: 2, pass: "s3cret"},
+		{url: "rediss://app:p%40ss@redis.example:6380", addrs: []string{"redis.example:6380"}, tls: true, user: "app", pass: "p@ss"},
+		{url: "redis+cluster://h1:7000,h2:7001", addrs: []string{"h1:7000", "h2:7001"}, cluster: true},
+		{url: "redis+cluster://h1:7000", addrs: []string{"h1:7000"}, cluster: true},
+		{url: "rediss+cluster://h1:7000/", addrs: []string{"h1:7000"}, cluster: true, tls: true},
+		{url: "redis://h1:7000,h2:7001", addrs: []string{"h1:7000", "h2:7001"}, cluster: true},
+		{url: "h1:7000, h2:7001,h3", addrs: []string{"h1:7000", "h2:7001", "h3:6379"}, cluster: true},
+		{url: "127.0.0.1:6379", addrs: []string{"127.0.0.1:6379"}},
+		{url: "redis://[::1]:6379", addrs: []string{"[::1]:6379"}},
+		{url: "redis://[::1]", addrs: []string{"[::1]:6379"}},
+	}
+	for _, tt := range tests {
+		got, err := parseURL(tt.url)
+		if err != nil {
+			t.Errorf("parseURL(%q): %v", tt.url, err)
+			continue
+		}
+		if !reflect.DeepEqual(got.addrs, tt.addrs) || got.cluster != tt.cluster || (got.tls != nil) != tt.tls ||
+			got.db != tt.db || got.username != tt.user || got.password != tt.pass {
+			t.Errorf("parseURL(%q) = %+v", tt.url, got)
+		}
+	}
+	for _, bad := range []string{
+		"", "http://h:1", "redis://h:1/x", "redis://h:1/-1", "redis+cluster://h1:1,h2:2/3",
+		"redis://h:1?dial_timeout=1", "redis://h:99999", "redis://h1:1,,h2:2", "redis://:1",
+	} {
+		if _, err := parseURL(bad); err == nil {
+			t.Errorf("parseURL(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	c := DefaultConfig()
+	c.URL = "ftp://x"
+	c.LookupTimeout = 0
+	c.CounterDays = 0
+	c.InvalidationChannel = ""
+	c.Breaker.Failures = 0
+	c.Breaker.MaxBackoff = time.Millisecond
+	err := c.Validate()
+	for _, want := range []string{"redis.url", "redis.lookup_timeout", "redis.counter_days",
+		"redis.invalidation_channel", "redis.breaker.failures", "redis.breaker.max_backoff"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v; want it to mention %s", err, want)
+		}
+	}
+	if _, err := Open(c); err == nil {
+		t.Error("Open accepted an invalid config")
+	}
+}
+
+func TestRedactedURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://:s3cret@h:6379/0":         "redis://:xxxxx@h:6379/0",
+		"rediss://app:s3cret@h1:1,h2:2":    "rediss://app:xxxxx@h1:1,h2:2",
+		"redis://app@h:6379":               "redis://app@h:6379",
+		"redis://h:6379/0":                 "redis://h:6379/0",
+		"h1:7000,h2:7001":                  "h1:7000,h2:7001",
+		"redis://u:p@ss@h:1/0":             "redis://u:xxxxx@h:1/0",
+		"redis+cluster://u:pw@h1:1,h2:2/0": "redis+cluster://u:xxxxx@h1:1,h2:2/0",
+	} {
+		c := Config{URL: in}
+		if got := c.RedactedURL(); got != want {
+			t.Errorf("RedactedURL(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestBreaker(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	b := newBreaker(BreakerConfig{Failures: 3, Backoff: time.Second, MaxBackoff: 4 * time.Second}, func() time.Time { return now })
+	call := func(o outcome) (allowed bool) {
+		ok, probe := b.allow()
+		if ok {
+			b.record(probe, o)
+		}
+		return ok
+	}
+	if b.stateName() != StateUp {
+		t.Fatalf("new breaker is %s", b.stateName())
+	}
+	call(outcomeFailure)
+	call(outcomeFailure)
+	if b.stateName() != StateDegraded {
+		t.Fatalf("after 2 failures: %s, want degraded", b.stateName())
+	}
+	call(outcomeSuccess) // resets the run
+	call(outcomeFailure)
+	call(outcomeFailure)
+	call(outcomeNeutral) // says nothing
+	if b.stateName() != StateDegraded {
+		t.Fatalf("after success then 2 failures: %s", b.stateName())
+	}
+	call(outcomeFailure)
+	if b.stateName() != StateDown || b.opens.Load() != 1 {
+		t.Fatalf("after 3 failures in a row: %s, opens %d", b.stateName(), b.opens.Load())
+	}
+	if call(outcomeSuccess) {
+		t.Fatal("open breaker let a call through before the backoff")
+	}
+
+	// After the backoff (±10%) exactly one probe goes through.
+	now = now.Add(1100 * time.Millisecond)
+	ok, probe := b.allow()
+	if !ok || !probe {
+		t.Fatalf("after backoff: allow = %v, probe %v", ok, probe)
+	}
+	if ok2, _ := b.allow(); ok2 {
+		t.Fatal("a second call went through while the probe was under way")
+	}
+	b.record(true, outcomeFailure) // probe failed: backoff doubles to 2s
+	now = now.Add(1500 * time.Millisecond)
+	if ok, _ := b.allow(); ok {
+		t.Fatal("breaker let a probe through before the doubled backoff")
+	}
+	now = now.Add(time.Second)
+	ok, probe = b.allow()
+	if !ok || !probe {
+		t.Fatal("no probe after the doubled backoff")
+	}
+	b.record(true, outcomeNeutral) // the probe's caller gave up: try another
+	ok, probe = b.allow()
+	if !ok || !probe {
+		t.Fatal("no new probe after a neutral one")
+	}
+	b.record(true, outcomeSuccess)
+	if b.stateName() != StateUp {
+		t.Fatalf("after a good probe: %s", b.stateName())
+	}
+	if b.opens.Load() != 2 {
+		t.Errorf("opens = %d, want 2", b.opens.Load())
+	}
+
+	// Backoff is capped.
+	for range 3 {
+		call(outcomeFailure)
+	}
+	for range 5 {
+		now = now.Add(10 * time.Second)
+		ok, probe := b.allow()
+		if !ok || !probe {
+			t.Fatal("no probe")
+		}
+		b.record(true, outcomeFailure)
+	}
+	if b.backoff != 4*time.Second {
+		t.Errorf("backoff = %v, want the 4s cap", b.backoff)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	live := context.Background()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		ctx  context.Context
+		err  error
+		want outcome
+	}{
+		{live, nil, outcomeSuccess},
+		{live, redis.Nil, outcomeSuccess},
+		{live, io.EOF, outcomeFailure},
+		{live, &net.OpError{Op: "dial", Err: errors.New("connection refused")}, outcomeFailure},
+		{live, context.DeadlineExceeded, outcomeFailure},
+		{gone, context.Canceled, outcomeNeutral},
+		{live, redis.ErrClosed, outcomeNeutral},
+		{live, redisError("LOADING Redis is loading the dataset in memory"), outcomeFailure},
+		{live, redisError("CLUSTERDOWN The cluster is down"), outcomeFailure},
+		{live, redisError("ERR max number of clients reached"), outcomeFailure},
+		{live, redisError("WRONGTYPE Operation against a key holding the wrong kind of value"), outcomeSuccess},
+		{live, redisError("ERR user_script:1: Script attempted to access nonexistent global variable"), outcomeSuccess},
+	} {
+		if got := classify(tt.ctx, tt.err); got != tt.want {
+			t.Errorf("classify(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+type redisError string
+
+func (e redisError) Error() string { return string(e) }
+func (redisError) RedisError()     {}
+
+func TestValueRoundTrip(t *testing.T) {
+	var pp fastjson.ParserPool
+	for _, v := range []features.Value{
+		features.Number(0), features.Number(-12.5), features.Number(1e21), features.Number(1e-7),
+		features.Number(2717.18), features.Number(math.MaxInt64), features.Number(5e-324),
+		features.String(""), features.String("gold"), features.String(`a "quoted" \ path`),
+		features.String("<b>&\u2028\n\t"), features.String("Zoë 🎉"),
+		features.Bool(true), features.Bool(false),
+		features.List(), features.List("shoes", "bags"), features.List("", `"x"`),
+	} {
+		enc, err := appendValue(nil, v)
+		if err != nil {
+			t.Fatalf("appendValue(%+v): %v", v, err)
+		}
+		got, ok := decodeValue(&pp, string(enc))
+		if !ok || !reflect.DeepEqual(got, v) {
+			t.Errorf("%+v → %s → %+v, %v", v, enc, got, ok)
+		}
+		// The stored form is what a customer file holds.
+		rec, err := features.ParseRecord([]byte(`{"id":"x","features":{"v":` + string(enc) + `}}`))
+		if err != nil || !reflect.DeepEqual(rec.Values["v"], v) {
+			t.Errorf("ParseRecord of %s = %+v, %v; want %+v", enc, rec.Values["v"], err, v)
+		}
+	}
+	for _, v := range []features.Value{features.Number(math.NaN()), features.Number(math.Inf(1)), {}} {
+		if _, err := appendValue(nil, v); err == nil {
+			t.Errorf("appendValue(%+v) succeeded", v)
+		}
+	}
+	// What fastjson (and so features.ParseRecord) rejects; it is lenient
+	// about a few forms, such as "01", and those decode as ParseRecord
+	// would read them.
+	for _, bad := range []string{"", "nul", "null", "{}", "[1]", "-", "1e", "NaN", "Infinity", "1e999", "\"\xff\"", "[\"a\",1]"} {
+		if v, ok := decodeValue(&pp, bad); ok {
+			t.Errorf("decodeValue(%q) = %+v, want failure", bad, v)
+		}
+	}
+}
+
+func TestEscapeTag(t *testing.T) {
+	for in, want := range map[string]string{
+		"c-000042": "c-000042",
+		"a}b":      "a%7Db",
+		"{x}":      "%7Bx%7D",
+		"100%":     "100%25",
+		"%7D":      "%257D",
+	} {
+		if got := escapeTag(in); got != want {
+			t.Errorf("escapeTag(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// Every key of one customer shares its hash tag.
+	k := keysFor("}{weird}")
+	tag := func(key string) string {
+		i := strings.IndexByte(key, '{')
+		j := strings.IndexByte(key[i+1:], '}')
+		return key[i+1 : i+1+j]
+	}
+	for _, key := range []string{k.counters(), k.consent(), k.pruned(), k.event("e}1")} {
+		if tag(key) != tag(k.features()) || tag(key) == "" {
+			t.Errorf("%s and %s have different hash tags", key, k.features())
+		}
+	}
+}
+
+func TestCounterField(t *testing.T) {
+	f := counterField("impression", "rule:a|b", 20775)
+	ev, subj, day, ok := parseCounterField(f)
+	if !ok || ev != "impression" || subj != "rule:a|b" || day != 20775 {
+		t.Errorf("parseCounterField(%q) = %q %q %d %v", f, ev, subj, day, ok)
+	}
+	for _, bad := range []string{"", "a", "a|b", "a|b|x", "a|b|99999999999"} {
+		if _, _, _, ok := parseCounterField(bad); ok {
+			t.Errorf("parseCounterField(%q) succeeded", bad)
+		}
+	}
+}
