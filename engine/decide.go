@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ type scratch struct {
 	suppressAll  int     // first matched rule suppressing "*", or -1
 	suppressKind [4]int  // per rules.Kinds index: first matched rule suppressing that kind, or -1
 	candAt       []int32 // per touchpoint: its index in cands while arbitrating, or -1
+	limits       []features.DecisionLimit
 	cands        []candidate
 	content      []byte
 	envValue     any
@@ -66,8 +68,10 @@ type candidate struct {
 	priority int
 	score    float64 // rule score × touchpoint value
 
-	chosen      bool
-	budgetSpent string // why its budget stopped it, when it did
+	chosen bool
+	// skip and skipBy say why a candidate that won arbitration was still
+	// not issued: its budget was spent or a decision cap had no room.
+	skip, skipBy string
 }
 
 // Reset clears the decision's results, keeping its buffers.
@@ -267,8 +271,12 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			if len(res.Items) == count {
 				break
 			}
+			if by := s.reserveDecisionCaps(c.tp, c.rule, req.CustomerID); by != "" {
+				s.cands[i].skip, s.cands[i].skipBy = ReasonCapped, by
+				continue
+			}
 			if by := s.spendBudget(c.tp, req.CustomerID); by != "" {
-				s.cands[i].budgetSpent = by
+				s.cands[i].skip, s.cands[i].skipBy = ReasonOverBudget, by
 				continue
 			}
 			s.shownIn[c.tp] = pi
@@ -284,7 +292,8 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			fb := pl.Fallback
 			t := &rs.Touchpoints[fb]
 			if s.suppressor(fb) < 0 && s.shownIn[fb] < 0 && t.FitsChannelBit(s.channelBit) {
-				if reason, _ := s.policyBlocks(t, nil); reason == "" && s.spendBudget(fb, req.CustomerID) == "" {
+				if reason, _ := s.policyBlocks(t, nil); reason == "" && s.reserveDecisionCaps(fb, -1, req.CustomerID) == "" &&
+					s.spendBudget(fb, req.CustomerID) == "" {
 					s.shownIn[fb] = pi
 					s.touched = append(s.touched, fb)
 					res.Items = append(res.Items, s.item(fb, "", 0, true))
@@ -292,7 +301,6 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			}
 		}
 	}
-	s.countDecision(req, d)
 }
 
 // effects are the side effects a served decision has on shared state:
@@ -328,31 +336,50 @@ func (s *scratch) spendBudget(tp int, customerID string) string {
 	return ""
 }
 
-// countDecision records the decision for caps that count decisions.
-func (s *scratch) countDecision(req *Request, d *Decision) {
-	if s.fx == nil || s.fx.writer == nil || !s.rs.CountsDecisions || s.rec == nil {
-		return
+// reserveDecisionCaps applies the caps that count decisions to issuing
+// touchpoint tp offered by rule (-1 for a fallback): it reserves a decision
+// under each of them at once in the customer store, so concurrent decisions
+// on several nodes cannot pass a cap, and returns "" when tp may be issued
+// or the cap that stopped it. Unknown customers have no counters to cap.
+func (s *scratch) reserveDecisionCaps(tp, rule int, customerID string) string {
+	if !s.rs.CountsDecisions || s.rec == nil || s.fx == nil {
+		return "" // fixtures check decision caps against their history instead
 	}
-	var subjects []string
-	for _, p := range d.Placements {
-		for _, it := range p.Items {
-			t := &s.rs.Touchpoints[s.rs.Touchpoint(it.Touchpoint)]
-			subjects = append(subjects, features.Subjects(t.ID, t.Kind, it.Rule, s.channel)...)
+	limits := s.limits[:0]
+	add := func(c *rules.Cap) {
+		if c != nil && c.Event == features.EventDecision {
+			limits = append(limits, features.DecisionLimit{Subject: c.Subject, Days: c.Days, Count: c.Count})
 		}
 	}
-	if len(subjects) > 0 {
-		_ = s.fx.writer.CountDecisions(s.fx.ctx, req.CustomerID, dedupe(subjects), s.now)
+	t := &s.rs.Touchpoints[tp]
+	add(t.Cap)
+	if rule >= 0 {
+		add(s.rs.Rules[rule].Cap)
 	}
-}
-
-func dedupe(list []string) []string {
-	out := list[:0]
-	for _, v := range list {
-		if !slices.Contains(out, v) {
-			out = append(out, v)
+	for i := range s.rs.Policy.Caps {
+		if c := &s.rs.Policy.Caps[i]; (c.Kind == "" || c.Kind == t.Kind) && (c.Channel == "" || c.Channel == s.channel) {
+			add(c)
 		}
 	}
-	return out
+	s.limits = limits
+	if len(limits) == 0 {
+		return ""
+	}
+	if s.fx.writer == nil {
+		return "no customer store to count decisions"
+	}
+	ok, err := s.fx.writer.ReserveDecisions(s.fx.ctx, customerID, s.today, limits)
+	switch {
+	case err != nil:
+		return "counters unavailable"
+	case !ok:
+		var caps []string
+		for _, l := range limits {
+			caps = append(caps, fmt.Sprintf("%d decisions per %dd of %s", l.Count, l.Days, l.Subject))
+		}
+		return strings.Join(caps, " or ")
+	}
+	return ""
 }
 
 // policyBlocks applies the contact policy to a touchpoint offered by rule r
@@ -614,8 +641,8 @@ func traceArbitration(ex *Explanation, rs *rules.Ruleset, cands []candidate, pla
 		case c.chosen:
 			t.Chosen, t.Reason = true, ReasonChosen
 			lastChosen = t.Touchpoint
-		case c.budgetSpent != "":
-			t.Reason, t.By = ReasonOverBudget, c.budgetSpent
+		case c.skip != "":
+			t.Reason, t.By = c.skip, c.skipBy
 		default:
 			t.Reason, t.By = ReasonLostArbitration, lastChosen
 		}

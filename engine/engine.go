@@ -173,13 +173,12 @@ func (e *Engine) Status() Status {
 	return st
 }
 
-// Ready reports whether a ruleset is loaded and the feature store answers.
+// Ready reports whether the engine can decide: a ruleset is loaded. A
+// failing feature store does not make it unready, because decisions then
+// degrade to context alone instead of failing.
 func (e *Engine) Ready(ctx context.Context) error {
 	if e.current.Load() == nil {
 		return errors.New("no ruleset loaded")
-	}
-	if err := e.src.Ping(ctx); err != nil {
-		return fmt.Errorf("feature store unreachable: %w", err)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,26 +94,47 @@ func TestCapsFailClosedWhenCountersCannotBeRead(t *testing.T) {
 	}
 }
 
-type countingWriter struct {
-	features.Writer // only CountDecisions is used
-	mu              sync.Mutex
-	subjects        []string
-}
-
-func (w *countingWriter) CountDecisions(_ context.Context, id string, subjects []string, _ time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.subjects = append(w.subjects, subjects...)
-	return nil
-}
-
-func TestDecisionsAreCountedForDecisionCaps(t *testing.T) {
-	w := &countingWriter{}
-	e := newPolicyEngine(t, WithWriter(w))
-	decide(t, e, banner("web", "/deals"))
-	for _, want := range []string{"tp:daily_deal", "kind:offer", "rule:deals", "channel:web", "all"} {
-		if !slices.Contains(w.subjects, want) {
-			t.Errorf("counted subjects %v lack %s", w.subjects, want)
+// TestDecisionCapsAreExactUnderConcurrency decides for one customer from
+// many goroutines: the daily decision cap of 1 issues the deal exactly once.
+func TestDecisionCapsAreExactUnderConcurrency(t *testing.T) {
+	overlay := features.NewOverlay(testSource(), nil)
+	e := newPolicyEngine(t, WithWriter(overlay), WithBudgets(overlay))
+	var deals atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var d Decision
+			for i := 0; i < 10; i++ {
+				req := banner("web", "/deals")
+				if err := e.Decide(context.Background(), &req, &d); err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Placements[0].Items[0].Touchpoint == "daily_deal" {
+					deals.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if deals.Load() != 1 {
+		t.Errorf("daily_deal issued %d times, want exactly 1 (cap: 1 decision per day)", deals.Load())
+	}
+	req := banner("web", "/deals")
+	req.Explain = true
+	d := decide(t, e, req)
+	found := false
+	for _, c := range d.Explain.Candidates {
+		if c.Touchpoint == "daily_deal" {
+			found = true
+			if c.Reason != ReasonCapped || !strings.Contains(c.By, "tp:daily_deal") {
+				t.Errorf("daily_deal after its cap: %+v", c)
+			}
 		}
+	}
+	if !found {
+		t.Error("explain does not mention daily_deal")
 	}
 }

@@ -174,20 +174,29 @@ func (o *Overlay) ApplyEvents(_ context.Context, events []Event) (int, error) {
 	return applied, nil
 }
 
-// CountDecisions counts a decision for decision-counting caps.
-func (o *Overlay) CountDecisions(_ context.Context, id string, subjects []string, at time.Time) error {
+// ReserveDecisions counts a decision for every limit if all have room.
+func (o *Overlay) ReserveDecisions(_ context.Context, id string, day int32, limits []DecisionLimit) (bool, error) {
 	o.mu.Lock()
 	oc := o.customer(id)
 	if oc.counters == nil {
 		oc.counters = map[counterKey]int64{}
 	}
-	day := Day(at)
-	for _, subject := range subjects {
-		oc.counters[counterKey{EventDecision, subject, day}]++
+	for _, l := range limits {
+		var n int64
+		for d := day - int32(l.Days) + 1; d <= day; d++ {
+			n += oc.counters[counterKey{EventDecision, l.Subject, d}]
+		}
+		if n >= l.Count {
+			o.mu.Unlock()
+			return false, nil
+		}
+	}
+	for _, l := range limits {
+		oc.counters[counterKey{EventDecision, l.Subject, day}]++
 	}
 	o.mu.Unlock()
 	o.changed(id)
-	return nil
+	return true, nil
 }
 
 // Consume draws on in-process budgets.

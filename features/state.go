@@ -79,9 +79,19 @@ type Writer interface {
 	// ApplyEvents counts events, once per event ID however often a batch
 	// is retried, and reports how many were new.
 	ApplyEvents(ctx context.Context, events []Event) (applied int, err error)
-	// CountDecisions counts a decision that issued touchpoints, for caps
-	// that count decisions rather than impressions.
-	CountDecisions(ctx context.Context, customerID string, subjects []string, at time.Time) error
+	// ReserveDecisions is how caps that count decisions stay exact when
+	// several nodes decide for one customer at once: it checks every limit
+	// against the customer's decision counters and, only if all have room,
+	// counts one decision for each of their subjects on day, atomically.
+	ReserveDecisions(ctx context.Context, customerID string, day int32, limits []DecisionLimit) (bool, error)
+}
+
+// DecisionLimit is one cap counted on decisions: at most Count decisions
+// about Subject within the Days days ending on the reserving day.
+type DecisionLimit struct {
+	Subject string
+	Days    int
+	Count   int64
 }
 
 // Budgets hands out a limited number of something (coupons) across every
@@ -89,4 +99,51 @@ type Writer interface {
 // (zero means no limit of that kind).
 type Budgets interface {
 	Consume(ctx context.Context, touchpoint string, day int32, total, perDay int64) (bool, error)
+}
+
+// Invalidating wraps a Writer so that every successful write also drops
+// the changed customers from this node's cache at once; stores notify the
+// other nodes themselves, and this node would otherwise serve its own
+// stale record until that notification arrives.
+func Invalidating(w Writer, invalidate func(customerID string)) Writer {
+	return &invalidating{Writer: w, invalidate: invalidate}
+}
+
+type invalidating struct {
+	Writer
+	invalidate func(string)
+}
+
+func (w *invalidating) PutFeatures(ctx context.Context, id string, values map[string]Value) error {
+	err := w.Writer.PutFeatures(ctx, id, values)
+	w.invalidate(id)
+	return err
+}
+
+func (w *invalidating) PutConsent(ctx context.Context, id string, consent map[string]Consent) error {
+	err := w.Writer.PutConsent(ctx, id, consent)
+	w.invalidate(id)
+	return err
+}
+
+func (w *invalidating) Erase(ctx context.Context, id string) error {
+	err := w.Writer.Erase(ctx, id)
+	w.invalidate(id)
+	return err
+}
+
+func (w *invalidating) ApplyEvents(ctx context.Context, events []Event) (int, error) {
+	n, err := w.Writer.ApplyEvents(ctx, events)
+	for i := range events {
+		w.invalidate(events[i].CustomerID)
+	}
+	return n, err
+}
+
+func (w *invalidating) ReserveDecisions(ctx context.Context, id string, day int32, limits []DecisionLimit) (bool, error) {
+	ok, err := w.Writer.ReserveDecisions(ctx, id, day, limits)
+	if ok {
+		w.invalidate(id)
+	}
+	return ok, err
 }

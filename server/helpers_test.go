@@ -194,15 +194,21 @@ type testServer struct {
 // fails the test if Run does not return cleanly.
 func startServer(t *testing.T, cfg Config, d Decider) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, d, Options{})
+}
+
+// startServerWith starts a server with extra options; the logger and cache
+// stats are the test's own.
+func startServerWith(t *testing.T, cfg Config, d Decider, opts Options) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	logs := &syncBuffer{}
-	srv := New(cfg, d, Options{
-		Logger:     zerolog.New(logs),
-		CacheStats: func() (uint64, uint64) { return 42, 7 },
-	})
+	opts.Logger = zerolog.New(logs)
+	opts.CacheStats = func() (uint64, uint64) { return 42, 7 }
+	srv := New(cfg, d, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{
 		srv:    srv,

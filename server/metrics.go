@@ -303,3 +303,45 @@ func send(ch chan<- prometheus.Metric, desc *prometheus.Desc, typ prometheus.Val
 		ch <- m
 	}
 }
+
+// storeCollector exposes the shared feature store's health.
+type storeCollector struct {
+	stats                                                      func() StoreStats
+	up, calls, failures, rejected, breakerOpens, invalidations *prometheus.Desc
+}
+
+func newStoreCollector(stats func() StoreStats) *storeCollector {
+	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+	return &storeCollector{
+		stats:         stats,
+		up:            d("touchpoint_store_up", "1 when the feature store answers, 0.5 when it is failing some calls, 0 when its circuit breaker is open."),
+		calls:         d("touchpoint_store_calls_total", "Calls made to the feature store."),
+		failures:      d("touchpoint_store_failures_total", "Feature store calls that failed or timed out."),
+		rejected:      d("touchpoint_store_rejected_total", "Calls not made because the circuit breaker was open."),
+		breakerOpens:  d("touchpoint_store_breaker_opens_total", "Times the circuit breaker opened."),
+		invalidations: d("touchpoint_store_invalidations_total", "Cache invalidations received from other nodes."),
+	}
+}
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.calls, c.failures, c.rejected, c.breakerOpens, c.invalidations} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	up := 0.0
+	switch st.State {
+	case "up":
+		up = 1
+	case "degraded":
+		up = 0.5
+	}
+	send(ch, c.up, prometheus.GaugeValue, up)
+	send(ch, c.calls, prometheus.CounterValue, float64(st.Calls))
+	send(ch, c.failures, prometheus.CounterValue, float64(st.Failures))
+	send(ch, c.rejected, prometheus.CounterValue, float64(st.Rejected))
+	send(ch, c.breakerOpens, prometheus.CounterValue, float64(st.BreakerOpens))
+	send(ch, c.invalidations, prometheus.CounterValue, float64(st.Invalidations))
+}

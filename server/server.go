@@ -53,6 +53,15 @@ type Options struct {
 	// (/v1/events, /v1/customers/…); without them those answer 501.
 	Customers Customers
 	Schema    Schema
+	// StoreStats reports a shared feature store's health for /readyz and
+	// /metrics; nil means an embedded store that is always up.
+	StoreStats func() StoreStats
+}
+
+// StoreStats describes a shared feature store (Redis).
+type StoreStats struct {
+	State                                                  string // up, degraded or down
+	Calls, Failures, Rejected, BreakerOpens, Invalidations uint64
 }
 
 // Error codes returned in {"error":{"code":…}}. Clients may switch on them;
@@ -120,8 +129,9 @@ type Server struct {
 
 	states sync.Pool // *decideState
 
-	customers Customers
-	schema    Schema
+	customers  Customers
+	schema     Schema
+	storeStats func() StoreStats
 }
 
 // New builds a server. cfg should have passed Validate; Run checks it again.
@@ -132,8 +142,9 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		log:     opts.Logger.With().Str("component", "server").Logger(),
 		cors:    newCORSPolicy(cfg.CORS),
 
-		customers: opts.Customers,
-		schema:    opts.Schema,
+		customers:  opts.Customers,
+		schema:     opts.Schema,
+		storeStats: opts.StoreStats,
 	}
 	s.errLog = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -142,6 +153,9 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		s.adminKeyHash = sha256.Sum256([]byte(cfg.AdminKey))
 	}
 	s.metrics = newMetrics(d, opts.CacheStats, s.log)
+	if opts.StoreStats != nil {
+		s.metrics.reg.MustRegister(newStoreCollector(opts.StoreStats))
+	}
 	s.states.New = func() any { return new(decideState) }
 
 	// fasthttp reads bodies up to this size; the handler enforces the real
@@ -411,7 +425,16 @@ func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, b)
 		return
 	}
-	writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ready"}`))
+	// A failing feature store degrades decisions rather than failing them,
+	// so it is reported here but does not take the node out of rotation:
+	// if it did, a Redis outage would take every node out at once.
+	state := "up"
+	if s.storeStats != nil {
+		state = s.storeStats().State
+	}
+	b := []byte(`{"status":"ready","store":`)
+	b = jsonw.AppendString(b, state)
+	writeJSON(ctx, fasthttp.StatusOK, append(b, '}'))
 }
 
 // handleReadError answers requests fasthttp could not read (body over its

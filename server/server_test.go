@@ -243,13 +243,32 @@ func TestReadyz(t *testing.T) {
 	ts := startServer(t, testConfig(), fd)
 
 	r := ts.do(t, http.MethodGet, "/readyz", "", nil)
-	if r.status != http.StatusOK || string(r.body) != `{"status":"ready"}` {
+	if r.status != http.StatusOK || string(r.body) != `{"status":"ready","store":"up"}` {
 		t.Errorf("readyz = %d %s", r.status, r.body)
 	}
-	fd.setReadyErr(errors.New("feature store: ping: connection refused"))
+	fd.setReadyErr(errors.New("no ruleset loaded"))
 	r = ts.do(t, http.MethodGet, "/readyz", "", nil)
-	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "connection refused") {
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "no ruleset loaded") {
 		t.Errorf("readyz = %d %s", r.status, r.body)
+	}
+}
+
+// A failing shared store degrades decisions, so it shows in /readyz and
+// /metrics without taking the node out of rotation.
+func TestReadyzReportsStoreState(t *testing.T) {
+	state := "down"
+	ts := startServerWith(t, testConfig(), newFakeDecider(), Options{StoreStats: func() StoreStats {
+		return StoreStats{State: state, Calls: 10, Failures: 4, Rejected: 3, BreakerOpens: 1}
+	}})
+	r := ts.do(t, http.MethodGet, "/readyz", "", nil)
+	if r.status != http.StatusOK || string(r.body) != `{"status":"ready","store":"down"}` {
+		t.Errorf("readyz = %d %s", r.status, r.body)
+	}
+	r = ts.do(t, http.MethodGet, "/metrics", "", nil)
+	for _, want := range []string{"touchpoint_store_up 0", "touchpoint_store_failures_total 4", "touchpoint_store_breaker_opens_total 1"} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
 

@@ -69,6 +69,7 @@ func DefaultConfig() Config {
 		LookupTimeout:       5 * time.Millisecond,
 		WriteTimeout:        time.Second,
 		DialTimeout:         time.Second,
+		MinIdleConns:        4,
 		EventTTL:            30 * 24 * time.Hour,
 		CounterDays:         400,
 		InvalidationChannel: "tp:invalidate",

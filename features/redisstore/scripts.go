@@ -112,7 +112,7 @@ return 1
 
 // scripts holds the compiled scripts of one Store.
 type scripts struct {
-	features, consent, erase, count, consume *redis.Script
+	features, consent, erase, count, consume, reserve *redis.Script
 }
 
 func newScripts() scripts {
@@ -122,5 +122,33 @@ func newScripts() scripts {
 		erase:    redis.NewScript(eraseLua),
 		count:    redis.NewScript(countLua),
 		consume:  redis.NewScript(consumeLua),
+		reserve:  redis.NewScript(reserveLua),
 	}
 }
+
+// reserveLua checks decision caps and counts the decision in one step, so
+// concurrent decisions on many nodes never pass a cap. KEYS[1] is the
+// counters hash; ARGV: channel, customer id, today, then subject, days,
+// limit for each cap.
+const reserveLua = `
+local n = KEYS[1]
+local today = tonumber(ARGV[3])
+local i = 4
+while i <= #ARGV do
+  local subject, days, limit = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local sum = 0
+  for d = today - days + 1, today do
+    local v = redis.call('HGET', n, 'decision|' .. subject .. '|' .. d)
+    if v then sum = sum + tonumber(v) end
+  end
+  if sum >= limit then return 0 end
+  i = i + 3
+end
+i = 4
+while i <= #ARGV do
+  redis.call('HINCRBY', n, 'decision|' .. ARGV[i] .. '|' .. today, 1)
+  i = i + 3
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+`

@@ -44,6 +44,51 @@ func runSuite(t *testing.T, url string) {
 	ctx := context.Background()
 	s := openStore(t, testConfig(url))
 
+	t.Run("ReserveDecisionsIsExact", func(t *testing.T) {
+		// Two stores stand for two nodes; 200 concurrent reservations
+		// against a cap of 3 per 7 days (one already used yesterday) and
+		// a global cap of 10 grant exactly 2.
+		other := openStore(t, testConfig(url))
+		id := "reserve-1"
+		day := features.Day(time.Now())
+		limits := []features.DecisionLimit{{Subject: "tp:deal", Days: 7, Count: 3}, {Subject: "all", Days: 1, Count: 10}}
+		if ok, err := s.ReserveDecisions(ctx, id, day-1, limits); !ok || err != nil {
+			t.Fatalf("first reservation = %v, %v", ok, err)
+		}
+		var granted atomic.Int64
+		var wg sync.WaitGroup
+		for i := 0; i < 200; i++ {
+			wg.Add(1)
+			go func(st *Store) {
+				defer wg.Done()
+				ok, err := st.ReserveDecisions(ctx, id, day, limits)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					granted.Add(1)
+				}
+			}([]*Store{s, other}[i%2])
+		}
+		wg.Wait()
+		if granted.Load() != 2 {
+			t.Errorf("granted %d reservations, want exactly 2", granted.Load())
+		}
+		rec, err := s.Lookup(ctx, id)
+		if err != nil || rec == nil {
+			t.Fatalf("Lookup = %+v, %v", rec, err)
+		}
+		var today int64
+		for _, c := range rec.Counters {
+			if c.Event == features.EventDecision && c.Subject == "tp:deal" && c.Day == day {
+				today = c.Count
+			}
+		}
+		if today != 2 {
+			t.Errorf("decision counter today = %d, want 2", today)
+		}
+	})
+
 	t.Run("ImportAndLookup", func(t *testing.T) {
 		data, err := os.ReadFile(demoCustomers)
 		if err != nil {

@@ -175,6 +175,32 @@ func (s *Store) CountDecisions(ctx context.Context, customerID string, subjects 
 	return nil
 }
 
+// ReserveDecisions counts one decision for every limit's subject, only if
+// all limits have room, atomically (see features.Writer).
+func (s *Store) ReserveDecisions(ctx context.Context, customerID string, day int32, limits []features.DecisionLimit) (bool, error) {
+	if customerID == "" {
+		return false, errors.New("cannot reserve decision: customer id is empty")
+	}
+	if len(limits) == 0 {
+		return true, nil
+	}
+	args := make([]any, 0, 3+3*len(limits))
+	args = append(args, s.cfg.InvalidationChannel, customerID, day)
+	for _, l := range limits {
+		args = append(args, l.Subject, l.Days, l.Count)
+	}
+	var granted int64
+	err := s.do(ctx, s.cfg.WriteTimeout, func(ctx context.Context) error {
+		var err error
+		granted, err = s.scripts.reserve.Run(ctx, s.client, []string{keysFor(customerID).counters()}, args...).Int64()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("cannot reserve decision for customer %q: %w", customerID, err)
+	}
+	return granted == 1, nil
+}
+
 // countCall starts the count script's call for one customer.
 func (s *Store) countCall(customerID string, now time.Time) scriptCall {
 	k := keysFor(customerID)
