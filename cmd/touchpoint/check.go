@@ -97,7 +97,7 @@ func interleaved(args []string) []string {
 		a := args[i]
 		if len(a) > 1 && a[0] == '-' {
 			flags = append(flags, a)
-			if (a == "--schema" || a == "-schema") && i+1 < len(args) {
+			if (a == "--schema" || a == "-schema" || a == "--redis" || a == "-redis" || a == "--checkpoint" || a == "-checkpoint") && i+1 < len(args) {
 				flags = append(flags, args[i+1])
 				i++
 			}

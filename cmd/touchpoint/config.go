@@ -14,6 +14,7 @@ import (
 
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/features/redisstore"
 	"github.com/touchpoint-dev/touchpoint/server"
 )
 
@@ -25,7 +26,10 @@ type config struct {
 	Server   server.Config  `yaml:"server"`
 	Rules    engine.Config  `yaml:"rules"`
 	Features featuresConfig `yaml:"features"`
-	Log      logConfig      `yaml:"log"`
+	// Redis, when its url is set, replaces the embedded store: features,
+	// counters, consent and budgets are shared by every node.
+	Redis redisstore.Config `yaml:"redis"`
+	Log   logConfig         `yaml:"log"`
 }
 
 type featuresConfig struct {
@@ -44,6 +48,7 @@ func defaultConfig() config {
 		Server:   server.DefaultConfig(),
 		Rules:    engine.DefaultConfig(),
 		Features: featuresConfig{Customers: "configs/demo/customers.jsonl", Cache: features.DefaultCacheConfig()},
+		Redis:    embeddedByDefault(redisstore.DefaultConfig()),
 		Log:      logConfig{Level: "info"},
 	}
 }
@@ -58,6 +63,11 @@ func (c config) validate() error {
 	}
 	if err := c.Features.Cache.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Redis.URL != "" {
+		if err := c.Redis.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
 		errs = append(errs, fmt.Errorf("log.level must be one of debug, info, warn, error; got %q", c.Log.Level))
@@ -88,4 +98,11 @@ func loadConfig(path string, required bool) (config, error) {
 		return cfg, fmt.Errorf("cannot load config from %q: %s", path, msg)
 	}
 	return cfg, nil
+}
+
+// embeddedByDefault keeps Redis's defaults for when a url is given but
+// leaves the url empty, so the demo runs on the embedded store.
+func embeddedByDefault(c redisstore.Config) redisstore.Config {
+	c.URL = ""
+	return c
 }

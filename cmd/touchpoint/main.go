@@ -17,6 +17,8 @@ Usage:
   touchpoint serve [flags]            serve POST /v1/decide
   touchpoint rules check [flags] DIR  compile, lint and test a rules directory
   touchpoint demo-data [flags]        write demo customers as JSON Lines to stdout
+  touchpoint features import FILE     import customers into Redis (resumable)
+  touchpoint loadtest [flags] URL     load test a decide endpoint (open loop; see --help)
   touchpoint help                     show this help
 
 Run "touchpoint COMMAND --help" for a command's flags.
@@ -64,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return rulesCheck(args[2:], stdout, stderr)
 	case "demo-data":
 		return demoData(args[1:], stdout, stderr)
+	case "features":
+		return featuresCommand(args[1:], stdout, stderr)
+	case "loadtest":
+		return loadtestCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/features/redisstore"
 	"github.com/touchpoint-dev/touchpoint/rules"
 	"github.com/touchpoint-dev/touchpoint/server"
 )
@@ -28,6 +29,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	rulesDir := fs.String("rules", "", "rules directory")
 	schema := fs.String("schema", "", "feature schema file")
 	customers := fs.String("customers", "", "customers JSON Lines file for the embedded store")
+	redisURL := fs.String("redis", "", "Redis URL (redis://host:6379/0, redis+cluster://h1:7000,h2:7001); replaces the embedded store")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: touchpoint serve [flags]\n\nServes POST /v1/decide and the health, metrics and admin endpoints.\nSIGHUP, POST /admin/reload and edits in the rules directory reload the rules;\nSIGTERM drains in-flight requests and exits. The admin key may also come from\nTOUCHPOINT_ADMIN_KEY.\n\nFlags:")
@@ -54,6 +56,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	override(&cfg.Rules.RulesDir, *rulesDir)
 	override(&cfg.Rules.SchemaPath, *schema)
 	override(&cfg.Features.Customers, *customers)
+	override(&cfg.Redis.URL, *redisURL)
 	override(&cfg.Log.Level, *logLevel)
 	override(&cfg.Server.AdminKey, os.Getenv("TOUCHPOINT_ADMIN_KEY"))
 	if err := cfg.validate(); err != nil {
@@ -71,27 +74,25 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	level, _ := zerolog.ParseLevel(cfg.Log.Level)
 	log := zerolog.New(stderr).Level(level).With().Timestamp().Logger()
 
-	store, err := openStore(cfg.Features.Customers)
-	if err != nil {
-		return err
-	}
 	// A record is cached whole, so the freshest feature sets its lifetime.
 	if schema, err := rules.LoadSchema(cfg.Rules.SchemaPath); err == nil {
 		if m := schema.MaxStaleness(); m > 0 && m < cfg.Features.Cache.TTL {
 			cfg.Features.Cache.TTL = m
 		}
 	}
-	// The overlay keeps what the API writes (features, consent, events,
-	// erasures, budgets) on top of the embedded store, and drops the
-	// changed customer from the cache on every write.
-	var cache *features.Cache
-	overlay := features.NewOverlay(store, func(id string) { cache.Invalidate(id) })
-	cache, err = features.NewCache(overlay, cfg.Features.Cache)
+	st, err := openCustomerStore(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	cache, err := features.NewCache(st.store, cfg.Features.Cache)
 	if err != nil {
 		return fmt.Errorf("cannot start feature cache: %w", err)
 	}
 	defer cache.Close()
-	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(overlay), engine.WithWriter(overlay))
+	st.invalidate = cache.Invalidate
+	writer := features.Invalidating(st.writer, cache.Invalidate)
+	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(st.budgets), engine.WithWriter(writer))
 	if err != nil {
 		// The rule errors carry carets over several lines: print them whole,
 		// then fail with one line.
@@ -104,19 +105,23 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			s := cache.Stats()
 			return s.Hits, s.Misses
 		},
-		Customers: overlay,
-		Schema:    eng,
+		Customers:  writer,
+		Schema:     eng,
+		StoreStats: st.stats,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", cfg.Server.Addr, err)
 	}
-	log.Info().Str("component", "cmd").Str("addr", ln.Addr().String()).Int("customers", store.Len()).
+	log.Info().Str("component", "cmd").Str("addr", ln.Addr().String()).Str("store", st.name).
 		Str("ruleset", eng.Status().Version).Msg("touchpoint serving")
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, ln) })
 	g.Go(func() error { return eng.Watch(gctx) })
+	if st.subscribe != nil {
+		g.Go(func() error { return st.subscribe(gctx, cache.Invalidate) })
+	}
 	g.Go(func() error {
 		for {
 			select {
@@ -130,6 +135,60 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	err = g.Wait()
 	log.Info().Str("component", "cmd").Msg("touchpoint stopped")
 	return err
+}
+
+// customerStore is the system of record serve runs on: Redis when
+// configured, else the embedded store with an in-process overlay.
+type customerStore struct {
+	name       string
+	store      features.Store
+	writer     features.Writer
+	budgets    features.Budgets
+	stats      func() server.StoreStats
+	subscribe  func(ctx context.Context, onInvalidate func(string)) error
+	close      func()
+	invalidate func(string) // set once the cache exists
+}
+
+func openCustomerStore(cfg config, log zerolog.Logger) (*customerStore, error) {
+	if cfg.Redis.URL != "" {
+		rs, err := redisstore.Open(cfg.Redis)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open Redis store: %w", err)
+		}
+		// Dial before serving so the first decisions do not pay for it;
+		// Redis being down is not fatal, decisions degrade until it is back.
+		pctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.DialTimeout)
+		if err := rs.Ping(pctx); err != nil {
+			log.Warn().Str("component", "cmd").Err(err).Msg("redis is not answering yet; decisions are degraded until it does")
+		}
+		cancel()
+		log.Info().Str("component", "cmd").Str("redis", cfg.Redis.RedactedURL()).Msg("feature store: redis")
+		return &customerStore{
+			name: "redis", store: rs, writer: rs, budgets: rs,
+			stats: func() server.StoreStats {
+				s := rs.Stats()
+				return server.StoreStats{State: rs.State(), Calls: s.Calls, Failures: s.Failures, Rejected: s.Rejected,
+					BreakerOpens: s.BreakerOpens, Invalidations: s.Invalidations}
+			},
+			subscribe: rs.Subscribe,
+			close:     func() { _ = rs.Close() },
+		}, nil
+	}
+	mem, err := openStore(cfg.Features.Customers)
+	if err != nil {
+		return nil, err
+	}
+	st := &customerStore{name: fmt.Sprintf("embedded (%d customers)", mem.Len()), close: func() {}}
+	// The overlay keeps what the API writes (features, consent, events,
+	// erasures, budgets) on top of the embedded store.
+	overlay := features.NewOverlay(mem, func(id string) {
+		if st.invalidate != nil {
+			st.invalidate(id)
+		}
+	})
+	st.store, st.writer, st.budgets = overlay, overlay, overlay
+	return st, nil
 }
 
 func openStore(path string) (*features.MemoryStore, error) {

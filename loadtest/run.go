@@ -1,0 +1,485 @@
+// Package loadtest owns `touchpoint loadtest`: an HTTP load generator that
+// measures the decide API the way its callers experience it. It schedules
+// requests at a constant rate whatever the target does (open loop) and
+// measures each latency from the request's scheduled send time, so a
+// stalled server shows up in the percentiles instead of silently slowing
+// the generator down (coordinated omission). A closed-loop mode finds
+// maximum throughput and is labelled as such everywhere.
+//
+// It also owns the traffic model (weighted page views over Zipf-distributed
+// customers), the HDR-histogram measurements, the step and find-max
+// searches, and the reports: the terminal table, the JSON file, the
+// self-contained HTML page and the comparison of two runs.
+//
+// It is a black-box client: it speaks HTTP to a URL and imports nothing
+// from the server, engine, rules or features packages.
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/valyala/fasthttp"
+)
+
+// Step kinds in the report.
+const (
+	kindStep   = "step"
+	kindProbe  = "probe"
+	kindWarmup = "warmup"
+)
+
+// Preflight.
+const (
+	// preflightSeq numbers preflight requests far from the measured
+	// sequence, so a preflight never shifts which requests a run sends.
+	preflightSeq = uint64(1) << 63
+	// maxPreflightDraws bounds the search for one request of every view.
+	maxPreflightDraws = 100_000
+)
+
+// runner is one Run: the shared HTTP client, the request generator and
+// the run clock. Steps run one after another on it.
+type runner struct {
+	cfg    Config
+	gen    *Generator
+	client *fasthttp.HostClient
+	target string
+	clk    clock
+	// seq is the next request sequence number; steps continue it, so every
+	// request of a run is drawn from its own number.
+	seq uint64
+}
+
+// job is one scheduled open-loop request.
+type job struct {
+	seq     uint64
+	planned time.Duration
+}
+
+// Run executes cfg and returns what it measured. Cancelling ctx ends the
+// run early: the step in progress stops scheduling, its in-flight requests
+// finish (bounded by cfg.Timeout), and the report holds every step so far
+// with Interrupted set. Errors are returned only when nothing could be
+// measured (invalid settings, unreachable target, failed preflight).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	target, addr, isTLS, err := resolveTarget(cfg.URL, cfg.Traffic.Path)
+	if err != nil {
+		return nil, err
+	}
+	conns := cfg.Connections
+	if cfg.Mode == Closed {
+		conns = cfg.Concurrency
+	}
+	r := &runner{
+		cfg:    cfg,
+		gen:    NewGenerator(cfg.Traffic, cfg.Customers, cfg.Seed),
+		target: target,
+		clk:    newClock(),
+		client: newClient(addr, isTLS, conns),
+	}
+	defer r.client.CloseIdleConnections()
+
+	rep := &Report{Format: FormatVersion, StartedAt: time.Now().UTC(), Settings: r.settings()}
+	if cfg.Preflight {
+		if err := r.preflight(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Warmup > 0 && ctx.Err() == nil {
+		p := plan{kind: kindWarmup, rate: firstRate(cfg), concurrency: cfg.Concurrency, duration: cfg.Warmup}
+		r.runStep(ctx, p)
+	}
+	switch {
+	case ctx.Err() != nil:
+		// Interrupted during the warm-up: nothing was measured.
+	case cfg.FindMax:
+		r.findMax(ctx, rep)
+	case cfg.Mode == Closed:
+		rep.Steps = append(rep.Steps, r.runStep(ctx, plan{kind: kindStep, index: 1, of: 1,
+			concurrency: cfg.Concurrency, duration: cfg.Duration, requests: cfg.Requests}))
+	default:
+		for i, rate := range cfg.Rates {
+			if i > 0 && !r.pause(ctx) {
+				break
+			}
+			st := r.runStep(ctx, plan{kind: kindStep, index: i + 1, of: len(cfg.Rates),
+				rate: rate, duration: cfg.Duration, requests: cfg.Requests})
+			rep.Steps = append(rep.Steps, st)
+			if st.Interrupted {
+				break
+			}
+		}
+	}
+	if len(cfg.SLO.Terms) > 0 {
+		for i := range rep.Steps {
+			if rep.Steps[i].SLO == nil {
+				res := cfg.SLO.Check(&rep.Steps[i])
+				rep.Steps[i].SLO = &res
+			}
+		}
+	}
+	rep.FinishedAt = time.Now().UTC()
+	rep.Interrupted = ctx.Err() != nil
+	return rep, nil
+}
+
+func firstRate(cfg Config) float64 {
+	if len(cfg.Rates) > 0 {
+		return cfg.Rates[0]
+	}
+	return 0
+}
+
+// newClient is the HTTP client shared by a run's workers.
+func newClient(addr string, isTLS bool, conns int) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:  addr,
+		Name:  "touchpoint-loadtest",
+		IsTLS: isTLS,
+		// One connection per worker: the pool never grows past the
+		// workers, so 20k req/s cannot exhaust local ports.
+		MaxConns: conns,
+		// A retried request would hide an error and its latency.
+		MaxIdemponentCallAttempts: 1,
+		RetryIf:                   func(*fasthttp.Request) bool { return false },
+		DisablePathNormalizing:    true,
+		ReadBufferSize:            8 << 10,
+		WriteBufferSize:           4 << 10,
+	}
+}
+
+// resolveTarget gives the full request URL and the host:port to dial.
+func resolveTarget(raw, defaultPath string) (target, addr string, isTLS bool, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", false, fmt.Errorf("bad target URL %q: %w", raw, err)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = defaultPath
+	}
+	isTLS = u.Scheme == "https"
+	addr = u.Host
+	if u.Port() == "" {
+		port := "80"
+		if isTLS {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return u.String(), addr, isTLS, nil
+}
+
+func (r *runner) settings() Settings {
+	c := r.cfg
+	s := Settings{
+		URL: r.target, Mode: c.Mode, ModeLabel: c.Mode.Label(),
+		DurationMS: c.Duration.Milliseconds(), Requests: c.Requests,
+		Connections: c.Connections, KeepAlive: c.KeepAlive,
+		TimeoutMS: c.Timeout.Milliseconds(), WarmupMS: c.Warmup.Milliseconds(),
+		Customers: c.Customers, Seed: c.Seed,
+		Traffic: c.TrafficPath, TrafficDigest: c.Traffic.Digest, Views: len(c.Traffic.Views),
+		SLO: c.SLO.String(), FindMax: c.FindMax,
+		CPUs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
+	}
+	if c.Mode == Closed {
+		s.Concurrency = c.Concurrency
+		s.Connections = c.Concurrency
+	} else {
+		s.Rates = c.Rates
+	}
+	if c.FindMax {
+		s.MaxRate = c.MaxRate
+	}
+	return s
+}
+
+// pause waits between steps; false if interrupted meanwhile.
+func (r *runner) pause(ctx context.Context) bool {
+	if r.cfg.Pause <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(r.cfg.Pause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// preflight sends one request of every view and refuses to start if any
+// fails: a wrong port or a traffic file the target rejects is one clear
+// error line instead of a run full of failures.
+func (r *runner) preflight() error {
+	w := r.newWorker()
+	views := r.cfg.Traffic.Views
+	covered := make([]bool, len(views))
+	left := len(views)
+	for k := uint64(0); k < maxPreflightDraws && left > 0; k++ {
+		body, vi := w.src.Body(w.body[:0], preflightSeq+k)
+		w.body = body
+		if covered[vi] {
+			continue
+		}
+		covered[vi] = true
+		left--
+		w.req.SetBodyRaw(body)
+		if err := r.client.DoTimeout(w.req, w.resp, r.cfg.Timeout); err != nil {
+			return fmt.Errorf("cannot reach %s: %w", r.target, err)
+		}
+		if code := w.resp.StatusCode(); code < 200 || code >= 300 {
+			return fmt.Errorf("%s answered %d to a %q request from the traffic file (%s): %s",
+				r.target, code, views[vi].Name, truncate(string(body), 200), truncate(string(w.resp.Body()), 300))
+		}
+	}
+	return nil
+}
+
+// plan is one step to run.
+type plan struct {
+	kind        string
+	index, of   int
+	rate        float64 // open loop when > 0
+	concurrency int     // closed loop when rate == 0
+	duration    time.Duration
+	requests    int64
+}
+
+func (r *runner) runStep(ctx context.Context, p plan) Step {
+	if p.rate > 0 {
+		return r.runOpen(ctx, p)
+	}
+	return r.runClosed(ctx, p)
+}
+
+// runOpen runs one constant-rate step: a scheduler (this goroutine) hands
+// jobs at their planned times to a fixed set of workers, each of which
+// owns at most one connection. When every worker is busy the scheduler
+// waits, but planned times never move: the requests that queued behind a
+// slow answer carry their waiting time into their latency.
+func (r *runner) runOpen(ctx context.Context, p plan) Step {
+	n := plannedCount(p)
+	// Whole nanoseconds keep planned times exact integers; the rate this
+	// implies differs from the requested one by under 0.05% up to 1M req/s.
+	interval := max(time.Duration(math.Round(float64(time.Second)/p.rate)), 1)
+	conns := r.cfg.Connections
+
+	// Start a little ahead so the workers are parked and ready.
+	start := r.clk.now() + time.Millisecond
+	rec := newRecorder(start)
+	rec.setWindow(start + time.Duration(n)*interval)
+	jobs := make(chan job, conns)
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := r.newWorker()
+			for j := range jobs {
+				if ctx.Err() != nil {
+					rec.unsent.Add(1) // interrupted before it could be sent
+					continue
+				}
+				w.exchange(j.seq, j.planned, rec)
+			}
+		}()
+	}
+	stopProgress := r.startProgress(p, rec, start)
+	cpu0, cpuOK := processCPU()
+
+	lag := newHist()
+	planned, dispatched, interrupted := r.schedule(ctx, jobs, start, interval, n, lag)
+	close(jobs)
+	wg.Wait()
+	end := r.clk.now()
+	cpu1, _ := processCPU()
+	stopProgress()
+
+	rec.unsent.Add(planned - dispatched)
+	st := Step{Index: p.index, Kind: p.kind, Mode: Open, TargetRate: p.rate, Planned: planned, Interrupted: interrupted}
+	rec.finish(&st, start+time.Duration(planned)*interval)
+	if lag.TotalCount() > 0 {
+		l := summarize(lag)
+		st.SchedulerLag = &l
+	}
+	if cpuOK && end > start {
+		st.GeneratorCPU = math.Round(float64(cpu1-cpu0)/float64(end-start)*100) / 100
+	}
+	r.seq += uint64(n)
+	return st
+}
+
+// plannedCount is how many requests a step schedules.
+func plannedCount(p plan) int64 {
+	var n int64 = math.MaxInt64
+	if p.duration > 0 {
+		n = max(1, int64(p.duration.Seconds()*p.rate))
+	}
+	if p.requests > 0 && p.requests < n {
+		n = p.requests
+	}
+	return n
+}
+
+// minTick is the shortest scheduler tick. Above 20,000 req/s one tick
+// releases several requests (those due within it), because a wake-up per
+// request would cost more CPU than the requests themselves.
+const minTick = 50 * time.Microsecond
+
+// schedule dispatches n jobs, job i at start + i×interval. It waits on a
+// precise ticker between jobs and blocks when every worker is busy; it
+// gives up on jobs still undispatched a timeout after the schedule's end.
+// It returns how many jobs were due (all n, unless interrupted) and how
+// many were dispatched, and records in lag how late each tick woke it.
+func (r *runner) schedule(ctx context.Context, jobs chan<- job, start, interval time.Duration, n int64,
+	lag *hdrhistogram.Histogram) (planned, dispatched int64, interrupted bool) {
+	at := func(i int64) time.Duration { return start + time.Duration(i)*interval }
+	dueBy := func(t time.Duration) int64 {
+		if t < start {
+			return 0
+		}
+		return min(n, int64((t-start)/interval)+1)
+	}
+	tick := interval
+	if tick < minTick {
+		tick = interval * ((minTick + interval - 1) / interval)
+	}
+	ahead := tick - interval // jobs due within the current tick leave together
+	tk := newTicker(ctx, r.clk, start, tick)
+	defer tk.stop()
+
+	giveUp := at(n) + r.cfg.Timeout
+	var i int64
+	for i < n {
+		now := r.clk.now()
+		if at(i) > now+ahead {
+			last, ok := tk.wait()
+			if !ok {
+				return max(i, dueBy(r.clk.now())), i, true
+			}
+			lag.RecordValue(toUS(r.clk.now() - last))
+			continue
+		}
+		if now > giveUp {
+			return n, i, false
+		}
+		j := job{seq: r.seq + uint64(i), planned: at(i)}
+		select {
+		case jobs <- j:
+		default:
+			// Every worker is busy: wait for one. The planned time stays,
+			// so this wait is counted in the request's latency.
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				return max(i, dueBy(r.clk.now())), i, true
+			}
+		}
+		i++
+		if i&255 == 0 && ctx.Err() != nil {
+			return max(i, dueBy(r.clk.now())), i, true
+		}
+	}
+	return n, i, false
+}
+
+// runClosed runs the closed loop: each worker sends its next request as
+// soon as it has the previous answer. Latency runs from the actual send.
+func (r *runner) runClosed(ctx context.Context, p plan) Step {
+	start := r.clk.now()
+	end := time.Duration(math.MaxInt64)
+	if p.duration > 0 {
+		end = start + p.duration
+	}
+	rec := newRecorder(start)
+	if p.duration > 0 {
+		rec.setWindow(end)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range p.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := r.newWorker()
+			for ctx.Err() == nil && r.clk.now() < end {
+				k := next.Add(1) - 1
+				if p.requests > 0 && k >= p.requests {
+					return
+				}
+				w.exchange(r.seq+uint64(k), -1, rec)
+			}
+		}()
+	}
+	stopProgress := r.startProgress(p, rec, start)
+	cpu0, cpuOK := processCPU()
+	wg.Wait()
+	stopEnd := r.clk.now()
+	cpu1, _ := processCPU()
+	stopProgress()
+
+	st := Step{Index: p.index, Kind: p.kind, Mode: Closed, Concurrency: p.concurrency, Interrupted: ctx.Err() != nil}
+	rec.finish(&st, start)
+	st.Planned = st.Sent
+	if cpuOK && stopEnd > start {
+		st.GeneratorCPU = math.Round(float64(cpu1-cpu0)/float64(stopEnd-start)*100) / 100
+	}
+	r.seq += uint64(max(0, next.Load()))
+	return st
+}
+
+// worker owns one request, one response and one body buffer, reused for
+// every exchange so the steady state allocates nothing.
+type worker struct {
+	r    *runner
+	src  *Source
+	req  *fasthttp.Request
+	resp *fasthttp.Response
+	body []byte
+}
+
+func (r *runner) newWorker() *worker {
+	req := &fasthttp.Request{}
+	req.SetRequestURI(r.target)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	if !r.cfg.KeepAlive {
+		req.SetConnectionClose()
+	}
+	return &worker{r: r, src: r.gen.NewSource(), req: req, resp: &fasthttp.Response{}, body: make([]byte, 0, 512)}
+}
+
+// exchange sends request seq and records it. planned < 0 means closed loop.
+func (w *worker) exchange(seq uint64, planned time.Duration, rec *recorder) {
+	w.body, _ = w.src.Body(w.body[:0], seq)
+	w.req.SetBodyRaw(w.body)
+	sent := w.r.clk.now()
+	err := w.r.client.DoTimeout(w.req, w.resp, w.r.cfg.Timeout)
+	done := w.r.clk.now()
+	start := sent
+	if planned >= 0 && planned < sent {
+		start = planned
+	}
+	status := 0
+	var body []byte
+	if err == nil {
+		status = w.resp.StatusCode()
+		if status < 200 || status >= 300 {
+			body = w.resp.Body()
+		}
+	}
+	rec.record(start, sent, done, status, body, err)
+}
