@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/touchpoint
 
-.PHONY: run test build bench bench-main bench-opa lint fmt clean
+.PHONY: run test build bench bench-main bench-opa bench-peer lint fmt clean
 
 ## run: serve the demo on the embedded store (no Redis needed) at :8080
 run: build
@@ -27,6 +27,10 @@ bench-main:
 ## bench-opa: Touchpoint against OPA's Rego on the same rules and inputs (module benchmarks/opa)
 bench-opa:
 	@GO='$(GO)' sh benchmarks/bench.sh opa
+
+## bench-peer: the decide server against a bare fasthttp handler under the load generator, each pinned to its own core
+bench-peer:
+	@GO='$(GO)' bash benchmarks/peer.sh
 
 ## lint: formatting and vet
 lint:

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 
 const loadtestUsage = `Usage: touchpoint loadtest [flags] URL
        touchpoint loadtest compare [--threshold 5%] A.json B.json
+       touchpoint loadtest baseline [--addr 127.0.0.1:8090]
 
 Sends decide requests to URL (e.g. http://127.0.0.1:8080; a URL without a
 path gets the traffic file's, /v1/decide) and reports latency percentiles,
@@ -44,6 +46,9 @@ Flags:
 func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "compare" {
 		return loadtestCompare(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "baseline" {
+		return loadtestBaseline(args[1:], stdout, stderr)
 	}
 	def := loadtest.DefaultConfig()
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
@@ -270,4 +275,27 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// loadtestBaseline serves the bare fasthttp peer that decide servers are
+// compared with (see benchmarks/peer.sh).
+func loadtestBaseline(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadtest baseline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: touchpoint loadtest baseline [--addr ADDR]\n\nServes a bare fasthttp handler that reads the body and answers a fixed\ndecision-sized JSON: the peer to compare a decide server with, on the same\nmachine with the same load generator. Stops on SIGINT or SIGTERM.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", *addr, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stdout, "baseline serving on %s\n", ln.Addr())
+	return loadtest.ServeBaseline(ctx, ln)
 }

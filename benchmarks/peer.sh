@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Peer comparison: the full /v1/decide server against a bare fasthttp
+# handler (touchpoint loadtest baseline), measured the same way in one run.
+# Each server is pinned to CPU 0 and the load generator to CPU 1, so they
+# do not compete for a core. Two measurements per server: maximum
+# throughput (closed loop) and latency at a fixed open-loop rate.
+#
+#   bash benchmarks/peer.sh            (make bench-peer)
+#
+# Environment: PEER_DURATION (default 10s), PEER_RATE (default 10000),
+# PEER_CONCURRENCY (default 64), PEER_OUT (default bin/peer).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=bin/touchpoint
+DURATION=${PEER_DURATION:-10s}
+RATE=${PEER_RATE:-10000}
+CONC=${PEER_CONCURRENCY:-64}
+OUT=${PEER_OUT:-bin/peer}
+mkdir -p "$OUT"
+${GO:-go} build -o "$BIN" ./cmd/touchpoint
+
+pin() { if command -v taskset >/dev/null 2>&1; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "peer: nothing listens on port $1" >&2
+  return 1
+}
+
+measure() { # name port command...
+  local name=$1 port=$2
+  shift 2
+  pin 0 "$@" >"$OUT/$name.log" 2>&1 &
+  local pid=$!
+  trap 'kill $pid 2>/dev/null || true' EXIT
+  wait_port "$port"
+  local url="http://127.0.0.1:$port"
+  pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --warmup 2s --concurrency "$CONC" --duration "$DURATION" --out "$OUT/$name-max.json" "$url" >"$OUT/$name-max.txt"
+  pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --warmup 2s --rate "$RATE" --duration "$DURATION" --out "$OUT/$name-rate.json" "$url" >"$OUT/$name-rate.txt"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  trap - EXIT
+}
+
+echo "peer comparison: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(${GO:-go} version | cut -d' ' -f3)"
+measure baseline 18090 "$BIN" loadtest baseline --addr 127.0.0.1:18090
+measure touchpoint 18091 "$BIN" serve --addr 127.0.0.1:18091 --log-level warn
+
+echo
+echo "== maximum throughput (closed loop, $CONC connections, $DURATION): baseline -> touchpoint"
+"$BIN" loadtest compare "$OUT/baseline-max.json" "$OUT/touchpoint-max.json"
+echo
+echo "== latency at $RATE req/s (open loop, $DURATION): baseline -> touchpoint"
+"$BIN" loadtest compare "$OUT/baseline-rate.json" "$OUT/touchpoint-rate.json"
