@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"reflect"
 	"unsafe"
 
@@ -186,13 +187,13 @@ func (c *nativeCompiler) binaryBool(n *ast.BinaryNode) boolFn {
 		if l == nil || r == nil {
 			return nil
 		}
-		f = compareNumbers(n.Operator, l, r)
+		f = compare[float64](n.Operator, l, r)
 	case kindString:
 		l, r := c.str(n.Left), c.str(n.Right)
 		if l == nil || r == nil {
 			return nil
 		}
-		f = compareStrings(n.Operator, l, r)
+		f = compare[string](n.Operator, l, r)
 	case kindBool:
 		l, r := c.boolean(n.Left), c.boolean(n.Right)
 		if l == nil || r == nil {
@@ -208,25 +209,8 @@ func (c *nativeCompiler) binaryBool(n *ast.BinaryNode) boolFn {
 	return f
 }
 
-func compareNumbers(op string, l, r numFn) boolFn {
-	switch op {
-	case "==":
-		return func(e *Env, it string) bool { return l(e, it) == r(e, it) }
-	case "!=":
-		return func(e *Env, it string) bool { return l(e, it) != r(e, it) }
-	case "<":
-		return func(e *Env, it string) bool { return l(e, it) < r(e, it) }
-	case "<=":
-		return func(e *Env, it string) bool { return l(e, it) <= r(e, it) }
-	case ">":
-		return func(e *Env, it string) bool { return l(e, it) > r(e, it) }
-	case ">=":
-		return func(e *Env, it string) bool { return l(e, it) >= r(e, it) }
-	}
-	return nil
-}
-
-func compareStrings(op string, l, r strFn) boolFn {
+// compare builds a comparison of two compiled operands of one ordered type.
+func compare[T cmp.Ordered](op string, l, r func(*Env, string) T) boolFn {
 	switch op {
 	case "==":
 		return func(e *Env, it string) bool { return l(e, it) == r(e, it) }

@@ -24,15 +24,7 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, ep *endpoint) {
 	case "/admin/ruleset":
 		*ep = epAdminRuleset
 	}
-	if !s.adminEnabled {
-		s.writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: codeAdminDisabled,
-			message: "the admin API is disabled: no admin_key is configured"})
-		return
-	}
-	if !s.authorized(ctx) {
-		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="touchpoint-admin"`)
-		s.writeError(ctx, &apiError{status: fasthttp.StatusUnauthorized, code: codeUnauthorized,
-			field: "Authorization", message: "Authorization must be Bearer <admin key>"})
+	if !s.requireAdmin(ctx, "the admin API is disabled: no admin_key is configured") {
 		return
 	}
 	switch *ep {
@@ -50,6 +42,23 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, ep *endpoint) {
 		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
 			message: "no endpoint at " + string(ctx.Path())})
 	}
+}
+
+// requireAdmin answers 403 when no admin key is configured (with
+// disabledMsg) and 401 when the request does not carry it, and reports
+// whether the request may go on.
+func (s *Server) requireAdmin(ctx *fasthttp.RequestCtx, disabledMsg string) bool {
+	if !s.adminEnabled {
+		s.writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: codeAdminDisabled, message: disabledMsg})
+		return false
+	}
+	if !s.authorized(ctx) {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="touchpoint-admin"`)
+		s.writeError(ctx, &apiError{status: fasthttp.StatusUnauthorized, code: codeUnauthorized,
+			field: "Authorization", message: "Authorization must be Bearer <admin key>"})
+		return false
+	}
+	return true
 }
 
 // authorized compares SHA-256 digests in constant time, which hides both

@@ -237,15 +237,7 @@ func contains(list []string, s string) bool {
 // /v1/customers/{id}/consent; all require the admin key.
 func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	if !s.adminEnabled {
-		s.writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: codeAdminDisabled,
-			message: "customer endpoints need the admin key, and no admin_key is configured"})
-		return
-	}
-	if !s.authorized(ctx) {
-		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="touchpoint-admin"`)
-		s.writeError(ctx, &apiError{status: fasthttp.StatusUnauthorized, code: codeUnauthorized,
-			field: "Authorization", message: "Authorization must be Bearer <admin key>"})
+	if !s.requireAdmin(ctx, "customer endpoints need the admin key, and no admin_key is configured") {
 		return
 	}
 	if s.noCustomers(ctx) {
