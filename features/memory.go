@@ -63,9 +63,9 @@ func LoadJSONL(r io.Reader, name string) (*MemoryStore, error) {
 		b := sc.Bytes()
 		if line == 1 {
 			// Editors on some platforms save with a byte order mark.
-			b = trimBOM(b)
+			b = TrimBOM(b)
 		}
-		if isBlank(b) {
+		if IsBlankLine(b) {
 			continue
 		}
 		if err := l.add(b, line); err != nil {
@@ -491,15 +491,18 @@ func (c *cursor) str() string {
 	return s
 }
 
-func trimBOM(b []byte) []byte {
+// TrimBOM drops a UTF-8 byte order mark, which some tools write at the
+// start of a JSON Lines file.
+func TrimBOM(b []byte) []byte {
 	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
 		return b[3:]
 	}
 	return b
 }
 
-// isBlank reports whether b holds only JSON whitespace.
-func isBlank(b []byte) bool {
+// IsBlankLine reports whether a JSON Lines line holds only whitespace;
+// such lines are skipped.
+func IsBlankLine(b []byte) bool {
 	for _, c := range b {
 		if c != ' ' && c != '\t' && c != '\r' {
 			return false

@@ -33,7 +33,7 @@ func TestLoadJSONL(t *testing.T) {
 
 	for line := range strings.Lines(input) {
 		line = strings.TrimPrefix(line, "\xEF\xBB\xBF")
-		if isBlank([]byte(strings.TrimSuffix(line, "\n"))) {
+		if IsBlankLine([]byte(strings.TrimSuffix(line, "\n"))) {
 			continue
 		}
 		want, err := ParseRecord([]byte(line))

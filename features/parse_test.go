@@ -202,7 +202,7 @@ func FuzzParseRecord(f *testing.F) {
 
 		// The embedded store validates and re-encodes records itself; it must
 		// agree with the parser on every single-line input.
-		if bytes.ContainsAny(line, "\n") || isBlank(line) || !bytes.Equal(trimBOM(line), line) {
+		if bytes.ContainsAny(line, "\n") || IsBlankLine(line) || !bytes.Equal(TrimBOM(line), line) {
 			return
 		}
 		store, loadErr := LoadJSONL(bytes.NewReader(line), "fuzz.jsonl")

@@ -214,9 +214,9 @@ func (s *Store) readBatches(ctx context.Context, r io.Reader, opts ImportOptions
 		}
 		data := sc.Bytes()
 		if line == 1 {
-			data = trimBOM(data)
+			data = features.TrimBOM(data)
 		}
-		if isBlank(data) {
+		if features.IsBlankLine(data) {
 			continue
 		}
 		start := len(b.buf)
@@ -280,21 +280,4 @@ func (s *Store) writeBatch(ctx context.Context, parser *features.RecordParser, b
 	}
 	res.customers = customers
 	return res
-}
-
-func trimBOM(b []byte) []byte {
-	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
-		return b[3:]
-	}
-	return b
-}
-
-// isBlank reports whether b holds only JSON whitespace.
-func isBlank(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' {
-			return false
-		}
-	}
-	return true
 }
