@@ -20,7 +20,11 @@ OUT=${PEER_OUT:-bin/peer}
 mkdir -p "$OUT"
 ${GO:-go} build -o "$BIN" ./cmd/touchpoint
 
-pin() { if command -v taskset >/dev/null 2>&1; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# pin CPU COMMAND... runs COMMAND on one CPU. It execs, so a background
+# "pin 0 server &" is the server's own process and can be killed.
+TASKSET=()
+if command -v taskset >/dev/null 2>&1; then TASKSET=(taskset -c); fi
+pin() { if [ ${#TASKSET[@]} -gt 0 ]; then exec "${TASKSET[@]}" "$@"; else shift; exec "$@"; fi; }
 
 wait_port() {
   for _ in $(seq 200); do
@@ -31,19 +35,26 @@ wait_port() {
   return 1
 }
 
+SERVER=""
+cleanup() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi; }
+trap cleanup EXIT INT TERM
+
 measure() { # name port command...
   local name=$1 port=$2
   shift 2
-  pin 0 "$@" >"$OUT/$name.log" 2>&1 &
-  local pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "peer: port $port is already in use; stop what listens there first" >&2
+    exit 1
+  fi
+  (pin 0 "$@") >"$OUT/$name.log" 2>&1 &
+  SERVER=$!
   wait_port "$port"
   local url="http://127.0.0.1:$port"
-  pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --warmup 2s --concurrency "$CONC" --duration "$DURATION" --out "$OUT/$name-max.json" "$url" >"$OUT/$name-max.txt"
-  pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --warmup 2s --rate "$RATE" --duration "$DURATION" --out "$OUT/$name-rate.json" "$url" >"$OUT/$name-rate.txt"
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  trap - EXIT
+  (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --warmup 2s --concurrency "$CONC" --duration "$DURATION" --out "$OUT/$name-max.json" "$url") >"$OUT/$name-max.txt"
+  (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --warmup 2s --rate "$RATE" --duration "$DURATION" --out "$OUT/$name-rate.json" "$url") >"$OUT/$name-rate.txt"
+  kill "$SERVER"
+  wait "$SERVER" 2>/dev/null || true
+  SERVER=""
 }
 
 echo "peer comparison: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(${GO:-go} version | cut -d' ' -f3)"
