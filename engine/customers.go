@@ -21,6 +21,10 @@ func (e *Engine) CheckFeatures(values map[string]features.Value) *RequestError {
 				Message: "features." + name + " is not declared in the feature schema"}
 		}
 		f := &schema.Customer[fi]
+		if f.Counter != nil {
+			return &RequestError{Code: "invalid_field", Field: "features." + name,
+				Message: "features." + name + " is computed from the customer's events and cannot be written"}
+		}
 		if v.Kind != f.Type.Kind() {
 			return &RequestError{Code: "invalid_field", Field: "features." + name,
 				Message: "features." + name + " must be a " + f.Type.String() + ", got a " + v.Kind.String()}

@@ -221,6 +221,14 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	if now.IsZero() {
 		now = time.Now()
 	}
+	if rec != nil && len(schema.Counters) > 0 {
+		// Counter features depend on the day, so they are computed per
+		// decision rather than bound once per cached record.
+		today := features.Day(now)
+		for _, fi := range schema.Counters {
+			env.SetCustomer(fi, features.Number(schema.Customer[fi].Counter.Value(rec.Counters, today)))
+		}
+	}
 	s.rec, s.fx, s.now, s.channel = rec, fx, now, channel
 	s.channelBit = rs.ChannelBit(channel)
 	s.clock = rules.Clock{Now: now}
@@ -437,7 +445,7 @@ func bindRecord(key any, rec *features.Record) any {
 	schema := key.(*rules.Schema)
 	bound := make([]boundFeature, 0, len(rec.Values))
 	for name, v := range rec.Values {
-		if fi := schema.CustomerField(name); fi >= 0 && v.Kind == schema.Customer[fi].Type.Kind() {
+		if fi := schema.CustomerField(name); fi >= 0 && v.Kind == schema.Customer[fi].Type.Kind() && schema.Customer[fi].Counter == nil {
 			bound = append(bound, boundFeature{field: fi, value: v})
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/touchpoint-dev/touchpoint/features"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -252,5 +254,50 @@ func TestSchemaMaxStaleness(t *testing.T) {
 	_, err = ParseSchema("f.yaml", []byte("customer:\n  a: {type: number, max_staleness: soon}\n"))
 	if err == nil || !strings.Contains(err.Error(), "f.yaml:2:36: customer.a.max_staleness must be a positive duration") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestCounterFeatures(t *testing.T) {
+	s, err := ParseSchema("f.yaml", []byte(`customer:
+  ltv: {type: number}
+counters:
+  coupon_dismissals_30d: {event: dismiss, kind: coupon, days: 30}
+  days_since_last_click: {event: click, last_seen: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Counters) != 2 || s.CustomerField("coupon_dismissals_30d") < 0 {
+		t.Fatalf("counters = %v", s.Counters)
+	}
+	today := int32(20000)
+	counters := []features.Counter{
+		{Event: "dismiss", Subject: "kind:coupon", Day: today, Count: 1},
+		{Event: "dismiss", Subject: "kind:coupon", Day: today - 29, Count: 2},
+		{Event: "dismiss", Subject: "kind:coupon", Day: today - 30, Count: 5},
+		{Event: "dismiss", Subject: "kind:offer", Day: today, Count: 7},
+		{Event: "click", Subject: "all", Day: today - 4, Count: 1},
+		{Event: "click", Subject: "all", Day: today - 9, Count: 1},
+	}
+	dismissals := s.Customer[s.CustomerField("coupon_dismissals_30d")].Counter
+	lastClick := s.Customer[s.CustomerField("days_since_last_click")].Counter
+	if got := dismissals.Value(counters, today); got != 3 {
+		t.Errorf("coupon dismissals in 30 days = %v, want 3", got)
+	}
+	if got := lastClick.Value(counters, today); got != 4 {
+		t.Errorf("days since last click = %v, want 4", got)
+	}
+	if got := lastClick.Value(nil, today); got != -1 {
+		t.Errorf("days since last click, never clicked = %v, want -1", got)
+	}
+	for _, bad := range []string{
+		"counters:\n  x: {event: view, days: 7}\n",
+		"counters:\n  x: {event: click}\n",
+		"counters:\n  x: {event: click, days: 7, kind: coupon, touchpoint: t}\n",
+		"customer:\n  x: {type: number}\ncounters:\n  x: {event: click, days: 7}\n",
+	} {
+		if _, err := ParseSchema("f.yaml", []byte(bad)); err == nil {
+			t.Errorf("schema %q loaded without error", bad)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package rules
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -63,6 +65,45 @@ type Field struct {
 	Description string
 	// MaxStaleness bounds how old a cached value may be; zero = the cache's TTL.
 	MaxStaleness time.Duration
+	// Counter, when set, makes this a number computed from the customer's
+	// event counters at decision time (the schema's counters section).
+	Counter *CounterFeature
+}
+
+// CounterFeature is a customer feature computed from event counters: the
+// number of Event events about Subject in the last Days days, or with
+// LastSeen the days since the most recent one (-1 when there is none).
+type CounterFeature struct {
+	Event    string
+	Subject  string
+	Days     int
+	LastSeen bool
+}
+
+// Value computes the feature from a customer's counters on day today.
+func (c *CounterFeature) Value(counters []features.Counter, today int32) float64 {
+	if c.LastSeen {
+		last := int32(-1)
+		for i := range counters {
+			k := &counters[i]
+			if k.Event == c.Event && k.Subject == c.Subject && k.Count > 0 && k.Day <= today && k.Day > last {
+				last = k.Day
+			}
+		}
+		if last < 0 {
+			return -1
+		}
+		return float64(today - last)
+	}
+	var n int64
+	from := today - int32(c.Days) + 1
+	for i := range counters {
+		k := &counters[i]
+		if k.Event == c.Event && k.Subject == c.Subject && k.Day >= from && k.Day <= today {
+			n += k.Count
+		}
+	}
+	return float64(n)
 }
 
 // Allows reports whether v is acceptable for the field: the right kind and,
@@ -83,6 +124,8 @@ type Schema struct {
 	Path     string
 	Customer []Field
 	Context  []Field
+	// Counters lists the Customer indexes of counter features.
+	Counters []int
 
 	customerIndex map[string]int
 	contextIndex  map[string]int
@@ -131,17 +174,31 @@ func ParseSchema(path string, data []byte) (*Schema, error) {
 	s := &Schema{Path: path, customerIndex: map[string]int{}, contextIndex: map[string]int{}}
 	root := parseYAML(src, data, &errs)
 	if root != nil {
-		r.mapping(root, "the feature schema", []string{"customer", "context"}, func(key string, _, v *yaml.Node) {
+		var counters []Field
+		var countersAt *yaml.Node
+		r.mapping(root, "the feature schema", []string{"customer", "context", "counters"}, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "customer":
 				s.Customer = r.fields(v, "customer", false)
 			case "context":
 				s.Context = r.fields(v, "context", true)
+			case "counters":
+				counters, countersAt = r.counterFields(v), v
 			}
 		})
+		for _, c := range counters {
+			if slices.ContainsFunc(s.Customer, func(f Field) bool { return f.Name == c.Name }) {
+				r.errf(countersAt, "counters.%s is also a customer feature; counter features need their own names", c.Name)
+				continue
+			}
+			s.Customer = append(s.Customer, c)
+		}
 	}
 	for i, f := range s.Customer {
 		s.customerIndex[f.Name] = i
+		if f.Counter != nil {
+			s.Counters = append(s.Counters, i)
+		}
 	}
 	for i, f := range s.Context {
 		s.contextIndex[f.Name] = i
@@ -207,6 +264,65 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 			if dv, ok := r.value(defaultNode, f.Type, what+".default"); ok {
 				f.Default = dv
 			}
+		}
+		out = append(out, f)
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// counterFields reads the counters section: customer features computed
+// from event counters, e.g. coupon_impressions_7d: {event: impression,
+// touchpoint: cart_coupon_10, days: 7}.
+func (r *reader) counterFields(n *yaml.Node) []Field {
+	var out []Field
+	events := []string{features.EventImpression, features.EventClick, features.EventConversion, features.EventDismiss, features.EventDecision}
+	r.mapping(n, "counters", nil, func(name string, k, v *yaml.Node) {
+		what := "counters." + name
+		if !isIdentifier(name) {
+			r.errf(k, "%s: the name must start with a letter and use only letters, digits and _", what)
+			return
+		}
+		c := &CounterFeature{Subject: "all"}
+		f := Field{Name: name, Type: TypeNumber, Counter: c}
+		subjects := 0
+		r.mapping(v, what, []string{"event", "touchpoint", "kind", "channel", "rule", "days", "last_seen", "description"}, func(key string, _, val *yaml.Node) {
+			switch key {
+			case "event":
+				c.Event, _ = r.str(val, what+".event")
+				if !contains(events, c.Event) {
+					r.errf(val, "%s.event must be one of %s, got %q", what, strings.Join(events, ", "), c.Event)
+				}
+			case "touchpoint", "kind", "channel", "rule":
+				id, _ := r.nonEmptyStr(val, what+"."+key)
+				prefix := key + ":"
+				if key == "touchpoint" {
+					prefix = "tp:"
+				}
+				c.Subject = prefix + id
+				subjects++
+			case "days":
+				c.Days, _ = r.integer(val, what+".days")
+				if c.Days < 1 || c.Days > 400 {
+					r.errf(val, "%s.days must be between 1 and 400", what)
+				}
+			case "last_seen":
+				c.LastSeen, _ = r.boolean(val, what+".last_seen")
+			case "description":
+				f.Description, _ = r.str(val, what+".description")
+			}
+		})
+		switch {
+		case c.Event == "":
+			r.errf(k, "%s needs an event (impression, click, conversion, dismiss or decision)", what)
+		case subjects > 1:
+			r.errf(k, "%s: give at most one of touchpoint, kind, channel and rule (none counts every touchpoint)", what)
+		case c.LastSeen == (c.Days > 0):
+			r.errf(k, "%s needs either days (a count over that many days) or last_seen: true (days since the last one)", what)
+		}
+		f.Default = features.Number(0)
+		if c.LastSeen {
+			f.Default = features.Number(-1)
 		}
 		out = append(out, f)
 	})

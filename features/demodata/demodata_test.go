@@ -142,6 +142,9 @@ func loadSchema(t *testing.T) map[string]schemaField {
 	var doc struct {
 		Customer map[string]schemaField `yaml:"customer"`
 		Context  map[string]schemaField `yaml:"context"`
+		// Counter features are computed from events at decision time;
+		// the generator writes no values for them.
+		Counters yaml.Node `yaml:"counters"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
