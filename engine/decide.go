@@ -234,7 +234,10 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	s.clock = rules.Clock{Now: now}
 	s.countersOK = !d.Degraded
 	s.today = features.Day(now)
-	s.consentGranted = rec != nil && rec.Consent[channel].Granted
+	s.consentGranted = false
+	if c := rs.Policy.Consent; c != nil && rec != nil {
+		s.consentGranted = c.Granted(rec.Consent, env, channel)
+	}
 	s.quiet = rs.Policy.Quiet != nil && rs.Policy.Quiet.QuietFor(env, channel, now)
 
 	if ex != nil {

@@ -111,6 +111,23 @@ func (q *QuietHours) Quiet(now time.Time, loc *time.Location) bool {
 type ConsentPolicy struct {
 	Kinds    []string
 	Channels []string
+	// Features maps a channel to a bool customer feature (Schema.Customer
+	// index) that holds consent given elsewhere, e.g. in a CRM; consent
+	// recorded through the API, when there is any, takes precedence.
+	Features map[string]int
+}
+
+// Granted reports whether the customer consents to channel: their recorded
+// consent for it if any, else the channel's consent feature bound in env.
+func (c *ConsentPolicy) Granted(recorded map[string]features.Consent, env *Env, channel string) bool {
+	if got, ok := recorded[channel]; ok {
+		return got.Granted
+	}
+	if fi, ok := c.Features[channel]; ok && env != nil {
+		v, _ := env.Customer(fi)
+		return v.Bool
+	}
+	return false
 }
 
 // Requires reports whether a touchpoint of kind on channel needs consent.
@@ -260,8 +277,21 @@ func (r *reader) policy(n *yaml.Node, p *Policy, schema *Schema, seen *bool) {
 		case "quiet_hours":
 			p.Quiet = r.quietHours(v, schema)
 		case "consent":
-			c := &ConsentPolicy{}
-			r.mapping(v, "policy.consent", []string{"kinds", "channels"}, func(key string, _, cv *yaml.Node) {
+			c := &ConsentPolicy{Features: map[string]int{}}
+			r.mapping(v, "policy.consent", []string{"kinds", "channels", "features"}, func(key string, _, cv *yaml.Node) {
+				if key == "features" {
+					r.mapping(cv, "policy.consent.features", nil, func(channel string, k, fv *yaml.Node) {
+						r.checkChannel(k, schema, channel, "policy.consent.features")
+						name, _ := r.nonEmptyStr(fv, "policy.consent.features."+channel)
+						fi := schema.CustomerField(name)
+						if fi < 0 || schema.Customer[fi].Type != TypeBool {
+							r.errf(fv, "policy.consent.features.%s must name a bool customer feature, got %q", channel, name)
+							return
+						}
+						c.Features[channel] = fi
+					})
+					return
+				}
 				list, _ := r.strList(cv, "policy.consent."+key)
 				for i, item := range list {
 					if key == "kinds" && !contains(Kinds, item) {

@@ -301,3 +301,37 @@ counters:
 		}
 	}
 }
+
+func TestConsentFromRecordThenFeature(t *testing.T) {
+	schema, err := ParseSchema("f.yaml", []byte("customer:\n  consent_email: {type: bool}\ncontext:\n  channel: {type: string, values: [web, email, sms]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := "policy:\n  consent: {kinds: [coupon], channels: [email, sms], features: {email: consent_email}}\ntouchpoints:\n  - id: t\n    kind: coupon\n"
+	rs, err := Compile(schema, []string{"p.yaml"}, map[string][]byte{"p.yaml": []byte(file)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rs.Policy.Consent
+	env := rs.AcquireEnv()
+	env.SetCustomer(0, features.Bool(true))
+	cases := []struct {
+		name     string
+		recorded map[string]features.Consent
+		channel  string
+		want     bool
+	}{
+		{"feature says yes", nil, "email", true},
+		{"recorded refusal wins over the feature", map[string]features.Consent{"email": {Granted: false}}, "email", false},
+		{"no feature and nothing recorded", nil, "sms", false},
+		{"recorded consent", map[string]features.Consent{"sms": {Granted: true}}, "sms", true},
+	}
+	for _, tc := range cases {
+		if got := c.Granted(tc.recorded, env, tc.channel); got != tc.want {
+			t.Errorf("%s: Granted = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !c.Requires("coupon", "email") || c.Requires("coupon", "web") || c.Requires("offer", "email") {
+		t.Error("Requires does not follow kinds and channels")
+	}
+}
