@@ -23,16 +23,27 @@ func budgetWorkspace(t *testing.T) string {
 	rules := `placements:
   - id: banner
     fallback: info
+  - id: strip
+    fallback: info_strip
 touchpoints:
   - id: coupon
     kind: coupon
+    placements: [banner]
     budget: {total: 100}
   - id: info
     kind: content
+    placements: [banner]
+  - id: deal
+    kind: offer
+    placements: [strip]
+    cap: {count: 1, per: 1d, on: decisions}
+  - id: info_strip
+    kind: content
+    placements: [strip]
 rules:
   - id: everyone
     when: "true"
-    offer: [coupon]
+    offer: [coupon, deal]
     tests:
       - name: everyone gets the coupon while it lasts
         context: {channel: web}
@@ -84,6 +95,41 @@ func TestBudgetAcrossNodes(t *testing.T) {
 	wg.Wait()
 	if coupons.Load() != 100 || fallbacks.Load() != 900 || failures.Load() != 0 {
 		t.Errorf("issued %d coupons and %d fallbacks with %d failures; want exactly 100 and 900", coupons.Load(), fallbacks.Load(), failures.Load())
+	}
+}
+
+// TestDecisionCapAcrossNodes decides for one known customer from two
+// servers at once: a cap of one decision a day lets exactly one through.
+func TestDecisionCapAcrossNodes(t *testing.T) {
+	redis := redistest.Start(t)
+	dir := budgetWorkspace(t)
+	nodes := []*process{
+		startServer(t, dir, "--redis", redis.URL()),
+		startServer(t, dir, "--redis", redis.URL()),
+	}
+	if code, body := nodes[0].call(t, "PUT", "/v1/customers/k-1/features", `{"features":{"ltv":10}}`, true); code != 200 {
+		t.Fatalf("put features: %d %s", code, body)
+	}
+	var deals, failures atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(node *process) {
+			defer wg.Done()
+			code, d, raw, err := node.decide(`{"customer_id":"k-1","placements":["strip"],"context":{"channel":"web"}}`)
+			if err != nil || code != 200 || len(d.Placements["strip"]) != 1 {
+				failures.Add(1)
+				t.Errorf("decide: %d %v %s", code, err, raw)
+				return
+			}
+			if d.Placements["strip"][0].Touchpoint == "deal" {
+				deals.Add(1)
+			}
+		}(nodes[i%2])
+	}
+	wg.Wait()
+	if deals.Load() != 1 || failures.Load() != 0 {
+		t.Errorf("deal issued %d times with %d failures; want exactly once", deals.Load(), failures.Load())
 	}
 }
 
