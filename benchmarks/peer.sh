@@ -50,8 +50,8 @@ measure() { # name port command...
   SERVER=$!
   wait_port "$port"
   local url="http://127.0.0.1:$port"
-  (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --warmup 2s --concurrency "$CONC" --duration "$DURATION" --out "$OUT/$name-max.json" "$url") >"$OUT/$name-max.txt"
-  (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --warmup 2s --rate "$RATE" --duration "$DURATION" --out "$OUT/$name-rate.json" "$url") >"$OUT/$name-rate.txt"
+  (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --event-share 0 --warmup 2s --concurrency "$CONC" --duration "$DURATION" --out "$OUT/$name-max.json" "$url") >"$OUT/$name-max.txt"
+  (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --event-share 0 --warmup 2s --rate "$RATE" --duration "$DURATION" --out "$OUT/$name-rate.json" "$url") >"$OUT/$name-rate.txt"
   kill "$SERVER"
   wait "$SERVER" 2>/dev/null || true
   SERVER=""

@@ -1,8 +1,10 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 )
@@ -13,17 +15,12 @@ var baselineAnswer = []byte(`{"decision_id":"019ab1c3e5f2a1b2c3d40000000a1b2c","
 
 // ServeBaseline serves the peer a decide server is compared with: a bare
 // fasthttp handler that reads the body and writes a fixed decision-sized
-// JSON answer, with nothing in between. It serves until ctx is cancelled.
+// JSON answer, with nothing in between. Event batches (POST /v1/events)
+// get the events API's 202 answer, counting the batch's event ids, so
+// traffic with events reads the same against the peer. It serves until
+// ctx is cancelled.
 func ServeBaseline(ctx context.Context, ln net.Listener) error {
-	srv := &fasthttp.Server{
-		Handler: func(c *fasthttp.RequestCtx) {
-			_ = c.PostBody()
-			c.SetContentType("application/json")
-			c.Response.Header.Set("Cache-Control", "no-store")
-			c.SetBody(baselineAnswer)
-		},
-		NoDefaultServerHeader: true,
-	}
+	srv := &fasthttp.Server{Handler: baselineHandler, NoDefaultServerHeader: true}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -34,4 +31,19 @@ func ServeBaseline(ctx context.Context, ln net.Listener) error {
 	case err := <-done:
 		return err
 	}
+}
+
+func baselineHandler(c *fasthttp.RequestCtx) {
+	body := c.PostBody()
+	c.SetContentType("application/json")
+	c.Response.Header.Set("Cache-Control", "no-store")
+	if string(c.Path()) == defaultEventsPath {
+		n := bytes.Count(body, []byte(`"event_id"`))
+		var buf [64]byte
+		answer := strconv.AppendInt(append(buf[:0], `{"accepted":`...), int64(n), 10)
+		c.SetStatusCode(fasthttp.StatusAccepted)
+		c.SetBody(append(answer, `,"duplicates":0}`...))
+		return
+	}
+	c.SetBody(baselineAnswer)
 }

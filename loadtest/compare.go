@@ -250,6 +250,9 @@ func settingDiffs(a, b Settings) []string {
 	if a.TrafficDigest != b.TrafficDigest {
 		d = append(d, "the traffic files differ")
 	}
+	if sa, sb := eventShare(a), eventShare(b); sa != sb {
+		d = append(d, fmt.Sprintf("event shares differ: %s vs %s of requests were event batches", fmtPercent(sa), fmtPercent(sb)))
+	}
 	if a.Customers != b.Customers {
 		d = append(d, fmt.Sprintf("customers differ: %s vs %s", fmtInt(int64(a.Customers)), fmtInt(int64(b.Customers))))
 	}
@@ -266,6 +269,13 @@ func settingDiffs(a, b Settings) []string {
 		d = append(d, fmt.Sprintf("generator CPUs differ: %d vs %d", a.CPUs, b.CPUs))
 	}
 	return d
+}
+
+func eventShare(s Settings) float64 {
+	if s.Events == nil {
+		return 0
+	}
+	return s.Events.Share
 }
 
 // writeChangeRows prints the metric column left-aligned and the figures

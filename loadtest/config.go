@@ -82,6 +82,10 @@ type Config struct {
 	Customers int
 	// Seed makes the request sequence reproducible.
 	Seed uint64
+	// RunID goes into every event id with the seed, so reruns with the
+	// same seed send fresh ids instead of duplicates the server skips.
+	// Empty means one made from the start time.
+	RunID string
 	// Progress receives a live progress line (carriage-return updated)
 	// when non-nil.
 	Progress io.Writer
@@ -179,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if c.Traffic == nil {
 		bad("a traffic description is required")
+	}
+	if err := checkRunID(c.RunID); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

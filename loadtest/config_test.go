@@ -116,6 +116,8 @@ func TestConfigValidate(t *testing.T) {
 		"zero rate":    {func(c *Config) { c.Rates = []float64{0} }, "rate 0 is out of range"},
 		"no traffic":   {func(c *Config) { c.Traffic = nil }, "traffic description is required"},
 		"unknown mode": {func(c *Config) { c.Mode = "half" }, `mode must be "open" or "closed"`},
+		"run id quote": {func(c *Config) { c.RunID = `a"b` }, "may hold only letters"},
+		"run id long":  {func(c *Config) { c.RunID = strings.Repeat("r", 80) }, "is longer than"},
 	} {
 		c := ok
 		tc.mut(&c)

@@ -1,8 +1,10 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,8 +16,16 @@ import (
 // okBody is about the size of a real decision.
 const okBody = `{"decision_id":"019ab1c3e5f2a1b2c3d40000000a1b2c","customer_id":"c-000042","ruleset":"7f96e7f8da86","known_customer":true,"placements":{"cart_banner":[]}}`
 
+// okHandler answers decides with a decision and event batches the way the
+// events API does: 202 with the number of events.
 func okHandler(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
+	if string(ctx.Path()) == "/v1/events" {
+		n := bytes.Count(ctx.PostBody(), []byte(`"event_id"`))
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		ctx.SetBodyString(`{"accepted":` + strconv.Itoa(n) + `,"duplicates":0}`)
+		return
+	}
 	ctx.SetBodyString(okBody)
 }
 

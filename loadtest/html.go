@@ -41,6 +41,7 @@ func WriteHTML(w io.Writer, rep *Report) error {
 	b.WriteString(`<section id="summary"><h2>Summary</h2>`)
 	writeTiles(&b, rep)
 	writeStepTable(&b, rep)
+	writeKindTable(&b, rep)
 	if ns := notes(rep); len(ns) > 0 {
 		b.WriteString(`<ul class="notes">`)
 		for _, n := range ns {
@@ -83,7 +84,7 @@ func WriteHTML(w io.Writer, rep *Report) error {
 const pageCSS = `
 :root{color-scheme:light}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0 auto;padding:24px 28px 40px;max-width:1240px;color:#16181d;background:#f6f7f9;line-height:1.4}
-h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:0 0 8px}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:0 0 8px}h3{font-size:16px;margin:16px 0 4px}
 section{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:16px 18px;margin:16px 0}
 .sub{color:#555c66;margin:0 0 10px;font-size:14px}
 .hint{color:#6b7280;margin:0 0 8px;font-size:13px}
@@ -294,6 +295,48 @@ func writeStepTable(b *strings.Builder, rep *Report) {
 			}
 		}
 		b.WriteString("</tr>")
+	}
+	b.WriteString(`</tbody></table>`)
+}
+
+// writeKindTable splits each step into decides and event batches, when
+// the traffic has events.
+func writeKindTable(b *strings.Builder, rep *Report) {
+	if rep.Settings.Events == nil {
+		return
+	}
+	per := "step"
+	if rep.Settings.FindMax {
+		per = "probe"
+	}
+	b.WriteString(`<h3>By request kind</h3><p class="hint">Decides and event batches share the schedule and the connections; each row is measured like the step it belongs to, and the rows add up to it.</p>`)
+	b.WriteString(`<table id="by-kind"><thead><tr>`)
+	for _, h := range []string{per, "kind", "share", "requests", "achieved/s", "errors", "p50", "p90", "p99", "p99.9", "max"} {
+		fmt.Fprintf(b, "<th>%s</th>", html.EscapeString(h))
+	}
+	b.WriteString(`<th class="l">events sent · accepted · duplicates</th></tr></thead><tbody>`)
+	for i := range rep.Steps {
+		st := &rep.Steps[i]
+		if st.ByKind == nil {
+			continue
+		}
+		for _, k := range st.ByKind.kinds() {
+			ks, l := k.stats, k.stats.Latency
+			share := 0.0
+			if st.Planned > 0 {
+				share = float64(ks.Planned) / float64(st.Planned)
+			}
+			b.WriteString("<tr>")
+			for _, v := range []string{strconv.Itoa(st.Index), k.name, fmtPercent(share), fmtInt(ks.Planned), fmtRate(ks.AchievedRate),
+				fmtInt(ks.Errors.Total), fmtUS(l.P50), fmtUS(l.P90), fmtUS(l.P99), fmtUS(l.P999), fmtUS(l.Max)} {
+				fmt.Fprintf(b, "<td>%s</td>", html.EscapeString(v))
+			}
+			fb := "–"
+			if f := ks.Feedback; f != nil {
+				fb = fmtInt(f.Events) + " · " + fmtInt(f.Accepted) + " · " + fmtInt(f.Duplicates)
+			}
+			fmt.Fprintf(b, `<td class="l">%s</td></tr>`, html.EscapeString(fb))
+		}
 	}
 	b.WriteString(`</tbody></table>`)
 }
@@ -555,6 +598,14 @@ func writeErrors(b *strings.Builder, rep *Report) {
 	b.WriteString(`</tbody></table></section>`)
 }
 
+func eventsSetting(e *EventSettings) string {
+	if e == nil {
+		return "none: every request is a decide"
+	}
+	return fmt.Sprintf("%s of requests, batches of %s naming %s, to %s; ids %s…",
+		fmtPercent(e.Share), plural(e.Batch, "event"), plural(e.Touchpoints, "touchpoint"), e.URL, e.IDPrefix)
+}
+
 func writeSettings(b *strings.Builder, rep *Report) {
 	s := rep.Settings
 	rows := [][2]string{
@@ -598,6 +649,7 @@ func writeSettings(b *strings.Builder, rep *Report) {
 		[2]string{"keep-alive", strconv.FormatBool(s.KeepAlive)},
 		[2]string{"timeout", fmtMS(s.TimeoutMS)},
 		[2]string{"traffic", fmt.Sprintf("%s (%d views, digest %s)", s.Traffic, s.Views, s.TrafficDigest)},
+		[2]string{"events", eventsSetting(s.Events)},
 		[2]string{"customers", fmtInt(int64(s.Customers))},
 		[2]string{"seed", strconv.FormatUint(s.Seed, 10)},
 		[2]string{"generator CPUs (GOMAXPROCS)", strconv.Itoa(s.CPUs)},

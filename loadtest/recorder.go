@@ -101,13 +101,53 @@ type recorder struct {
 	lastSec   int
 
 	unsent atomic.Int64
+	// kinds splits everything above by request kind; withEvents says the
+	// step's report shows the events kind even if none was drawn.
+	kinds      [numKinds]tally
+	withEvents bool
 	// Live figures for the progress line, read without the lock.
 	liveDone, liveOK, liveErr atomic.Int64
 	liveP99                   atomic.Int64
 }
 
+// tally is one request kind's share of a step. Its fields other than
+// unsent are guarded by the recorder's mutex.
+type tally struct {
+	lat                  *hdrhistogram.Histogram
+	sent, ok, answered   int64
+	status               map[int]int64
+	byErr                [4]int64
+	samples              map[string]string
+	accepted, duplicates int64
+	items                int64
+	unsent               atomic.Int64
+}
+
 func newRecorder(start time.Duration) *recorder {
-	return &recorder{start: start, lat: newHist(), sec: newHist(), status: map[int]int64{}, lastSec: -1}
+	r := &recorder{start: start, lat: newHist(), sec: newHist(), status: map[int]int64{}, lastSec: -1}
+	for i := range r.kinds {
+		r.kinds[i].lat = newHist()
+		r.kinds[i].status = map[int]int64{}
+	}
+	return r
+}
+
+// outcome is what one exchange produced.
+type outcome struct {
+	kind   RequestKind
+	status int
+	// body is read only for the first non-2xx answer of each status.
+	body []byte
+	err  error
+	// items is how many events the request carried; accepted and
+	// duplicates are what a 2xx events answer said.
+	items, accepted, duplicates int64
+}
+
+// addUnsent counts n requests of kind k that were never written.
+func (r *recorder) addUnsent(k RequestKind, n int64) {
+	r.unsent.Add(n)
+	r.kinds[k].unsent.Add(n)
 }
 
 // foldGrace is how long after a step's window its stragglers still count
@@ -141,10 +181,10 @@ func (r *recorder) second(t time.Duration) int {
 
 // record files one exchange. start is when the request should have been
 // sent (open loop) or was sent (closed loop); latency runs from there.
-// body is read only for the first non-2xx answer of each status, as a sample.
-func (r *recorder) record(start, sent, done time.Duration, status int, body []byte, err error) {
-	kind := classify(err)
+func (r *recorder) record(start, sent, done time.Duration, o outcome) {
+	kind, status, err := classify(o.err), o.status, o.err
 	lat := toUS(done - start)
+	k := &r.kinds[o.kind]
 	r.liveDone.Add(1)
 	r.mu.Lock()
 	if s := r.second(done); s > r.cur {
@@ -155,6 +195,8 @@ func (r *recorder) record(start, sent, done time.Duration, status int, body []by
 		r.sent = append(r.sent, 0)
 	}
 	r.sent[si]++
+	k.sent++
+	k.items += o.items
 	if done > r.lastDone {
 		r.lastDone = done
 	}
@@ -162,17 +204,26 @@ func (r *recorder) record(start, sent, done time.Duration, status int, body []by
 	switch kind {
 	case kindNone:
 		r.answered++
+		k.answered++
 		r.lat.RecordValue(lat)
 		r.sec.RecordValue(lat)
+		k.lat.RecordValue(lat)
 		if status >= 200 && status < 300 {
 			r.ok++
 			r.curOK++
+			k.ok++
+			k.accepted += o.accepted
+			k.duplicates += o.duplicates
 			failed = false
 		} else {
 			if _, seen := r.status[status]; !seen {
-				r.sample(strconv.Itoa(status), truncate(string(body), 300))
+				r.samples = sample(r.samples, strconv.Itoa(status), truncate(string(o.body), 300))
+			}
+			if _, seen := k.status[status]; !seen {
+				k.samples = sample(k.samples, strconv.Itoa(status), truncate(string(o.body), 300))
 			}
 			r.status[status]++
+			k.status[status]++
 		}
 	case kindTimeout:
 		// A timed-out request is recorded at the moment it was given up:
@@ -180,14 +231,19 @@ func (r *recorder) record(start, sent, done time.Duration, status int, body []by
 		// a load test exists to find.
 		r.lat.RecordValue(lat)
 		r.sec.RecordValue(lat)
+		k.lat.RecordValue(lat)
 		fallthrough
 	default:
 		// Only the first error of a kind is formatted, so an error storm
 		// does not build a string per request.
 		if r.byKind[kind] == 0 {
-			r.sample(kind.String(), err.Error())
+			r.samples = sample(r.samples, kind.String(), err.Error())
+		}
+		if k.byErr[kind] == 0 {
+			k.samples = sample(k.samples, kind.String(), err.Error())
 		}
 		r.byKind[kind]++
+		k.byErr[kind]++
 	}
 	if failed {
 		r.curErr++
@@ -200,15 +256,17 @@ func (r *recorder) record(start, sent, done time.Duration, status int, body []by
 	}
 }
 
-// sample keeps the first message of each kind. The caller holds mu.
-func (r *recorder) sample(kind, msg string) {
-	if _, ok := r.samples[kind]; ok || msg == "" {
-		return
+// sample keeps the first message of each kind in samples, which it
+// returns (made on first use). The caller holds mu.
+func sample(samples map[string]string, kind, msg string) map[string]string {
+	if _, ok := samples[kind]; ok || msg == "" {
+		return samples
 	}
-	if r.samples == nil {
-		r.samples = map[string]string{}
+	if samples == nil {
+		samples = map[string]string{}
 	}
-	r.samples[kind] = msg
+	samples[kind] = msg
+	return samples
 }
 
 // rollTo closes the current second (and any empty ones) up to second s.
@@ -272,6 +330,31 @@ func (r *recorder) finish(st *Step, end time.Duration) {
 		st.AchievedRate = round1(float64(r.answered) / secs)
 		st.OKRate = round1(float64(r.ok) / secs)
 	}
+	st.ByKind = &ByKind{Decide: r.kinds[DecideRequest].stats(elapsed, false)}
+	if ev := &r.kinds[EventsRequest]; r.withEvents || ev.sent > 0 || ev.unsent.Load() > 0 {
+		st.ByKind.Events = ev.stats(elapsed, true)
+	}
+}
+
+// stats summarises one kind the way finish does the step: planned is what
+// was sent plus what never was. The caller holds mu.
+func (k *tally) stats(elapsed time.Duration, events bool) *KindStats {
+	e := Errors{Status: map[string]int64{}, Timeout: k.byErr[kindTimeout], Connection: k.byErr[kindConnection],
+		Other: k.byErr[kindOther], Unsent: k.unsent.Load(), Samples: k.samples}
+	for code, n := range k.status {
+		e.Status[strconv.Itoa(code)] = n
+		e.Total += n
+	}
+	e.Total += e.Timeout + e.Connection + e.Other + e.Unsent
+	ks := &KindStats{Planned: k.sent + e.Unsent, Sent: k.sent, OK: k.ok, Errors: e, Latency: summarize(k.lat)}
+	if elapsed > 0 {
+		ks.AchievedRate = round1(float64(k.answered) / elapsed.Seconds())
+		ks.OKRate = round1(float64(k.ok) / elapsed.Seconds())
+	}
+	if events {
+		ks.Feedback = &Feedback{Events: k.items, Accepted: k.accepted, Duplicates: k.duplicates}
+	}
+	return ks
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

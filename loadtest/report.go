@@ -49,13 +49,16 @@ type Settings struct {
 	KeepAlive   bool  `json:"keepalive"`
 	TimeoutMS   int64 `json:"timeout_ms"`
 	WarmupMS    int64 `json:"warmup_ms"`
-	// Customers, Seed, Traffic and TrafficDigest define the requests:
-	// the same values send the same request sequence.
+	// Customers, Seed, Traffic, TrafficDigest and the event share define
+	// the requests: the same values send the same request sequence.
 	Customers     int    `json:"customers"`
 	Seed          uint64 `json:"seed"`
 	Traffic       string `json:"traffic"`
 	TrafficDigest string `json:"traffic_digest"`
 	Views         int    `json:"views"`
+	// Events describes the feedback mixed into the traffic; absent when
+	// every request is a decide.
+	Events *EventSettings `json:"events,omitempty"`
 	// SLO is the objective in --slo form, with the error budget spelled out.
 	SLO     string  `json:"slo,omitempty"`
 	FindMax bool    `json:"find_max"`
@@ -63,6 +66,20 @@ type Settings struct {
 	// CPUs is the generator's GOMAXPROCS.
 	CPUs      int    `json:"cpus"`
 	GoVersion string `json:"go_version"`
+}
+
+// EventSettings records how event batches were mixed into the traffic.
+type EventSettings struct {
+	// URL is where the batches went.
+	URL string `json:"url"`
+	// Share is the fraction of requests that were event batches.
+	Share float64 `json:"share"`
+	// Batch is the events per request; Touchpoints how many ids they name.
+	Batch       int `json:"batch"`
+	Touchpoints int `json:"touchpoints"`
+	// IDPrefix starts every event id of the run (the seed and a run id),
+	// so the run's events can be told apart in the store.
+	IDPrefix string `json:"id_prefix"`
 }
 
 // Step is one constant-rate step, one find-max probe or the closed-loop run.
@@ -103,8 +120,44 @@ type Step struct {
 	SLO          *SLOResult `json:"slo,omitempty"`
 	Interrupted  bool       `json:"interrupted,omitempty"`
 	Seconds      []Second   `json:"seconds"`
+	// ByKind splits the step into decides and event batches. Both kinds
+	// share the schedule, the connections and the latency accounting
+	// above, which covers them together; each kind's figures add up to the
+	// step's.
+	ByKind *ByKind `json:"by_kind,omitempty"`
 
 	hist *hdrhistogram.Histogram
+}
+
+// ByKind holds each request kind's share of a step; Events is absent when
+// the traffic has no events.
+type ByKind struct {
+	Decide *KindStats `json:"decide,omitempty"`
+	Events *KindStats `json:"events,omitempty"`
+}
+
+// KindStats is one kind of request within a step, counted as the step is.
+type KindStats struct {
+	Planned      int64   `json:"planned"`
+	Sent         int64   `json:"sent"`
+	OK           int64   `json:"ok"`
+	AchievedRate float64 `json:"achieved_rate"`
+	OKRate       float64 `json:"ok_rate"`
+	Errors       Errors  `json:"errors"`
+	Latency      Latency `json:"latency_us"`
+	// Feedback adds up the event batches' answers (events kind only).
+	Feedback *Feedback `json:"feedback,omitempty"`
+}
+
+// Feedback counts the events in a step's batches. Accepted minus
+// Duplicates is what the server counted (its events-applied metric).
+type Feedback struct {
+	// Events were carried by the batches sent.
+	Events int64 `json:"events"`
+	// Accepted and Duplicates add up the 2xx answers' own figures;
+	// duplicates are event ids the server had already counted.
+	Accepted   int64 `json:"accepted"`
+	Duplicates int64 `json:"duplicates"`
 }
 
 // Errors counts failed requests by kind.

@@ -213,6 +213,8 @@ func TestExchangeDoesNotAllocate(t *testing.T) {
 	r := &runner{cfg: cfg, gen: NewGenerator(cfg.Traffic, cfg.Customers, 1), clk: newClock()}
 	target, addr, _, _ := resolveTarget(cfg.URL, cfg.Traffic.Path)
 	r.target = target
+	// The demo traffic mixes in event batches, so both kinds are measured.
+	r.eventsTarget, _ = eventsURL(cfg.URL, cfg.Traffic.Path, cfg.Traffic.Events.Path)
 	r.client = newClient(addr, false, 1)
 	rec := newRecorder(0)
 	w := r.newWorker()
@@ -230,5 +232,8 @@ func TestExchangeDoesNotAllocate(t *testing.T) {
 	}
 	if rec.ok != 551 { // AllocsPerRun runs once more to warm up
 		t.Errorf("ok = %d, want 551", rec.ok)
+	}
+	if ev := &rec.kinds[EventsRequest]; ev.ok == 0 || ev.accepted != ev.ok {
+		t.Errorf("event batches: ok %d, accepted %d; want some, each accepted", ev.ok, ev.accepted)
 	}
 }

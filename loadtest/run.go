@@ -7,7 +7,8 @@
 // maximum throughput and is labelled as such everywhere.
 //
 // It also owns the traffic model (weighted page views over Zipf-distributed
-// customers), the HDR-histogram measurements, the step and find-max
+// customers, with a share of feedback event batches for the events
+// endpoint mixed in), the HDR-histogram measurements, the step and find-max
 // searches, and the reports: the terminal table, the JSON file, the
 // self-contained HTML page and the comparison of two runs.
 //
@@ -22,6 +23,7 @@ import (
 	"net"
 	"net/url"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +55,10 @@ type runner struct {
 	gen    *Generator
 	client *fasthttp.HostClient
 	target string
-	clk    clock
+	// eventsTarget is where event batches go; empty without events.
+	eventsTarget string
+	idPrefix     string
+	clk          clock
 	// seq is the next request sequence number; steps continue it, so every
 	// request of a run is drawn from its own number.
 	seq uint64
@@ -82,16 +87,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Mode == Closed {
 		conns = cfg.Concurrency
 	}
+	started := time.Now().UTC()
+	runID := cfg.RunID
+	if runID == "" {
+		runID = newRunID(started)
+	}
 	r := &runner{
-		cfg:    cfg,
-		gen:    NewGenerator(cfg.Traffic, cfg.Customers, cfg.Seed),
-		target: target,
-		clk:    newClock(),
-		client: newClient(addr, isTLS, conns),
+		cfg:      cfg,
+		gen:      NewRunGenerator(cfg.Traffic, cfg.Customers, cfg.Seed, runID),
+		target:   target,
+		idPrefix: eventIDPrefix(cfg.Seed, runID),
+		clk:      newClock(),
+		client:   newClient(addr, isTLS, conns),
+	}
+	if cfg.Traffic.HasEvents() {
+		if r.eventsTarget, err = eventsURL(cfg.URL, cfg.Traffic.Path, cfg.Traffic.Events.Path); err != nil {
+			return nil, err
+		}
 	}
 	defer r.client.CloseIdleConnections()
 
-	rep := &Report{Format: FormatVersion, StartedAt: time.Now().UTC(), Settings: r.settings()}
+	rep := &Report{Format: FormatVersion, StartedAt: started, Settings: r.settings()}
 	if cfg.Preflight {
 		if err := r.preflight(); err != nil {
 			return nil, err
@@ -181,6 +197,24 @@ func resolveTarget(raw, defaultPath string) (target, addr string, isTLS bool, er
 	return u.String(), addr, isTLS, nil
 }
 
+// eventsURL is where event batches go: the target's scheme and host with
+// the events path. A target whose path ends in the decide path keeps what
+// comes before it, so http://gw/tp/v1/decide sends events to
+// http://gw/tp/v1/events.
+func eventsURL(raw, decidePath, eventsPath string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("bad target URL %q: %w", raw, err)
+	}
+	prefix := ""
+	if p := u.Path; p != "" && p != "/" && strings.HasSuffix(p, decidePath) {
+		prefix = strings.TrimSuffix(p, decidePath)
+	}
+	u.Path = prefix + eventsPath
+	u.RawPath = ""
+	return u.String(), nil
+}
+
 func (r *runner) settings() Settings {
 	c := r.cfg
 	s := Settings{
@@ -192,6 +226,9 @@ func (r *runner) settings() Settings {
 		Traffic: c.TrafficPath, TrafficDigest: c.Traffic.Digest, Views: len(c.Traffic.Views),
 		SLO: c.SLO.String(), FindMax: c.FindMax,
 		CPUs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
+	}
+	if e := c.Traffic.Events; c.Traffic.HasEvents() {
+		s.Events = &EventSettings{URL: r.eventsTarget, Share: e.Share, Batch: e.Batch, Touchpoints: e.Touchpoints, IDPrefix: r.idPrefix}
 	}
 	if c.Mode == Closed {
 		s.Concurrency = c.Concurrency
@@ -220,24 +257,29 @@ func (r *runner) pause(ctx context.Context) bool {
 	}
 }
 
-// preflight sends one request of every view and refuses to start if any
-// fails: a wrong port or a traffic file the target rejects is one clear
-// error line instead of a run full of failures.
+// preflight sends one request of every view, and one event batch when the
+// traffic has events, and refuses to start if any fails: a wrong port, a
+// traffic file the target rejects or a server without an events endpoint
+// is one clear error line instead of a run full of failures.
 func (r *runner) preflight() error {
 	w := r.newWorker()
-	views := r.cfg.Traffic.Views
+	t := r.cfg.Traffic
+	views := t.Views
 	covered := make([]bool, len(views))
 	left := len(views)
+	if t.HasEvents() && t.Events.Share >= 1 {
+		left = 0 // an events-only run sends no decide
+	}
 	for k := uint64(0); k < maxPreflightDraws && left > 0; k++ {
-		body, vi := w.src.Body(w.body[:0], preflightSeq+k)
+		body, vi := w.src.Decide(w.body[:0], preflightSeq+k)
 		w.body = body
 		if covered[vi] {
 			continue
 		}
 		covered[vi] = true
 		left--
-		w.req.SetBodyRaw(body)
-		if err := r.client.DoTimeout(w.req, w.resp, r.cfg.Timeout); err != nil {
+		w.decide.SetBodyRaw(body)
+		if err := r.client.DoTimeout(w.decide, w.resp, r.cfg.Timeout); err != nil {
 			return fmt.Errorf("cannot reach %s: %w", r.target, err)
 		}
 		if code := w.resp.StatusCode(); code < 200 || code >= 300 {
@@ -245,7 +287,28 @@ func (r *runner) preflight() error {
 				r.target, code, views[vi].Name, truncate(string(body), 200), truncate(string(w.resp.Body()), 300))
 		}
 	}
-	return nil
+	if !t.HasEvents() {
+		return nil
+	}
+	w.body = w.src.Events(w.body[:0], preflightSeq, time.Now())
+	w.events.SetBodyRaw(w.body)
+	if err := r.client.DoTimeout(w.events, w.resp, r.cfg.Timeout); err != nil {
+		return fmt.Errorf("cannot reach %s: %w", r.eventsTarget, err)
+	}
+	code := w.resp.StatusCode()
+	answer := truncate(string(w.resp.Body()), 300)
+	switch {
+	case code >= 200 && code < 300:
+		return nil
+	case code == fasthttp.StatusNotFound || code == fasthttp.StatusMethodNotAllowed:
+		return fmt.Errorf("%s answered %d to an event batch: the target has no events endpoint there (a server older than POST /v1/events, or a wrong events.path); "+
+			"send decides only with --event-share 0 or set events.share: 0 in the traffic file (%s)", r.eventsTarget, code, answer)
+	case code == fasthttp.StatusNotImplemented:
+		return fmt.Errorf("%s answered 501 to an event batch: the server cannot record events (it has no writable customer store); "+
+			"send decides only with --event-share 0 or set events.share: 0 in the traffic file (%s)", r.eventsTarget, answer)
+	}
+	return fmt.Errorf("%s answered %d to an event batch from the traffic file (%s): %s",
+		r.eventsTarget, code, truncate(string(w.body), 200), answer)
 }
 
 // plan is one step to run.
@@ -280,6 +343,7 @@ func (r *runner) runOpen(ctx context.Context, p plan) Step {
 	// Start a little ahead so the workers are parked and ready.
 	start := r.clk.now() + time.Millisecond
 	rec := newRecorder(start)
+	rec.withEvents = r.cfg.Traffic.HasEvents()
 	rec.setWindow(start + time.Duration(n)*interval)
 	jobs := make(chan job, conns)
 	var wg sync.WaitGroup
@@ -290,7 +354,7 @@ func (r *runner) runOpen(ctx context.Context, p plan) Step {
 			w := r.newWorker()
 			for j := range jobs {
 				if ctx.Err() != nil {
-					rec.unsent.Add(1) // interrupted before it could be sent
+					rec.addUnsent(r.gen.Kind(j.seq), 1) // interrupted before it could be sent
 					continue
 				}
 				w.exchange(j.seq, j.planned, rec)
@@ -308,7 +372,15 @@ func (r *runner) runOpen(ctx context.Context, p plan) Step {
 	cpu1, _ := processCPU()
 	stopProgress()
 
-	rec.unsent.Add(planned - dispatched)
+	// The requests never handed to a worker still count, each as its kind.
+	var unsentEvents int64
+	for i := dispatched; i < planned; i++ {
+		if r.gen.Kind(r.seq+uint64(i)) == EventsRequest {
+			unsentEvents++
+		}
+	}
+	rec.addUnsent(DecideRequest, planned-dispatched-unsentEvents)
+	rec.addUnsent(EventsRequest, unsentEvents)
 	st := Step{Index: p.index, Kind: p.kind, Mode: Open, TargetRate: p.rate, Planned: planned, Interrupted: interrupted}
 	rec.finish(&st, start+time.Duration(planned)*interval)
 	if lag.TotalCount() > 0 {
@@ -405,6 +477,7 @@ func (r *runner) runClosed(ctx context.Context, p plan) Step {
 		end = start + p.duration
 	}
 	rec := newRecorder(start)
+	rec.withEvents = r.cfg.Traffic.HasEvents()
 	if p.duration > 0 {
 		rec.setWindow(end)
 	}
@@ -441,45 +514,64 @@ func (r *runner) runClosed(ctx context.Context, p plan) Step {
 	return st
 }
 
-// worker owns one request, one response and one body buffer, reused for
-// every exchange so the steady state allocates nothing.
+// worker owns one request per kind, one response and one body buffer,
+// reused for every exchange so the steady state allocates nothing. Both
+// kinds share the run's client, so they share its connections too.
 type worker struct {
-	r    *runner
-	src  *Source
-	req  *fasthttp.Request
-	resp *fasthttp.Response
-	body []byte
+	r      *runner
+	src    *Source
+	decide *fasthttp.Request
+	events *fasthttp.Request
+	resp   *fasthttp.Response
+	body   []byte
 }
 
 func (r *runner) newWorker() *worker {
+	w := &worker{r: r, src: r.gen.NewSource(), decide: r.newRequest(r.target), resp: &fasthttp.Response{}, body: make([]byte, 0, 512)}
+	if r.eventsTarget != "" {
+		w.events = r.newRequest(r.eventsTarget)
+	}
+	return w
+}
+
+func (r *runner) newRequest(uri string) *fasthttp.Request {
 	req := &fasthttp.Request{}
-	req.SetRequestURI(r.target)
+	req.SetRequestURI(uri)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	if !r.cfg.KeepAlive {
 		req.SetConnectionClose()
 	}
-	return &worker{r: r, src: r.gen.NewSource(), req: req, resp: &fasthttp.Response{}, body: make([]byte, 0, 512)}
+	return req
 }
 
 // exchange sends request seq and records it. planned < 0 means closed loop.
 func (w *worker) exchange(seq uint64, planned time.Duration, rec *recorder) {
-	w.body, _ = w.src.Body(w.body[:0], seq)
-	w.req.SetBodyRaw(w.body)
+	o := outcome{kind: w.r.gen.Kind(seq)}
+	req := w.decide
+	if o.kind == EventsRequest {
+		w.body = w.src.Events(w.body[:0], seq, time.Now())
+		o.items = int64(w.r.cfg.Traffic.Events.Batch)
+		req = w.events
+	} else {
+		w.body, _ = w.src.Decide(w.body[:0], seq)
+	}
+	req.SetBodyRaw(w.body)
 	sent := w.r.clk.now()
-	err := w.r.client.DoTimeout(w.req, w.resp, w.r.cfg.Timeout)
+	o.err = w.r.client.DoTimeout(req, w.resp, w.r.cfg.Timeout)
 	done := w.r.clk.now()
 	start := sent
 	if planned >= 0 && planned < sent {
 		start = planned
 	}
-	status := 0
-	var body []byte
-	if err == nil {
-		status = w.resp.StatusCode()
-		if status < 200 || status >= 300 {
-			body = w.resp.Body()
+	if o.err == nil {
+		o.status = w.resp.StatusCode()
+		switch {
+		case o.status < 200 || o.status >= 300:
+			o.body = w.resp.Body()
+		case o.kind == EventsRequest:
+			o.accepted, o.duplicates, _ = eventsAnswer(w.resp.Body())
 		}
 	}
-	rec.record(start, sent, done, status, body, err)
+	rec.record(start, sent, done, o)
 }

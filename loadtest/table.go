@@ -19,6 +19,10 @@ func WriteTable(w io.Writer, rep *Report) error {
 	fmt.Fprintf(&b, "  target   %s\n", s.URL)
 	fmt.Fprintf(&b, "  traffic  %s (%d views, digest %s), %s customers, seed %d\n",
 		s.Traffic, s.Views, s.TrafficDigest, fmtInt(int64(s.Customers)), s.Seed)
+	if e := s.Events; e != nil {
+		fmt.Fprintf(&b, "  events   %s of requests are batches of %s to %s (ids %s…)\n",
+			fmtPercent(e.Share), plural(e.Batch, "event"), e.URL, e.IDPrefix)
+	}
 	keep := "keep-alive"
 	if !s.KeepAlive {
 		keep = "a new connection per request"
@@ -83,6 +87,20 @@ func WriteTable(w io.Writer, rep *Report) error {
 			row[0] += "*"
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		if s.Events == nil || st.ByKind == nil {
+			continue
+		}
+		// One row per kind under the step: the same columns, measured the
+		// same way, so they add up to the step's row.
+		for _, k := range st.ByKind.kinds() {
+			l := k.stats.Latency
+			row := []string{k.name, "", fmtRate(k.stats.AchievedRate), fmtInt(k.stats.Planned), fmtInt(k.stats.Errors.Total),
+				fmtUS(l.P50), fmtUS(l.P90), fmtUS(l.P99), fmtUS(l.P999), fmtUS(l.P9999), fmtUS(l.Max), ""}
+			if hasSLO {
+				row = append(row, "")
+			}
+			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		}
 	}
 	tw.Flush()
 	b.WriteString("\n")
@@ -115,8 +133,22 @@ func notes(rep *Report) []string {
 	}
 	for i := range rep.Steps {
 		st := &rep.Steps[i]
+		if rep.Settings.Events != nil && st.ByKind != nil {
+			// Which kind failed matters more than the sum when both are sent.
+			for _, k := range st.ByKind.kinds() {
+				if e := errorSummary(k.stats.Errors); e != "" {
+					out = append(out, fmt.Sprintf("errors   %s %d, %s: %s", per, st.Index, k.name, e))
+				}
+			}
+			continue
+		}
 		if e := errorSummary(st.Errors); e != "" {
 			out = append(out, fmt.Sprintf("errors   %s %d: %s", per, st.Index, e))
+		}
+	}
+	for i := range rep.Steps {
+		if line := feedbackNote(rep, &rep.Steps[i], per); line != "" {
+			out = append(out, line)
 		}
 	}
 	for i := range rep.Steps {
@@ -163,6 +195,53 @@ func notes(rep *Report) []string {
 		out = append(out, "interrupted: the results cover what was measured before the interrupt (* marks the step cut short)")
 	}
 	return out
+}
+
+// feedbackNote says what the server made of a step's events: the figures
+// to hold against its own events-applied counter.
+func feedbackNote(rep *Report, st *Step, per string) string {
+	if rep.Settings.Events == nil || st.ByKind == nil || st.ByKind.Events == nil || st.ByKind.Events.Feedback == nil {
+		return ""
+	}
+	ev := st.ByKind.Events
+	f := ev.Feedback
+	share := 0.0
+	if st.Planned > 0 {
+		share = float64(ev.Planned) / float64(st.Planned)
+	}
+	line := fmt.Sprintf("events   %s %d: %s of requests were event batches; %s sent, %s accepted, %s duplicates",
+		per, st.Index, fmtPercent(share), plural64(f.Events, "event"), fmtInt(f.Accepted), fmtInt(f.Duplicates))
+	if f.Duplicates > 0 {
+		line += " (ids the server had counted before, so it skipped them)"
+	}
+	return line
+}
+
+// kindRow is one kind's figures with its report name.
+type kindRow struct {
+	name  string
+	stats *KindStats
+}
+
+// kinds lists the kinds present, decide first.
+func (b *ByKind) kinds() []kindRow {
+	var out []kindRow
+	if b.Decide != nil {
+		out = append(out, kindRow{DecideRequest.String(), b.Decide})
+	}
+	if b.Events != nil {
+		out = append(out, kindRow{EventsRequest.String(), b.Events})
+	}
+	return out
+}
+
+func plural(n int, what string) string { return plural64(int64(n), what) }
+
+func plural64(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmtInt(n) + " " + what + "s"
 }
 
 // errorSummary renders "12 × HTTP 503, 4 timeouts (first: …)".

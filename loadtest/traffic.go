@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -29,6 +30,9 @@ type Traffic struct {
 	Anonymous float64
 	// Views are the weighted kinds of page view.
 	Views []View
+	// Events mixes feedback event batches into the traffic; nil when the
+	// file has no events section.
+	Events *Events
 	// Digest identifies the file's content, so compare can tell whether two
 	// runs used the same traffic.
 	Digest string
@@ -58,8 +62,7 @@ type trafficFile struct {
 	Path      string        `yaml:"path"`
 	Customers customersFile `yaml:"customers"`
 	Views     []viewFile    `yaml:"views"`
-	// Events is reserved for feedback events (impressions, clicks) once
-	// the API has an events endpoint; see parseTraffic.
+	// Events is a node so its errors carry positions; see parseEvents.
 	Events yaml.Node `yaml:"events"`
 }
 
@@ -124,12 +127,6 @@ func ParseTraffic(name string, data []byte) (*Traffic, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("%s: version must be 1, got %d", name, f.Version)
 	}
-	// Events are not faked: the API has no events endpoint yet, so a file
-	// that asks for them is refused rather than silently sending nothing.
-	if f.Events.Kind != 0 && !(f.Events.Kind == yaml.SequenceNode && len(f.Events.Content) == 0) &&
-		!(f.Events.Kind == yaml.ScalarNode && f.Events.Tag == "!!null") {
-		return nil, at(&f.Events, "events are not supported yet: Touchpoint has no /v1/events endpoint; leave events empty")
-	}
 	t := &Traffic{Path: f.Path, ZipfS: defaultZipfS, ZipfV: defaultZipfV, Anonymous: f.Customers.Anonymous}
 	if t.Path == "" {
 		t.Path = "/v1/decide"
@@ -137,6 +134,11 @@ func ParseTraffic(name string, data []byte) (*Traffic, error) {
 	if !strings.HasPrefix(t.Path, "/") {
 		return nil, fmt.Errorf("%s: path must start with /, got %q", name, t.Path)
 	}
+	events, err := parseEvents(&f.Events, at)
+	if err != nil {
+		return nil, err
+	}
+	t.Events = events
 	if f.Customers.ZipfS != nil {
 		t.ZipfS = *f.Customers.ZipfS
 	}
@@ -344,15 +346,28 @@ func jsonString(s string) []byte {
 // Generator turns request sequence numbers into request bodies. It is
 // immutable and shared; each worker draws through its own Source.
 type Generator struct {
-	t         *Traffic
-	customers int
-	seed      uint64
-	viewCum   []float64
+	t          *Traffic
+	customers  int
+	seed       uint64
+	viewCum    []float64
+	eventShare float64
+	kindKey    uint64
+	idPrefix   string
 }
 
-// NewGenerator prepares t for customers ids and a seed.
+// NewGenerator prepares t for customers ids and a seed. Event ids start
+// with the seed alone; a run names itself with NewRunGenerator.
 func NewGenerator(t *Traffic, customers int, seed uint64) *Generator {
-	g := &Generator{t: t, customers: customers, seed: seed}
+	return NewRunGenerator(t, customers, seed, "")
+}
+
+// NewRunGenerator is NewGenerator whose event ids also carry runID, so two
+// runs with the same seed send different event ids.
+func NewRunGenerator(t *Traffic, customers int, seed uint64, runID string) *Generator {
+	g := &Generator{t: t, customers: customers, seed: seed, kindKey: mix64(seed ^ kindSalt), idPrefix: eventIDPrefix(seed, runID)}
+	if t.HasEvents() {
+		g.eventShare = t.Events.Share
+	}
 	total := 0.0
 	for _, v := range t.Views {
 		total += v.Weight
@@ -369,22 +384,37 @@ type Source struct {
 	pcg  *rand.PCG
 	rng  *rand.Rand
 	zipf *rand.Zipf
+	// ts is the `"ts":"…"` member for second tsSec.
+	ts    []byte
+	tsSec int64
 }
 
 // NewSource returns a Source; it allocates once, Body never does.
 func (g *Generator) NewSource() *Source {
 	pcg := rand.NewPCG(0, 0)
 	rng := rand.New(pcg)
-	return &Source{g: g, pcg: pcg, rng: rng, zipf: rand.NewZipf(rng, g.t.ZipfS, g.t.ZipfV, uint64(g.customers-1))}
+	return &Source{g: g, pcg: pcg, rng: rng, zipf: rand.NewZipf(rng, g.t.ZipfS, g.t.ZipfV, uint64(g.customers-1)),
+		ts: make([]byte, 0, 40)}
 }
 
 // anonymousSpace is how many distinct visitor ids anonymous traffic uses:
 // large, so they behave like one-off visitors the store has never seen.
 const anonymousSpace = 1_000_000_000
 
-// Body appends request n's JSON body to dst and returns it, with the index
-// of the view it drew.
-func (s *Source) Body(dst []byte, n uint64) ([]byte, int) {
+// Body appends request n's JSON body to dst and returns it with its kind
+// and, for a decide, the index of the view it drew (-1 for event batches).
+// now timestamps events.
+func (s *Source) Body(dst []byte, n uint64, now time.Time) ([]byte, RequestKind, int) {
+	if s.g.Kind(n) == EventsRequest {
+		return s.Events(dst, n, now), EventsRequest, -1
+	}
+	dst, vi := s.Decide(dst, n)
+	return dst, DecideRequest, vi
+}
+
+// Decide appends the decide body request n has, or would have if it were
+// a decide, and returns it with the index of the view it drew.
+func (s *Source) Decide(dst []byte, n uint64) ([]byte, int) {
 	// Reseeding per request (cheap: it only sets the state) is what makes
 	// request n independent of the order requests are built in. The
 	// sequence number is mixed so neighbouring requests do not start from

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -18,6 +19,9 @@ type decideBody struct {
 	Context    map[string]any    `json:"context"`
 }
 
+// testNow timestamps events in tests that compare bodies.
+var testNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
 func TestGeneratorIsDeterministic(t *testing.T) {
 	tr := demoTraffic(t)
 	a := NewGenerator(tr, 1_000_000, 7).NewSource()
@@ -26,18 +30,18 @@ func TestGeneratorIsDeterministic(t *testing.T) {
 	const n = 2000
 	want := make([]string, n)
 	for i := range want {
-		body, _ := a.Body(nil, uint64(i))
+		body, _, _ := a.Body(nil, uint64(i), testNow)
 		want[i] = string(body)
 	}
 	// Another source, building in reverse order, must produce the same
 	// request for each sequence number: workers build in any order.
 	differ := 0
 	for i := n - 1; i >= 0; i-- {
-		body, _ := b.Body(nil, uint64(i))
+		body, _, _ := b.Body(nil, uint64(i), testNow)
 		if string(body) != want[i] {
 			t.Fatalf("seed 7, request %d differs between sources:\n%s\n%s", i, body, want[i])
 		}
-		if o, _ := other.Body(nil, uint64(i)); string(o) != want[i] {
+		if o, _, _ := other.Body(nil, uint64(i), testNow); string(o) != want[i] {
 			differ++
 		}
 	}
@@ -52,12 +56,17 @@ func TestGeneratorRespectsWeights(t *testing.T) {
 	src := NewGenerator(tr, customers, 1).NewSource()
 	views := make([]int, len(tr.Views))
 	ids := map[string]int{}
-	anonymous, devices := 0, map[string]int{}
+	anonymous, devices, decides := 0, map[string]int{}, 0
 	idForm := regexp.MustCompile(`^c-\d{6}$`)
 	var buf []byte
 	for i := range n {
 		var vi int
-		buf, vi = src.Body(buf[:0], uint64(i))
+		var kind RequestKind
+		buf, kind, vi = src.Body(buf[:0], uint64(i), testNow)
+		if kind == EventsRequest {
+			continue // TestEventBodies covers them
+		}
+		decides++
 		views[vi]++
 		var d decideBody
 		if err := json.Unmarshal(buf, &d); err != nil {
@@ -79,14 +88,17 @@ func TestGeneratorRespectsWeights(t *testing.T) {
 	for _, v := range tr.Views {
 		total += v.Weight
 	}
+	if got := 1 - float64(decides)/n; math.Abs(got-tr.Events.Share) > 0.01 {
+		t.Errorf("event batches are %.3f of requests, want %.3f", got, tr.Events.Share)
+	}
 	for i, v := range tr.Views {
 		want := v.Weight / total
-		got := float64(views[i]) / n
+		got := float64(views[i]) / float64(decides)
 		if math.Abs(got-want) > 0.01 {
 			t.Errorf("view %s: share %.3f, want %.3f", v.Name, got, want)
 		}
 	}
-	if got := float64(anonymous) / n; math.Abs(got-tr.Anonymous) > 0.01 {
+	if got := float64(anonymous) / float64(decides); math.Abs(got-tr.Anonymous) > 0.01 {
 		t.Errorf("anonymous share %.3f, want %.3f", got, tr.Anonymous)
 	}
 	// Weighted context values: web_home devices are mobile 60, desktop 32, tablet 8.
@@ -113,7 +125,7 @@ func TestGeneratorRespectsWeights(t *testing.T) {
 		t.Errorf("first 100 customers drawn %d times, last 100 %d times: not Zipf", head, tail)
 	}
 	if len(ids) < 1000 {
-		t.Errorf("only %d distinct customers in %d requests: the tail is missing", len(ids), n)
+		t.Errorf("only %d distinct customers in %d decides: the tail is missing", len(ids), decides)
 	}
 }
 
@@ -126,15 +138,28 @@ func TestCustomerIDs(t *testing.T) {
 }
 
 func TestBodyDoesNotAllocate(t *testing.T) {
-	src := NewGenerator(demoTraffic(t), 1_000_000, 1).NewSource()
-	buf := make([]byte, 0, 1024)
+	tr := demoTraffic(t)
+	tr.Events.Batch = 5
+	src := NewGenerator(tr, 1_000_000, 1).NewSource()
+	buf := make([]byte, 0, 4096)
 	seq := uint64(0)
-	allocs := testing.AllocsPerRun(1000, func() {
-		buf, _ = src.Body(buf[:0], seq)
+	events := 0
+	// Real time, so the timestamp is formatted afresh as seconds pass.
+	allocs := testing.AllocsPerRun(5000, func() {
+		var kind RequestKind
+		buf, kind, _ = src.Body(buf[:0], seq, time.Now())
+		if kind == EventsRequest {
+			events++
+		}
 		seq++
 	})
-	if allocs != 0 {
-		t.Errorf("Body allocates %.1f times per request", allocs)
+	if allocs != 0 || events == 0 {
+		t.Errorf("Body allocates %.1f times per request (%d event batches among them)", allocs, events)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		eventsAnswer([]byte(`{"accepted":5,"duplicates":0}`))
+	}); allocs != 0 {
+		t.Errorf("reading an events answer allocates %.1f times", allocs)
 	}
 }
 
@@ -171,7 +196,7 @@ func TestTrafficMatchesDemo(t *testing.T) {
 	var buf []byte
 	for i := range 20_000 {
 		var vi int
-		buf, vi = src.Body(buf[:0], uint64(i))
+		buf, vi = src.Decide(buf[:0], uint64(i))
 		seen[tr.Views[vi].Name] = true
 		var d decideBody
 		if err := json.Unmarshal(buf, &d); err != nil {
@@ -239,7 +264,6 @@ func TestTrafficErrors(t *testing.T) {
 		t.Errorf("an empty events list is the documented hook: %v", err)
 	}
 	for name, c := range map[string]struct{ file, want string }{
-		"events":       {ok + "events:\n  - {type: impression}\n", "t.yaml:8:3: events are not supported yet: Touchpoint has no /v1/events endpoint"},
 		"unknown key":  {ok + "viewz: []\n", "field viewz not found"},
 		"version":      {strings.Replace(ok, "version: 1", "version: 2", 1), "version must be 1"},
 		"no views":     {"version: 1\n", "at least one view is required"},
@@ -272,7 +296,7 @@ views:
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := NewGenerator(tr, 10, 1).NewSource().Body(nil, 0)
+	body, _ := NewGenerator(tr, 10, 1).NewSource().Decide(nil, 0)
 	want := `,"placements":[{"id":"product_recs","count":3},"home_hero"],"context":{"channel":"web","page":"/a \"b\"","n":3,"ok":true,"device":"mobile"}}`
 	if !strings.HasSuffix(string(body), want) {
 		t.Errorf("body = %s\nwant suffix %s", body, want)

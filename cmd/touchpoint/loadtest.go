@@ -23,7 +23,10 @@ const loadtestUsage = `Usage: touchpoint loadtest [flags] URL
 
 Sends decide requests to URL (e.g. http://127.0.0.1:8080; a URL without a
 path gets the traffic file's, /v1/decide) and reports latency percentiles,
-throughput and errors.
+throughput and errors. When the traffic file has an events section, that
+share of the requests are feedback event batches posted to the same host's
+events path (/v1/events), measured on the same schedule and reported on
+their own as well; --event-share changes the share, 0 sends decides only.
 
 Open loop (the default): requests leave at a constant --rate whatever the
 target does, and latency is measured from each request's scheduled send
@@ -67,11 +70,12 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	customers := fs.Int("customers", def.Customers, "customer ids c-000001… to draw from (Zipf); the demo store has 3000")
 	traffic := fs.String("traffic", "configs/loadtest/traffic.yaml", "traffic file: weighted views, placements and contexts")
 	seed := fs.Uint64("seed", def.Seed, "random seed; the same seed sends the same requests")
+	eventShare := fs.Float64("event-share", 0, "fraction of requests sent as event batches, overriding the traffic file's events.share (0 sends decides only)")
 	cpus := fs.Int("cpus", 0, "CPUs the generator may use (GOMAXPROCS); 0 = all")
 	out := fs.String("out", "", "write the JSON report to this file")
 	html := fs.String("html", "", "write the self-contained HTML report to this file")
 	progress := fs.Bool("progress", false, "show the live progress line even when stderr is not a terminal")
-	preflight := fs.Bool("preflight", def.Preflight, "send one unmeasured request per traffic view first and stop if any fails")
+	preflight := fs.Bool("preflight", def.Preflight, "send one unmeasured request per traffic view (and one event batch) first and stop if any fails")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, loadtestUsage)
 		fs.PrintDefaults()
@@ -122,6 +126,11 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	cfg.TrafficPath = *traffic
 	if cfg.Traffic, err = loadtest.LoadTraffic(*traffic); err != nil {
 		return err
+	}
+	if set["event-share"] {
+		if cfg.Traffic, err = cfg.Traffic.WithEventShare(*eventShare); err != nil {
+			return fmt.Errorf("--event-share: %w", err)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
