@@ -123,29 +123,50 @@ func findPlacement(results []engine.PlacementResult, i int, id string) *engine.P
 	return nil
 }
 
-func appendItem(dst []byte, it *engine.Item) []byte {
-	dst = append(dst, '{')
-	dst = appendKey(dst, "touchpoint")
-	dst = jsonw.AppendString(dst, it.Touchpoint)
-	dst = append(dst, ',')
-	dst = appendKey(dst, "kind")
-	dst = jsonw.AppendString(dst, it.Kind)
-	if it.Fallback {
-		dst = append(dst, ',')
-		dst = appendKey(dst, "fallback")
-		dst = append(dst, "true"...)
-	} else if it.Rule != "" {
-		dst = append(dst, ',')
-		dst = appendKey(dst, "rule")
-		dst = jsonw.AppendString(dst, it.Rule)
+// object writes one JSON object's members, placing the commas; it lives
+// on the caller's stack, so encoding stays allocation-free.
+type object struct {
+	b []byte
+	n int
+}
+
+func openObject(dst []byte) object { return object{b: append(dst, '{')} }
+
+func (o *object) key(k string) {
+	if o.n > 0 {
+		o.b = append(o.b, ',')
 	}
-	dst = append(dst, ',')
-	dst = appendKey(dst, "score")
-	dst = jsonw.AppendFloat(dst, it.Score)
-	dst = append(dst, ',')
-	dst = appendKey(dst, "content")
-	dst = appendRawJSON(dst, it.Content)
-	return append(dst, '}')
+	o.n++
+	o.b = appendKey(o.b, k)
+}
+
+func (o *object) str(k, v string)          { o.key(k); o.b = jsonw.AppendString(o.b, v) }
+func (o *object) num(k string, v float64)  { o.key(k); o.b = jsonw.AppendFloat(o.b, v) }
+func (o *object) integer(k string, v int)  { o.key(k); o.b = strconv.AppendInt(o.b, int64(v), 10) }
+func (o *object) boolean(k string, v bool) { o.key(k); o.b = appendBool(o.b, v) }
+func (o *object) raw(k string, v []byte)   { o.key(k); o.b = appendRawJSON(o.b, v) }
+
+// optional writes a string member only when it is set.
+func (o *object) optional(k, v string) {
+	if v != "" {
+		o.str(k, v)
+	}
+}
+
+func (o *object) close() []byte { return append(o.b, '}') }
+
+func appendItem(dst []byte, it *engine.Item) []byte {
+	o := openObject(dst)
+	o.str("touchpoint", it.Touchpoint)
+	o.str("kind", it.Kind)
+	if it.Fallback {
+		o.boolean("fallback", true)
+	} else {
+		o.optional("rule", it.Rule)
+	}
+	o.num("score", it.Score)
+	o.raw("content", it.Content)
+	return o.close()
 }
 
 func appendExplanation(dst []byte, ex *engine.Explanation) []byte {
@@ -157,26 +178,15 @@ func appendExplanation(dst []byte, ex *engine.Explanation) []byte {
 			dst = append(dst, ',')
 		}
 		r := &ex.Rules[i]
-		dst = append(dst, '{')
-		dst = appendKey(dst, "rule")
-		dst = jsonw.AppendString(dst, r.Rule)
-		dst = append(dst, ',')
-		dst = appendKey(dst, "action")
-		dst = jsonw.AppendString(dst, r.Action)
-		dst = append(dst, ',')
-		dst = appendKey(dst, "outcome")
-		dst = jsonw.AppendString(dst, r.Outcome)
-		if r.Error != "" {
-			dst = append(dst, ',')
-			dst = appendKey(dst, "error")
-			dst = jsonw.AppendString(dst, r.Error)
-		}
+		o := openObject(dst)
+		o.str("rule", r.Rule)
+		o.str("action", r.Action)
+		o.str("outcome", r.Outcome)
+		o.optional("error", r.Error)
 		if r.Outcome == engine.OutcomeMatched {
-			dst = append(dst, ',')
-			dst = appendKey(dst, "score")
-			dst = jsonw.AppendFloat(dst, r.Score)
+			o.num("score", r.Score)
 		}
-		dst = append(dst, '}')
+		dst = o.close()
 	}
 	dst = append(dst, ']', ',')
 	dst = appendKey(dst, "candidates")
@@ -186,33 +196,16 @@ func appendExplanation(dst []byte, ex *engine.Explanation) []byte {
 			dst = append(dst, ',')
 		}
 		c := &ex.Candidates[i]
-		dst = append(dst, '{')
-		dst = appendKey(dst, "placement")
-		dst = jsonw.AppendString(dst, c.Placement)
-		dst = append(dst, ',')
-		dst = appendKey(dst, "touchpoint")
-		dst = jsonw.AppendString(dst, c.Touchpoint)
-		dst = append(dst, ',')
-		dst = appendKey(dst, "rule")
-		dst = jsonw.AppendString(dst, c.Rule)
-		dst = append(dst, ',')
-		dst = appendKey(dst, "priority")
-		dst = strconv.AppendInt(dst, int64(c.Priority), 10)
-		dst = append(dst, ',')
-		dst = appendKey(dst, "score")
-		dst = jsonw.AppendFloat(dst, c.Score)
-		dst = append(dst, ',')
-		dst = appendKey(dst, "chosen")
-		dst = appendBool(dst, c.Chosen)
-		dst = append(dst, ',')
-		dst = appendKey(dst, "reason")
-		dst = jsonw.AppendString(dst, c.Reason)
-		if c.By != "" {
-			dst = append(dst, ',')
-			dst = appendKey(dst, "by")
-			dst = jsonw.AppendString(dst, c.By)
-		}
-		dst = append(dst, '}')
+		o := openObject(dst)
+		o.str("placement", c.Placement)
+		o.str("touchpoint", c.Touchpoint)
+		o.str("rule", c.Rule)
+		o.integer("priority", c.Priority)
+		o.num("score", c.Score)
+		o.boolean("chosen", c.Chosen)
+		o.str("reason", c.Reason)
+		o.optional("by", c.By)
+		dst = o.close()
 	}
 	return append(dst, ']', '}')
 }
@@ -221,16 +214,9 @@ func appendExplanation(dst []byte, ex *engine.Explanation) []byte {
 func appendError(dst []byte, code, field, message string) []byte {
 	dst = append(dst, '{')
 	dst = appendKey(dst, "error")
-	dst = append(dst, '{')
-	dst = appendKey(dst, "code")
-	dst = jsonw.AppendString(dst, code)
-	if field != "" {
-		dst = append(dst, ',')
-		dst = appendKey(dst, "field")
-		dst = jsonw.AppendString(dst, field)
-	}
-	dst = append(dst, ',')
-	dst = appendKey(dst, "message")
-	dst = jsonw.AppendString(dst, message)
-	return append(dst, '}', '}')
+	o := openObject(dst)
+	o.str("code", code)
+	o.optional("field", field)
+	o.str("message", message)
+	return append(o.close(), '}')
 }
