@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,8 @@ type Engine struct {
 	ids     idGenerator
 	budgets features.Budgets // nil: budgeted touchpoints are never shown
 	writer  features.Writer  // nil: decisions are not counted
+	// anonymous holds id prefixes decided as unknown without a lookup.
+	anonymous []string
 
 	current atomic.Pointer[snapshot]
 
@@ -78,6 +81,24 @@ type Option func(*Engine)
 // WithBudgets gives the engine the shared budgets that budgeted touchpoints
 // draw on. Without it they are never shown.
 func WithBudgets(b features.Budgets) Option { return func(e *Engine) { e.budgets = b } }
+
+// WithAnonymousPrefixes names id prefixes that sites give visitors who are
+// not customers (a cookie id such as "visitor-…"). Such ids are decided as
+// unknown without a feature lookup: they cannot be in the store, and on a
+// busy site they are most page views, so looking them up would only spend
+// store round trips and cache room.
+func WithAnonymousPrefixes(prefixes ...string) Option {
+	return func(e *Engine) { e.anonymous = prefixes }
+}
+
+func (e *Engine) isAnonymous(id string) bool {
+	for _, p := range e.anonymous {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // WithWriter lets the engine count decisions for caps that count decisions.
 func WithWriter(w features.Writer) Option { return func(e *Engine) { e.writer = w } }
@@ -205,12 +226,16 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		return err
 	}
 	s := d.prepare(rs)
-	rec, err := e.src.Lookup(ctx, req.CustomerID)
-	if err != nil {
-		// Decide on context alone rather than fail the page view.
-		rec = nil
-		d.Degraded = true
-		e.log.Debug().Err(err).Msg("feature lookup failed; deciding on context alone")
+	var rec *features.Record
+	if !e.isAnonymous(req.CustomerID) {
+		var err error
+		rec, err = e.src.Lookup(ctx, req.CustomerID)
+		if err != nil {
+			// Decide on context alone rather than fail the page view.
+			rec = nil
+			d.Degraded = true
+			e.log.Debug().Err(err).Msg("feature lookup failed; deciding on context alone")
+		}
 	}
 	d.ID = e.ids.next(&s.idBuf)
 	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -345,4 +346,35 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return cond()
+}
+
+func TestAnonymousIdsAreNotLookedUp(t *testing.T) {
+	var lookups atomic.Int64
+	src := countingSource{mapSource: testSource(), n: &lookups}
+	e, err := New(Config{RulesDir: "testdata/rules", SchemaPath: "testdata/features.yaml"}, src, zerolog.Nop(), WithAnonymousPrefixes("visitor-"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Decision
+	req := Request{CustomerID: "visitor-123", Placements: []PlacementRequest{{ID: "cart_banner"}}, Context: web("/cart")}
+	if err := e.Decide(context.Background(), &req, &d); err != nil {
+		t.Fatal(err)
+	}
+	if lookups.Load() != 0 || d.KnownCustomer || chosen(&d, "cart_banner")[0] != "free_shipping" {
+		t.Errorf("anonymous visitor: %d lookups, decision %+v", lookups.Load(), d.Placements)
+	}
+	req.CustomerID = "c-1"
+	if err := e.Decide(context.Background(), &req, &d); err != nil || lookups.Load() != 1 || !d.KnownCustomer {
+		t.Errorf("customer: %v, %d lookups, known %v", err, lookups.Load(), d.KnownCustomer)
+	}
+}
+
+type countingSource struct {
+	mapSource
+	n *atomic.Int64
+}
+
+func (c countingSource) Lookup(ctx context.Context, id string) (*features.Record, error) {
+	c.n.Add(1)
+	return c.mapSource.Lookup(ctx, id)
 }

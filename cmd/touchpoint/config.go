@@ -37,6 +37,9 @@ type featuresConfig struct {
 	// serves no known customers.
 	Customers string               `yaml:"customers"`
 	Cache     features.CacheConfig `yaml:"cache"`
+	// AnonymousPrefixes are customer id prefixes of visitors who cannot be
+	// in the store; they are decided without a lookup.
+	AnonymousPrefixes []string `yaml:"anonymous_prefixes"`
 }
 
 type logConfig struct {

@@ -92,7 +92,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	defer cache.Close()
 	st.invalidate = cache.Invalidate
 	writer := features.Invalidating(st.writer, cache.Invalidate)
-	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(st.budgets), engine.WithWriter(writer))
+	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(st.budgets), engine.WithWriter(writer),
+		engine.WithAnonymousPrefixes(cfg.Features.AnonymousPrefixes...))
 	if err != nil {
 		// The rule errors carry carets over several lines: print them whole,
 		// then fail with one line.
