@@ -9,6 +9,7 @@ run: build
 
 ## test: vet, then the whole suite with the race detector
 test:
+	@command -v redis-server >/dev/null 2>&1 || echo "note: redis-server is not installed, so the Redis integration tests are skipped (apt-get install redis-server; under CI they fail instead)"
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
