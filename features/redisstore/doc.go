@@ -38,7 +38,7 @@
 //
 // # Writes
 //
-// PutFeatures, PutConsent, Erase, ApplyEvents and CountDecisions each run one
+// PutFeatures, PutConsent, Erase, ApplyEvents and ReserveDecisions each run one
 // Lua script per customer (a batch of events for many customers is one
 // pipeline of scripts), so a write and the invalidation it publishes are
 // atomic and take one round trip. Import, the bulk load, pipelines plain DEL

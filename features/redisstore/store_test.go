@@ -236,8 +236,12 @@ func runSuite(t *testing.T, url string) {
 		if err != nil || n != 0 {
 			t.Fatalf("retried ApplyEvents = %d, %v; want 0", n, err)
 		}
-		if err := s.CountDecisions(ctx, id, features.Subjects("cart_coupon_10", "coupon", "", ""), now); err != nil {
-			t.Fatal(err)
+		var limits []features.DecisionLimit
+		for _, subject := range features.Subjects("cart_coupon_10", "coupon", "", "") {
+			limits = append(limits, features.DecisionLimit{Subject: subject, Days: 1, Count: 100})
+		}
+		if ok, err := s.ReserveDecisions(ctx, id, features.Day(now), limits); !ok || err != nil {
+			t.Fatalf("ReserveDecisions = %v, %v", ok, err)
 		}
 		rec, err := s.Lookup(ctx, id)
 		if err != nil || rec == nil {
@@ -402,8 +406,11 @@ func runSuite(t *testing.T, url string) {
 				_, err := s.ApplyEvents(ctx, []features.Event{event(id, fmt.Sprint(time.Now().UnixNano()), features.EventClick, "t", time.Now())})
 				return err
 			},
-			"CountDecisions": func() error { return s.CountDecisions(ctx, id, []string{"all"}, time.Now()) },
-			"Erase":          func() error { return s.Erase(ctx, id) },
+			"ReserveDecisions": func() error {
+				_, err := s.ReserveDecisions(ctx, id, features.Day(time.Now()), []features.DecisionLimit{{Subject: "all", Days: 1, Count: 1 << 30}})
+				return err
+			},
+			"Erase": func() error { return s.Erase(ctx, id) },
 		}
 		for name, write := range writes {
 			if err := write(); err != nil {
@@ -556,11 +563,13 @@ func TestCounterPruning(t *testing.T) {
 	if err != nil || rec == nil || len(rec.Counters) != 5 {
 		t.Fatalf("Lookup = %+v, %v; want only today's 5 counters", rec, err)
 	}
-	if err := s.CountDecisions(ctx, "prune-1", []string{"all"}, s.now()); err != nil {
+	// An event with no kind, rule or channel counts for two subjects.
+	today := features.Event{ID: "prune-today", CustomerID: "prune-1", Touchpoint: "t", Type: features.EventImpression, Time: s.now()}
+	if _, err := s.ApplyEvents(ctx, []features.Event{today}); err != nil {
 		t.Fatal(err)
 	}
-	if n := raw.HLen(ctx, key).Val(); n != 6 {
-		t.Errorf("%d counter fields after pruning, want 6", n)
+	if n := raw.HLen(ctx, key).Val(); n != 7 {
+		t.Errorf("%d counter fields after pruning, want 7 (5 from the recent day, 2 from today)", n)
 	}
 }
 

@@ -159,22 +159,6 @@ func (s *Store) ApplyEvents(ctx context.Context, events []features.Event) (appli
 	return applied, nil
 }
 
-// CountDecisions counts one decision for each subject on the day of at.
-func (s *Store) CountDecisions(ctx context.Context, customerID string, subjects []string, at time.Time) error {
-	if customerID == "" {
-		return errors.New("cannot count decision: customer id is empty")
-	}
-	if len(subjects) == 0 {
-		return nil
-	}
-	c := s.countCall(customerID, s.now())
-	c.addGroup(0, features.Day(at), features.EventDecision, subjects)
-	if err := s.run(ctx, s.scripts.count, c.keys, c.args); err != nil {
-		return fmt.Errorf("cannot count decision for customer %q: %w", customerID, err)
-	}
-	return nil
-}
-
 // ReserveDecisions counts one decision for every limit's subject, only if
 // all limits have room, atomically (see features.Writer).
 func (s *Store) ReserveDecisions(ctx context.Context, customerID string, day int32, limits []features.DecisionLimit) (bool, error) {
