@@ -91,7 +91,7 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 	if s == nil || s.rs != rs {
 		s = &scratch{
 			rs:           rs,
-			env:          rs.AcquireEnv(),
+			env:          rs.NewEnv(),
 			suppressedBy: make([]int, len(rs.Touchpoints)),
 			shownIn:      make([]int, len(rs.Touchpoints)),
 			candAt:       make([]int32, len(rs.Touchpoints)),

@@ -111,7 +111,7 @@ func (s slot) load(base unsafe.Pointer) features.Value {
 
 // Env is one request's expression environment: the customer's features and
 // the request context bound into the ruleset's struct layout. An Env belongs
-// to one goroutine at a time; get one from Ruleset.AcquireEnv.
+// to one goroutine at a time; get one from Ruleset.NewEnv.
 type Env struct {
 	layout  *envLayout
 	ptr     reflect.Value // *layout.typ

@@ -15,7 +15,7 @@ import (
 // randomEnv fills an environment with values chosen to hit edge cases:
 // zeros, negatives, NaN, enum values and near misses, empty lists.
 func randomEnv(rs *Ruleset, rng *rand.Rand) *Env {
-	env := rs.AcquireEnv()
+	env := rs.NewEnv()
 	env.SetKnown(rng.IntN(2) == 0)
 	words := []string{"", "web", "app", "email", "sms", "store", "/cart", "/", "/checkout", "running", "yoga", "gold", "silver", "loyalty", "lapsing", "x"}
 	value := func(f Field) features.Value {
@@ -84,7 +84,6 @@ func checkNativeAgrees(t *testing.T, rs *Ruleset, rounds int) (native, total int
 					t.Fatalf("rule %s: native score = %v, VM = %v", r.ID, got, want)
 				}
 			}
-			rs.ReleaseEnv(env)
 		}
 	}
 	return native, total

@@ -151,13 +151,12 @@ func TestSegmentsInline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for ltv, want := range map[float64]bool{50: false, 500: false, 5000: true} {
-		env := rs.AcquireEnv()
+		env := rs.NewEnv()
 		env.SetCustomer(0, numberValue(ltv))
 		out, err := runProgram(rs.Rules[0].When, env)
 		if err != nil || out != want {
 			t.Errorf("ltv %v: got %v, %v; want %v", ltv, out, err, want)
 		}
-		rs.ReleaseEnv(env)
 	}
 }
 
@@ -313,7 +312,7 @@ func TestConsentFromRecordThenFeature(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := rs.Policy.Consent
-	env := rs.AcquireEnv()
+	env := rs.NewEnv()
 	env.SetCustomer(0, features.Bool(true))
 	cases := []struct {
 		name     string

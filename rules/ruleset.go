@@ -4,7 +4,6 @@
 package rules
 
 import (
-	"sync"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -41,7 +40,6 @@ type Ruleset struct {
 	placementIndex  map[string]int
 	touchpointIndex map[string]int
 	layout          *envLayout
-	envs            sync.Pool
 }
 
 // Placement is a slot on a page or screen that a decide call asks to fill.
@@ -214,23 +212,13 @@ func (rs *Ruleset) Placement(id string) int { return lookupIndex(rs.placementInd
 // Touchpoint returns the index of a touchpoint, or -1.
 func (rs *Ruleset) Touchpoint(id string) int { return lookupIndex(rs.touchpointIndex, id) }
 
-// AcquireEnv returns a reset environment for this ruleset's schema; give it
-// back with ReleaseEnv.
-func (rs *Ruleset) AcquireEnv() *Env {
-	if e, ok := rs.envs.Get().(*Env); ok {
-		e.Reset()
-		return e
-	}
+// NewEnv returns an environment for this ruleset's schema, with every
+// field at its default. Callers keep it for as long as they decide with
+// this ruleset (the engine keeps one per pooled decision).
+func (rs *Ruleset) NewEnv() *Env {
 	e := newEnv(rs.layout, len(rs.Schema.Customer), len(rs.Schema.Context))
 	e.Reset()
 	return e
-}
-
-// ReleaseEnv returns an environment to the pool.
-func (rs *Ruleset) ReleaseEnv(e *Env) {
-	if e != nil && e.layout == rs.layout {
-		rs.envs.Put(e)
-	}
 }
 
 // Fixtures lists every fixture in rule order.

@@ -10,7 +10,7 @@ import (
 
 // Config is the HTTP server section of the service configuration.
 type Config struct {
-	// Addr is the TCP address ListenAndRun listens on.
+	// Addr is the TCP address to listen on.
 	Addr string `yaml:"addr"`
 	// MaxBodyBytes caps a decide request body; larger bodies get 413.
 	MaxBodyBytes int `yaml:"max_body_bytes"`

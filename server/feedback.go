@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"math"
@@ -362,7 +363,7 @@ func (s *Server) decodeConsent(body []byte, now time.Time) (map[string]features.
 	var req struct {
 		Channels map[string]bool `json:"channels"`
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return nil, &apiError{status: fasthttp.StatusBadRequest, code: codeInvalidJSON, message: "consent must look like {\"channels\": {\"email\": true}}: " + err.Error()}

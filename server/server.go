@@ -179,15 +179,6 @@ func New(cfg Config, d Decider, opts Options) *Server {
 	return s
 }
 
-// ListenAndRun listens on cfg.Addr and calls Run.
-func (s *Server) ListenAndRun(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
-	}
-	return s.Run(ctx, ln)
-}
-
 // Run serves on ln until ctx is cancelled, then shuts down gracefully:
 // /readyz turns 503, the listener stays open for DrainDelay, then closes,
 // and in-flight requests get ShutdownGrace to finish. It returns nil after

@@ -90,7 +90,6 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("cannot start feature cache: %w", err)
 	}
 	defer cache.Close()
-	st.invalidate = cache.Invalidate
 	writer := features.Invalidating(st.writer, cache.Invalidate)
 	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(st.budgets), engine.WithWriter(writer),
 		engine.WithAnonymousPrefixes(cfg.Features.AnonymousPrefixes...))
@@ -141,14 +140,13 @@ func serve(args []string, stdout, stderr io.Writer) error {
 // customerStore is the system of record serve runs on: Redis when
 // configured, else the embedded store with an in-process overlay.
 type customerStore struct {
-	name       string
-	store      features.Store
-	writer     features.Writer
-	budgets    features.Budgets
-	stats      func() server.StoreStats
-	subscribe  func(ctx context.Context, onInvalidate func(string)) error
-	close      func()
-	invalidate func(string) // set once the cache exists
+	name      string
+	store     features.Store
+	writer    features.Writer
+	budgets   features.Budgets
+	stats     func() server.StoreStats
+	subscribe func(ctx context.Context, onInvalidate func(string)) error
+	close     func()
 }
 
 func openCustomerStore(cfg config, log zerolog.Logger) (*customerStore, error) {
@@ -182,12 +180,10 @@ func openCustomerStore(cfg config, log zerolog.Logger) (*customerStore, error) {
 	}
 	st := &customerStore{name: fmt.Sprintf("embedded (%d customers)", mem.Len()), close: func() {}}
 	// The overlay keeps what the API writes (features, consent, events,
-	// erasures, budgets) on top of the embedded store.
-	overlay := features.NewOverlay(mem, func(id string) {
-		if st.invalidate != nil {
-			st.invalidate(id)
-		}
-	})
+	// erasures, budgets) on top of the embedded store. Serve wraps its
+	// writes with features.Invalidating, which drops changed customers from
+	// the cache, so the overlay needs no notification of its own.
+	overlay := features.NewOverlay(mem, nil)
 	st.store, st.writer, st.budgets = overlay, overlay, overlay
 	return st, nil
 }
