@@ -2,8 +2,17 @@ package features
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrNotApplied marks a failed write that the store knows changed nothing:
+// the call was refused before it reached the store (a circuit breaker was
+// open, no connection could be made). Stores wrap it into such errors; any
+// other write error means the outcome is unknown, since the store may have
+// applied the change before the answer was lost. Every Writer method is
+// safe to retry either way (events count once per event id).
+var ErrNotApplied = errors.New("nothing was applied")
 
 // Event types a customer's feedback can carry, and the one a decision
 // itself counts as when a cap counts decisions.
