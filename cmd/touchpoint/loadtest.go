@@ -146,22 +146,9 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 		cfg.Progress = stderr
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	runDone := make(chan struct{})
-	defer close(runDone)
-	go func() {
-		// After the first interrupt, restore default signal handling so a
-		// second Ctrl-C quits at once instead of waiting for in-flight requests.
-		select {
-		case <-ctx.Done():
-			stop()
-			fmt.Fprintln(stderr, "\rinterrupted: finishing in-flight requests and reporting (Ctrl-C again to quit)")
-		case <-runDone:
-		}
-	}()
-
-	rep, err := loadtest.Run(ctx, cfg)
+	rep, err := runInterruptible(stderr, func(ctx context.Context) (*loadtest.Report, error) {
+		return loadtest.Run(ctx, cfg)
+	})
 	if err != nil {
 		return err
 	}
@@ -219,6 +206,34 @@ func loadtestCompare(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return loadtest.Compare(stdout, a, b, fs.Arg(0), fs.Arg(1), t/100)
+}
+
+// runInterruptible runs a load test that the first SIGINT or SIGTERM stops
+// early (it still reports what was measured); after that signal the default
+// handling is back, so a second Ctrl-C quits at once. The signal watcher
+// has finished, and printed all it will, when runInterruptible returns.
+func runInterruptible(stderr io.Writer, run func(ctx context.Context) (*loadtest.Report, error)) (*loadtest.Report, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	runDone := make(chan struct{})
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case <-sigs:
+			signal.Stop(sigs)
+			fmt.Fprintln(stderr, "\rinterrupted: finishing in-flight requests and reporting (Ctrl-C again to quit)")
+			cancel()
+		case <-runDone:
+		}
+	}()
+	rep, err := run(ctx)
+	close(runDone)
+	<-watcherDone
+	return rep, err
 }
 
 // flagsFirst moves flags written after the positional arguments to the

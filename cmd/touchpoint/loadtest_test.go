@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/touchpoint-dev/touchpoint/loadtest"
 )
 
 func TestLoadtestRefusesBadRuns(t *testing.T) {
@@ -198,5 +205,38 @@ func TestLoadtestRefusesServerWithoutEvents(t *testing.T) {
 	stdout, stderr, code = runCLI(append([]string{"loadtest", "--event-share", "0"}, args[1:]...)...)
 	if code != 0 || strings.Contains(stdout, "events") {
 		t.Errorf("--event-share 0: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// A load test that ends on its own must not print anything after it
+// returned (the signal watcher once reported an interrupt nobody sent, racing
+// with the caller's reads of stderr), and an interrupt stops the run early
+// with one line, all before runInterruptible returns.
+func TestLoadtestSignalWatcher(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		var stderr bytes.Buffer
+		_, err := runInterruptible(&stderr, func(ctx context.Context) (*loadtest.Report, error) { return &loadtest.Report{}, nil })
+		if err != nil || stderr.Len() != 0 {
+			t.Fatalf("run %d: err %v, stderr %q; want nothing printed", i, err, stderr.String())
+		}
+	}
+
+	var stderr bytes.Buffer
+	rep, err := runInterruptible(&stderr, func(ctx context.Context) (*loadtest.Report, error) {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return &loadtest.Report{Interrupted: true}, nil
+		case <-time.After(time.Minute):
+			return nil, errors.New("the interrupt did not stop the run")
+		}
+	})
+	if err != nil || rep == nil || !rep.Interrupted {
+		t.Fatalf("interrupted run: report %+v, err %v", rep, err)
+	}
+	if got := stderr.String(); strings.Count(got, "interrupted:") != 1 {
+		t.Errorf("stderr = %q; want one interrupted line", got)
 	}
 }
