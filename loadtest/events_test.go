@@ -302,11 +302,12 @@ func TestRunMixesEvents(t *testing.T) {
 	if st.OK != 2000 || st.Errors.Total != 0 || st.SLO == nil || !st.SLO.Pass {
 		t.Fatalf("ok %d, errors %+v, SLO %+v", st.OK, st.Errors, st.SLO)
 	}
-	// The preflight sends one request per view and one batch; the run the rest.
+	// The preflight sends one request per view, asks about the first and
+	// last customer id and sends one batch; the run the rest.
 	pc.mu.Lock()
 	gotEvents, gotDecides, batchCount := pc.byPath["POST /v1/events"], pc.byPath["POST /v1/decide"], pc.events
 	pc.mu.Unlock()
-	if gotEvents != int(ev.Sent)+1 || gotDecides != int(dec.Sent)+len(cfg.Traffic.Views) || len(pc.byPath) != 2 {
+	if gotEvents != int(ev.Sent)+1 || gotDecides != int(dec.Sent)+len(cfg.Traffic.Views)+2 || len(pc.byPath) != 2 {
 		t.Errorf("server saw %v; the run sent %d decides and %d batches", pc.byPath, dec.Sent, ev.Sent)
 	}
 	if f := ev.Feedback; f == nil || f.Events != ev.Sent || f.Accepted != ev.OK || f.Duplicates != 0 || int(f.Events)+1 != batchCount {

@@ -120,6 +120,7 @@ type tally struct {
 	samples              map[string]string
 	accepted, duplicates int64
 	items                int64
+	unknownCustomers     int64
 	unsent               atomic.Int64
 }
 
@@ -142,6 +143,9 @@ type outcome struct {
 	// items is how many events the request carried; accepted and
 	// duplicates are what a 2xx events answer said.
 	items, accepted, duplicates int64
+	// unknownCustomer is set for a 2xx decide answer saying the target
+	// does not know the customer.
+	unknownCustomer bool
 }
 
 // addUnsent counts n requests of kind k that were never written.
@@ -214,6 +218,9 @@ func (r *recorder) record(start, sent, done time.Duration, o outcome) {
 			k.ok++
 			k.accepted += o.accepted
 			k.duplicates += o.duplicates
+			if o.unknownCustomer {
+				k.unknownCustomers++
+			}
 			failed = false
 		} else {
 			if _, seen := r.status[status]; !seen {
@@ -353,6 +360,8 @@ func (k *tally) stats(elapsed time.Duration, events bool) *KindStats {
 	}
 	if events {
 		ks.Feedback = &Feedback{Events: k.items, Accepted: k.accepted, Duplicates: k.duplicates}
+	} else {
+		ks.UnknownCustomers = k.unknownCustomers
 	}
 	return ks
 }

@@ -28,6 +28,9 @@ type Report struct {
 	// Steps are in the order they ran (find-max probes in search order).
 	Steps   []Step   `json:"steps"`
 	FindMax *FindMax `json:"find_max,omitempty"`
+	// Warnings are what the preflight found questionable about the run's
+	// settings against this target (they do not stop it).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Settings records how the run was configured.
@@ -147,6 +150,10 @@ type KindStats struct {
 	Latency      Latency `json:"latency_us"`
 	// Feedback adds up the event batches' answers (events kind only).
 	Feedback *Feedback `json:"feedback,omitempty"`
+	// UnknownCustomers counts 2xx decide answers with
+	// "known_customer": false (decide kind only): anonymous visitors, and
+	// ids past the customers the target holds.
+	UnknownCustomers int64 `json:"unknown_customers"`
 }
 
 // Feedback counts the events in a step's batches. Accepted minus

@@ -17,6 +17,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -109,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rep := &Report{Format: FormatVersion, StartedAt: started, Settings: r.settings()}
 	if cfg.Preflight {
-		if err := r.preflight(); err != nil {
+		if rep.Warnings, err = r.preflight(); err != nil {
 			return nil, err
 		}
 	}
@@ -260,8 +261,10 @@ func (r *runner) pause(ctx context.Context) bool {
 // preflight sends one request of every view, and one event batch when the
 // traffic has events, and refuses to start if any fails: a wrong port, a
 // traffic file the target rejects or a server without an events endpoint
-// is one clear error line instead of a run full of failures.
-func (r *runner) preflight() error {
+// is one clear error line instead of a run full of failures. It also
+// checks the customer ids the run draws against the target and returns
+// warnings about what it found.
+func (r *runner) preflight() ([]string, error) {
 	w := r.newWorker()
 	t := r.cfg.Traffic
 	views := t.Views
@@ -280,36 +283,93 @@ func (r *runner) preflight() error {
 		left--
 		w.decide.SetBodyRaw(body)
 		if err := r.client.DoTimeout(w.decide, w.resp, r.cfg.Timeout); err != nil {
-			return fmt.Errorf("cannot reach %s: %w", r.target, err)
+			return nil, fmt.Errorf("cannot reach %s: %w", r.target, err)
 		}
 		if code := w.resp.StatusCode(); code < 200 || code >= 300 {
-			return fmt.Errorf("%s answered %d to a %q request from the traffic file (%s): %s",
+			return nil, fmt.Errorf("%s answered %d to a %q request from the traffic file (%s): %s",
 				r.target, code, views[vi].Name, truncate(string(body), 200), truncate(string(w.resp.Body()), 300))
 		}
 	}
+	var warnings []string
+	if len(views) > 0 && (!t.HasEvents() || t.Events.Share < 1) {
+		if warn := r.customersWarning(w); warn != "" {
+			warnings = append(warnings, warn)
+		}
+	}
 	if !t.HasEvents() {
-		return nil
+		return warnings, nil
 	}
 	w.body = w.src.Events(w.body[:0], preflightSeq, time.Now())
 	w.events.SetBodyRaw(w.body)
 	if err := r.client.DoTimeout(w.events, w.resp, r.cfg.Timeout); err != nil {
-		return fmt.Errorf("cannot reach %s: %w", r.eventsTarget, err)
+		return nil, fmt.Errorf("cannot reach %s: %w", r.eventsTarget, err)
 	}
 	code := w.resp.StatusCode()
 	answer := truncate(string(w.resp.Body()), 300)
 	switch {
 	case code >= 200 && code < 300:
-		return nil
+		return warnings, nil
 	case code == fasthttp.StatusNotFound || code == fasthttp.StatusMethodNotAllowed:
-		return fmt.Errorf("%s answered %d to an event batch: the target has no events endpoint there (a server older than POST /v1/events, or a wrong events.path); "+
+		return nil, fmt.Errorf("%s answered %d to an event batch: the target has no events endpoint there (a server older than POST /v1/events, or a wrong events.path); "+
 			"send decides only with --event-share 0 or set events.share: 0 in the traffic file (%s)", r.eventsTarget, code, answer)
 	case code == fasthttp.StatusNotImplemented:
-		return fmt.Errorf("%s answered 501 to an event batch: the server cannot record events (it has no writable customer store); "+
+		return nil, fmt.Errorf("%s answered 501 to an event batch: the server cannot record events (it has no writable customer store); "+
 			"send decides only with --event-share 0 or set events.share: 0 in the traffic file (%s)", r.eventsTarget, answer)
 	}
-	return fmt.Errorf("%s answered %d to an event batch from the traffic file (%s): %s",
+	return nil, fmt.Errorf("%s answered %d to an event batch from the traffic file (%s): %s",
 		r.eventsTarget, code, truncate(string(w.body), 200), answer)
 }
+
+// unknownCustomerAnswer is how a decide answer says the target does not
+// know the customer.
+var unknownCustomerAnswer = []byte(`"known_customer":false`)
+
+// customersWarning asks the target about the lowest and the highest
+// customer id the run draws. A store with fewer customers than --customers
+// decides every id past its last one as unknown, which a run should not do
+// by accident (the demo store has 3,000 customers, --customers defaults to
+// 1,000,000); when that is so, it finds the last known id by bisection
+// (demo ids are contiguous) and says so.
+func (r *runner) customersWarning(w *worker) string {
+	known := func(customer int) (bool, bool) {
+		w.body = w.src.DecideAs(w.body[:0], preflightSeq, customer)
+		w.decide.SetBodyRaw(w.body)
+		if err := r.client.DoTimeout(w.decide, w.resp, r.cfg.Timeout); err != nil {
+			return false, false
+		}
+		if code := w.resp.StatusCode(); code < 200 || code >= 300 {
+			return false, false
+		}
+		return !bytes.Contains(w.resp.Body(), unknownCustomerAnswer), true
+	}
+	n := r.cfg.Customers
+	first, ok1 := known(1)
+	last, ok2 := known(n)
+	switch {
+	case !ok1 || !ok2 || last:
+		return ""
+	case !first:
+		return fmt.Sprintf("the target knows neither %s nor %s, the first and last of the ids --customers %d draws: every decide will be for an unknown customer",
+			customerID(1), customerID(n), n)
+	}
+	lo, hi := 1, n // lo is known, hi is not
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		k, ok := known(mid)
+		if !ok {
+			break
+		}
+		if k {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return fmt.Sprintf("the target knows %s but not %s, the last of the ids --customers %d draws; it seems to hold %s customers (%s … %s), so decides for the ids past that are for unknown customers. Pass --customers %d to draw only ids it knows",
+		customerID(1), customerID(n), n, fmtInt(int64(lo)), customerID(1), customerID(lo), lo)
+}
+
+func customerID(n int) string { return string(appendCustomerID(nil, n)) }
 
 // plan is one step to run.
 type plan struct {
@@ -571,6 +631,8 @@ func (w *worker) exchange(seq uint64, planned time.Duration, rec *recorder) {
 			o.body = w.resp.Body()
 		case o.kind == EventsRequest:
 			o.accepted, o.duplicates, _ = eventsAnswer(w.resp.Body())
+		default:
+			o.unknownCustomer = bytes.Contains(w.resp.Body(), unknownCustomerAnswer)
 		}
 	}
 	rec.record(start, sent, done, o)

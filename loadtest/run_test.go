@@ -256,3 +256,64 @@ func TestRefusesEndlessRuns(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestWarnsAboutUnknownCustomers runs the default --customers (a million
+// ids) against a target that holds only the first 100 customers, as the
+// README's demo holds 3,000: the preflight must say how many the target
+// seems to hold and which flag fixes it, and the report must count the
+// decides that were for customers the target does not know.
+func TestWarnsAboutUnknownCustomers(t *testing.T) {
+	const held = 100
+	var known, unknown atomic.Int64
+	url := startServer(t, func(ctx *fasthttp.RequestCtx) {
+		body := ctx.PostBody()
+		id := body[bytes.Index(body, []byte(`"customer_id":"`))+len(`"customer_id":"`):]
+		id = id[:bytes.IndexByte(id, '"')]
+		n := 0
+		if rest, ok := bytes.CutPrefix(id, []byte("c-")); ok {
+			for _, c := range rest {
+				n = n*10 + int(c-'0')
+			}
+		}
+		ctx.SetContentType("application/json")
+		if n >= 1 && n <= held {
+			known.Add(1)
+			ctx.SetBodyString(`{"decision_id":"d","known_customer":true,"placements":{}}`)
+			return
+		}
+		unknown.Add(1)
+		ctx.SetBodyString(`{"decision_id":"d","known_customer":false,"placements":{}}`)
+	})
+	cfg := testConfig(t, url)
+	cfg.Traffic, _ = cfg.Traffic.WithEventShare(0)
+	cfg.Customers = DefaultConfig().Customers
+	cfg.Rates = []float64{2000}
+	cfg.Requests = 1000
+	rep := run(t, cfg)
+
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "it seems to hold 100 customers (c-000001 … c-000100)") ||
+		!strings.Contains(rep.Warnings[0], "--customers 100") {
+		t.Fatalf("warnings = %q; want one saying the target holds 100 customers", rep.Warnings)
+	}
+	d := rep.Steps[0].ByKind.Decide
+	if d.UnknownCustomers == 0 || d.UnknownCustomers >= d.OK {
+		t.Errorf("unknown customers %d of %d decides; want some but not all", d.UnknownCustomers, d.OK)
+	}
+	var table bytes.Buffer
+	if err := WriteTable(&table, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "warning  the target knows c-000001 but not c-1000000") ||
+		!strings.Contains(table.String(), "were for customers the target does not know") {
+		t.Errorf("table does not show the warning and the unknown share:\n%s", table.String())
+	}
+
+	// Against a target that knows every id it is asked about, no warning.
+	cfg = testConfig(t, startServer(t, okHandler))
+	cfg.Traffic, _ = cfg.Traffic.WithEventShare(0)
+	cfg.Rates = []float64{2000}
+	cfg.Requests = 200
+	if rep := run(t, cfg); len(rep.Warnings) != 0 || rep.Steps[0].ByKind.Decide.UnknownCustomers != 0 {
+		t.Errorf("warnings %q, unknown %d against a target that knows everyone", rep.Warnings, rep.Steps[0].ByKind.Decide.UnknownCustomers)
+	}
+}

@@ -127,6 +127,9 @@ func fmtMS(ms int64) string { return fmtCompactUS(float64(ms) * 1000) }
 // search result, and warnings about the run itself.
 func notes(rep *Report) []string {
 	var out []string
+	for _, w := range rep.Warnings {
+		out = append(out, "warning  "+w)
+	}
 	per := "step"
 	if rep.Settings.FindMax {
 		per = "probe"
@@ -150,6 +153,17 @@ func notes(rep *Report) []string {
 		if line := feedbackNote(rep, &rep.Steps[i], per); line != "" {
 			out = append(out, line)
 		}
+	}
+	var decided, unknown int64
+	for i := range rep.Steps {
+		if d := rep.Steps[i].ByKind; d != nil && d.Decide != nil {
+			decided += d.Decide.OK
+			unknown += d.Decide.UnknownCustomers
+		}
+	}
+	if unknown > 0 {
+		out = append(out, fmt.Sprintf("unknown  %s of %s successful decides were for customers the target does not know (known_customer false): anonymous visitors and ids it does not hold",
+			fmtPercent(float64(unknown)/float64(decided)), fmtInt(decided)))
 	}
 	for i := range rep.Steps {
 		st := &rep.Steps[i]

@@ -415,6 +415,19 @@ func (s *Source) Body(dst []byte, n uint64, now time.Time) ([]byte, RequestKind,
 // Decide appends the decide body request n has, or would have if it were
 // a decide, and returns it with the index of the view it drew.
 func (s *Source) Decide(dst []byte, n uint64) ([]byte, int) {
+	return s.decide(dst, n, 0)
+}
+
+// DecideAs is Decide for customer c-<customer> (as the demo data names
+// customers), whatever the draw would have been; preflight uses it to ask
+// the target about the ids a run will send.
+func (s *Source) DecideAs(dst []byte, n uint64, customer int) []byte {
+	dst, _ = s.decide(dst, n, customer)
+	return dst
+}
+
+// decide builds request n; customer > 0 fixes the customer id.
+func (s *Source) decide(dst []byte, n uint64, customer int) ([]byte, int) {
 	// Reseeding per request (cheap: it only sets the state) is what makes
 	// request n independent of the order requests are built in. The
 	// sequence number is mixed so neighbouring requests do not start from
@@ -424,7 +437,9 @@ func (s *Source) Decide(dst []byte, n uint64) ([]byte, int) {
 	vi := pick(s.g.viewCum, s.rng.Float64())
 	v := &t.Views[vi]
 	dst = append(dst, `{"customer_id":"`...)
-	if t.Anonymous > 0 && s.rng.Float64() < t.Anonymous {
+	if customer > 0 {
+		dst = appendCustomerID(dst, customer)
+	} else if t.Anonymous > 0 && s.rng.Float64() < t.Anonymous {
 		dst = append(dst, "visitor-"...)
 		dst = strconv.AppendUint(dst, 1+s.rng.Uint64N(anonymousSpace), 10)
 	} else {

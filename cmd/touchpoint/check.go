@@ -41,6 +41,9 @@ func rulesCheck(args []string, stdout, stderr io.Writer) error {
 	if schemaPath == "" {
 		schemaPath = defaultSchema(dir)
 	}
+	if err := checkPaths(pathSetting{"rules directory", dir}, pathSetting{"--schema", schemaPath}); err != nil {
+		return fmt.Errorf("cannot check rules: %w", err)
+	}
 	rs, err := rules.Load(dir, schemaPath)
 	if err != nil {
 		var list rules.ErrorList

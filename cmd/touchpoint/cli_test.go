@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"os"
@@ -105,7 +106,12 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"frobnicate"}, `touchpoint: unknown command "frobnicate"`},
-		{[]string{"rules", "check", "/no/such/dir"}, "touchpoint: cannot check rules in \"/no/such/dir\""},
+		{[]string{"rules", "check", "/no/such/dir"}, "touchpoint: cannot check rules: rules directory \"/no/such/dir\" does not exist"},
+		// The tests run in cmd/touchpoint, where the default paths (all
+		// relative to the repository root) do not exist.
+		{[]string{"serve"}, `touchpoint: cannot start: rules.dir (--rules) "configs/rules" does not exist in the working directory `},
+		{[]string{"rules", "check", "rules"}, `touchpoint: cannot check rules: rules directory "rules" does not exist in the working directory `},
+		{[]string{"loadtest", "--duration", "1s", "http://127.0.0.1:1"}, `touchpoint: --traffic "configs/loadtest/traffic.yaml" does not exist in the working directory `},
 		{[]string{"demo-data", "--customers", "0"}, "touchpoint: --customers must be at least 1, got 0"},
 		{[]string{"serve", "--config", "/no/such/config.yaml"}, `touchpoint: cannot load config from "/no/such/config.yaml"`},
 	}
@@ -142,6 +148,27 @@ func TestDemoDataIsReproducible(t *testing.T) {
 	}
 }
 
+// Every command's --help lists its flags, including the ones reached
+// through a command group ("rules --help", "features --help").
+func TestHelpListsFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rules", "--help"}, "-schema"},
+		{[]string{"rules", "check", "--help"}, "-schema"},
+		{[]string{"features", "--help"}, "-checkpoint"},
+		{[]string{"features", "import", "--help"}, "-merge"},
+		{[]string{"serve", "--help"}, "-customers"},
+		{[]string{"loadtest", "--help"}, "-find-max"},
+	} {
+		out, errOut, code := runCLI(c.args...)
+		if all := out + errOut; code != 0 || !strings.Contains(all, "Flags:") || !strings.Contains(all, c.want) {
+			t.Errorf("%v: exit %d, output\n%s\nwant the flags, %s among them", c.args, code, all, c.want)
+		}
+	}
+}
+
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"serve", "--help"}, {"rules", "check", "--help"}, {"demo-data", "-h"}} {
 		cmd := exec.Command(binary, args...)
@@ -149,5 +176,43 @@ func TestHelp(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "Usage") && !strings.Contains(string(out), "touchpoint serve") {
 			t.Errorf("%v: %v\n%s", args, err, out)
 		}
+	}
+}
+
+// Serving from a directory without configs/ and without --config works
+// with absolute paths, and says in the log that no config file was read.
+func TestServeWithoutConfigFileSaysSo(t *testing.T) {
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--rules", abs("../../configs/rules"),
+		"--schema", abs("../../configs/features.yaml"), "--customers", abs("../../configs/demo/customers.jsonl"))
+	cmd.Dir = t.TempDir()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	var logs strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		logs.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), `"message":"touchpoint serving"`) {
+			break
+		}
+	}
+	if !strings.Contains(logs.String(), `"message":"no config file; serving with the built-in defaults and flags"`) ||
+		!strings.Contains(logs.String(), `"working_directory":"`+cmd.Dir+`"`) {
+		t.Errorf("the log does not say that no config file was read:\n%s", logs.String())
 	}
 }

@@ -32,8 +32,7 @@ Flags:
 func featuresCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "import" {
 		if len(args) > 0 && isHelp(args[0]) {
-			fmt.Fprint(stdout, importUsage)
-			return nil
+			return featuresCommand([]string{"import", "--help"}, stdout, stderr)
 		}
 		return errors.New(`unknown features command; use "touchpoint features import FILE.jsonl --redis URL"`)
 	}

@@ -124,6 +124,9 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	cfg.Connections, cfg.KeepAlive, cfg.Timeout, cfg.Warmup = *connections, *keepalive, *timeout, *warmup
 	cfg.Customers, cfg.Seed, cfg.Preflight = *customers, *seed, *preflight
 	cfg.TrafficPath = *traffic
+	if err := checkPaths(pathSetting{"--traffic", *traffic}); err != nil {
+		return err
+	}
 	if cfg.Traffic, err = loadtest.LoadTraffic(*traffic); err != nil {
 		return err
 	}

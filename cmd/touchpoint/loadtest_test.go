@@ -32,7 +32,7 @@ func TestLoadtestRefusesBadRuns(t *testing.T) {
 		"both loops":    {[]string{"--rate", "100", "--concurrency", "4", "--duration", "1s", "http://127.0.0.1:1"}, "choose --rate (open loop) or --concurrency"},
 		"bad slo":       {[]string{"--slo", "p99", "--duration", "1s", "http://127.0.0.1:1"}, "not NAME=VALUE"},
 		"find no slo":   {[]string{"--find-max", "--traffic", "../../configs/loadtest/traffic.yaml", "--duration", "1s", "http://127.0.0.1:1"}, "--find-max needs an --slo"},
-		"bad traffic":   {[]string{"--traffic", "no-such-file.yaml", "--duration", "1s", "http://127.0.0.1:1"}, "cannot read traffic file"},
+		"bad traffic":   {[]string{"--traffic", "no-such-file.yaml", "--duration", "1s", "http://127.0.0.1:1"}, `--traffic "no-such-file.yaml" does not exist`},
 		"not http":      {[]string{"--traffic", "../../configs/loadtest/traffic.yaml", "--duration", "1s", "ftp://127.0.0.1:1"}, "not an http:// or https:// URL"},
 		"unreachable":   {[]string{"--traffic", "../../configs/loadtest/traffic.yaml", "--requests", "10", "http://127.0.0.1:1"}, "cannot reach http://127.0.0.1:1/v1/decide"},
 		"bad threshold": {[]string{"compare", "--threshold", "lots", "a.json", "b.json"}, "must be a percentage"},

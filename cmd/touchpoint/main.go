@@ -58,8 +58,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "rules":
 		if len(args) < 2 || args[1] != "check" {
 			if len(args) >= 2 && isHelp(args[1]) {
-				fmt.Fprint(stdout, rulesCheckUsage)
-				return nil
+				return rulesCheck([]string{"--help"}, stdout, stderr)
 			}
 			return errors.New(`unknown rules command; use "touchpoint rules check DIR"`)
 		}

@@ -47,6 +47,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Without --config a missing default file is not an error (flags and
+	// built-in defaults can be enough), but it is worth a log line.
+	_, statErr := os.Stat(*configPath)
+	configMissing := !explicit["config"] && statErr != nil
 	override := func(dst *string, v string) {
 		if v != "" {
 			*dst = v
@@ -62,6 +66,16 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("invalid config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
+	paths := []pathSetting{{"rules.dir (--rules)", cfg.Rules.RulesDir}, {"rules.schema (--schema)", cfg.Rules.SchemaPath}}
+	if cfg.Redis.URL == "" {
+		paths = append(paths, pathSetting{"features.customers (--customers)", cfg.Features.Customers})
+	}
+	if err := checkPaths(paths...); err != nil {
+		if configMissing {
+			return fmt.Errorf("cannot start: %w (and there is no config file %s there either)", err, *configPath)
+		}
+		return fmt.Errorf("cannot start: %w", err)
+	}
 
 	// Take the signals before anything is served, so a SIGTERM that
 	// arrives during start-up still shuts down cleanly.
@@ -73,6 +87,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 	level, _ := zerolog.ParseLevel(cfg.Log.Level)
 	log := zerolog.New(stderr).Level(level).With().Timestamp().Logger()
+	if configMissing {
+		log.Warn().Str("component", "cmd").Str("config", *configPath).Str("working_directory", workingDir()).
+			Msg("no config file; serving with the built-in defaults and flags")
+	}
 
 	// A record is cached whole, so the freshest feature sets its lifetime.
 	if schema, err := rules.LoadSchema(cfg.Rules.SchemaPath); err == nil {
