@@ -170,7 +170,7 @@ func TestMaxItems(t *testing.T) {
 	}
 	for _, tc := range []struct{ schema, at, want string }{
 		{"customer:\n  n: {type: number, max_items: 3}\n", "3}", "customer.n: max_items can only be given for list fields"},
-		{"customer:\n  l: {type: list, max_items: 0}\n", "0}", "customer.l.max_items must be between 1 and 10000, got 0"},
+		{"customer:\n  l: {type: list, max_items: 0}\n", "0}", "customer.l.max_items must be between 1 and 1000, got 0"},
 		{"context:\n  l: {type: list, max_items: many}\n", "many", `context.l.max_items must be a whole number, got "many"`},
 		{"customer:\n  l: {type: list, max_items: 1, default: [a, b]}\n", "[a", "customer.l.default has 2 items, more than max_items (1)"},
 	} {

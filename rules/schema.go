@@ -73,10 +73,12 @@ type Field struct {
 	MaxItems int
 }
 
-// Limits on list fields (max_items in the schema).
+// Limits on list fields (max_items in the schema). A rule's loops may
+// nest MaxLoopNesting deep, so its cost grows with max_items squared: the
+// default bounds it to 10,000 steps, the largest allowed to 1,000,000.
 const (
 	DefaultMaxItems = 100
-	MaxMaxItems     = 10000
+	MaxMaxItems     = 1000
 )
 
 // CounterFeature is a customer feature computed from event counters: the
