@@ -297,16 +297,79 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	}
 	s.quiet = rs.Policy.Quiet != nil && rs.Policy.Quiet.QuietFor(env, channel, now)
 
-	// Suppress rules run before offer rules, so that when the deadline
-	// cuts evaluation short it is known whether every suppress rule ran.
-	// If one did not, nothing is offered: a skipped suppress rule must not
-	// let through what it would have held back.
 	start := now
 	if s.deadline > 0 && !req.Now.IsZero() {
-		start = time.Now()
+		start = time.Now() // a fixed decision time says nothing of the clock
 	}
 	s.clock.start(start, s.deadline)
-	suppressDone := true
+	suppressDone := s.evaluateRules(req, ruleErrors, ex)
+	if s.clock.passed {
+		d.degrade(DegradedRuleDeadline)
+		if s.costs != nil {
+			s.costs.deadlineExceeded.Add(1)
+		}
+	}
+	if !suppressDone {
+		for _, preq := range req.Placements {
+			d.addPlacement(preq.ID)
+		}
+		return
+	}
+
+	for pi, preq := range req.Placements {
+		pl := &rs.Placements[rs.Placement(preq.ID)]
+		count := preq.Count
+		if count == 0 {
+			count = pl.Count
+		}
+		res := d.addPlacement(preq.ID)
+		s.arbitrate(pl, rs.Placement(preq.ID), pi, channel, ex, req)
+		chosen := 0
+		for i, c := range s.cands {
+			if len(res.Items) == count {
+				break
+			}
+			if by := s.reserveDecisionCaps(c.tp, c.rule, req.CustomerID); by != "" {
+				s.cands[i].skip, s.cands[i].skipBy = ReasonCapped, by
+				continue
+			}
+			if by := s.spendBudget(c.tp, req.CustomerID); by != "" {
+				s.cands[i].skip, s.cands[i].skipBy = ReasonOverBudget, by
+				continue
+			}
+			s.shownIn[c.tp] = pi
+			s.touched = append(s.touched, c.tp)
+			s.cands[i].chosen = true
+			chosen++
+			res.Items = append(res.Items, s.item(c.tp, rs.Rules[c.rule].ID, c.score, false))
+		}
+		if ex != nil {
+			traceArbitration(ex, rs, s.cands, pl.ID)
+		}
+		if len(res.Items) == 0 && pl.Fallback >= 0 {
+			fb := pl.Fallback
+			t := &rs.Touchpoints[fb]
+			if s.suppressor(fb) < 0 && s.shownIn[fb] < 0 && t.FitsChannelBit(s.channelBit) {
+				if reason, _ := s.policyBlocks(t, nil); reason == "" && s.reserveDecisionCaps(fb, -1, req.CustomerID) == "" &&
+					s.spendBudget(fb, req.CustomerID) == "" {
+					s.shownIn[fb] = pi
+					s.touched = append(s.touched, fb)
+					res.Items = append(res.Items, s.item(fb, "", 0, true))
+				}
+			}
+		}
+	}
+}
+
+// evaluateRules evaluates the rules that matter for req until the decide
+// deadline (s.clock) passes. Suppress rules run before offer rules, so that
+// when the deadline cuts evaluation short it is known whether every
+// suppress rule ran; suppressDone is false when one did not, and then
+// nothing may be offered: a skipped suppress rule must not let through what
+// it would have held back.
+func (s *scratch) evaluateRules(req *Request, ruleErrors []*atomic.Uint64, ex *Explanation) (suppressDone bool) {
+	rs, env := s.rs, s.env
+	suppressDone = true
 	if ex != nil {
 		// Explanations evaluate every rule so they can say what each did.
 		ex.Rules = make([]RuleTrace, len(rs.Rules))
@@ -370,62 +433,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			}
 		}
 	}
-	if s.clock.passed {
-		d.degrade(DegradedRuleDeadline)
-		if s.costs != nil {
-			s.costs.deadlineExceeded.Add(1)
-		}
-	}
-	if !suppressDone {
-		for _, preq := range req.Placements {
-			d.addPlacement(preq.ID)
-		}
-		return
-	}
-
-	for pi, preq := range req.Placements {
-		pl := &rs.Placements[rs.Placement(preq.ID)]
-		count := preq.Count
-		if count == 0 {
-			count = pl.Count
-		}
-		res := d.addPlacement(preq.ID)
-		s.arbitrate(pl, rs.Placement(preq.ID), pi, channel, ex, req)
-		chosen := 0
-		for i, c := range s.cands {
-			if len(res.Items) == count {
-				break
-			}
-			if by := s.reserveDecisionCaps(c.tp, c.rule, req.CustomerID); by != "" {
-				s.cands[i].skip, s.cands[i].skipBy = ReasonCapped, by
-				continue
-			}
-			if by := s.spendBudget(c.tp, req.CustomerID); by != "" {
-				s.cands[i].skip, s.cands[i].skipBy = ReasonOverBudget, by
-				continue
-			}
-			s.shownIn[c.tp] = pi
-			s.touched = append(s.touched, c.tp)
-			s.cands[i].chosen = true
-			chosen++
-			res.Items = append(res.Items, s.item(c.tp, rs.Rules[c.rule].ID, c.score, false))
-		}
-		if ex != nil {
-			traceArbitration(ex, rs, s.cands, pl.ID)
-		}
-		if len(res.Items) == 0 && pl.Fallback >= 0 {
-			fb := pl.Fallback
-			t := &rs.Touchpoints[fb]
-			if s.suppressor(fb) < 0 && s.shownIn[fb] < 0 && t.FitsChannelBit(s.channelBit) {
-				if reason, _ := s.policyBlocks(t, nil); reason == "" && s.reserveDecisionCaps(fb, -1, req.CustomerID) == "" &&
-					s.spendBudget(fb, req.CustomerID) == "" {
-					s.shownIn[fb] = pi
-					s.touched = append(s.touched, fb)
-					res.Items = append(res.Items, s.item(fb, "", 0, true))
-				}
-			}
-		}
-	}
+	return suppressDone
 }
 
 // effects are the side effects a served decision has on shared state:
