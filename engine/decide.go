@@ -41,12 +41,19 @@ type scratch struct {
 	today          int32
 	channel        string
 	channelBit     uint64
-	clock          rules.Clock
+	schedClock     rules.Clock
 	quiet          bool
 	consentGranted bool
 	fx             *effects
 	effects        effects // backing store for fx, so a decision allocates none
 	now            time.Time
+
+	// Cost limits: the engine's counters (nil for fixtures), the binder
+	// for cached records and the deadline for evaluating rules.
+	costs    *costs
+	bind     func(key any, rec *features.Record) any
+	deadline time.Duration
+	clock    ruleClock
 
 	// Rule selection: placement indexes of the request, the candidate
 	// rules, and per-rule stamps that dedupe candidates without clearing.
@@ -74,10 +81,54 @@ type candidate struct {
 	skip, skipBy string
 }
 
+// vmMemoryBudget bounds what one rule evaluation on the expr VM may build:
+// items of ranges (1..n), literal lists and maps. Rules that loop over a
+// range would otherwise escape max_items; past the budget the rule fails
+// for that request (expression_error).
+const vmMemoryBudget = 1000
+
+// checkEvery is how many rules may run between two readings of the clock
+// for the decide deadline; a rule that loops over lists is followed by a
+// reading whatever the count.
+const checkEvery = 16
+
+// ruleClock tells when the decide deadline has passed, reading the clock
+// only every checkEvery rules.
+type ruleClock struct {
+	until  time.Time // zero: no deadline
+	since  int       // rules started since the last reading
+	passed bool
+}
+
+// start begins timing: the first rule reads the clock.
+func (c *ruleClock) start(now time.Time, deadline time.Duration) {
+	c.until, c.passed, c.since = time.Time{}, false, checkEvery
+	if deadline > 0 {
+		c.until = now.Add(deadline)
+	}
+}
+
+// readSoon makes the next expired call read the clock.
+func (c *ruleClock) readSoon() { c.since = checkEvery }
+
+// expired is called before each rule; it reports whether the deadline
+// has passed.
+func (c *ruleClock) expired() bool {
+	if c.passed || c.until.IsZero() {
+		return c.passed
+	}
+	if c.since++; c.since < checkEvery {
+		return false
+	}
+	c.since = 0
+	c.passed = !time.Now().Before(c.until)
+	return c.passed
+}
+
 // Reset clears the decision's results, keeping its buffers.
 func (d *Decision) Reset() {
 	d.ID, d.CustomerID, d.Ruleset = "", "", ""
-	d.KnownCustomer, d.Degraded = false, false
+	d.KnownCustomer, d.Degraded, d.DegradedReasons = false, false, 0
 	for i := range d.Placements {
 		d.Placements[i].Items = d.Placements[i].Items[:0]
 	}
@@ -101,8 +152,10 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 			s.suppressedBy[i], s.shownIn[i], s.candAt[i] = -1, -1, -1
 		}
 		s.envValue = s.env.Value()
+		s.vm.MemoryBudget = vmMemoryBudget
 		d.scratch = s
 	}
+	s.costs, s.bind, s.deadline = nil, bindUncounted, 0
 	s.env.Reset()
 	s.matched = s.matched[:0]
 	s.content = s.content[:0]
@@ -200,14 +253,18 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	d.KnownCustomer = rec != nil
 	env.SetKnown(rec != nil)
 	if rec != nil {
-		for _, b := range rec.Derived(schema, bindRecord).([]boundFeature) {
+		for _, b := range rec.Derived(schema, s.bind).([]boundFeature) {
 			env.SetCustomer(b.field, b.value)
 		}
 	}
 	channel := ""
 	for _, c := range req.Context {
 		fi := schema.ContextField(c.Name)
-		env.SetContext(fi, c.Value)
+		v, cut := schema.Context[fi].Truncate(c.Value)
+		if cut && s.costs != nil {
+			s.costs.listsTruncated.Add(1)
+		}
+		env.SetContext(fi, v)
 		if c.Name == "channel" {
 			channel = c.Value.Str
 		}
@@ -231,8 +288,8 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	}
 	s.rec, s.fx, s.now, s.channel = rec, fx, now, channel
 	s.channelBit = rs.ChannelBit(channel)
-	s.clock = rules.Clock{Now: now}
-	s.countersOK = !d.Degraded
+	s.schedClock = rules.Clock{Now: now}
+	s.countersOK = d.DegradedReasons&DegradedFeatureStore == 0
 	s.today = features.Day(now)
 	s.consentGranted = false
 	if c := rs.Policy.Consent; c != nil && rec != nil {
@@ -240,33 +297,23 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	}
 	s.quiet = rs.Policy.Quiet != nil && rs.Policy.Quiet.QuietFor(env, channel, now)
 
-	if ex != nil {
-		// Explanations evaluate every rule so they can say what each did.
-		for i := range rs.Rules {
-			s.evaluate(i, ruleErrors, ex)
+	start := now
+	if s.deadline > 0 && !req.Now.IsZero() {
+		start = time.Now() // a fixed decision time says nothing of the clock
+	}
+	s.clock.start(start, s.deadline)
+	suppressDone := s.evaluateRules(req, ruleErrors, ex)
+	if s.clock.passed {
+		d.degrade(DegradedRuleDeadline)
+		if s.costs != nil {
+			s.costs.deadlineExceeded.Add(1)
 		}
-	} else {
-		// Otherwise only the rules the index says could matter; the others
-		// are certain to be false or to offer nothing that fits.
-		var wanted uint64
-		s.placementIdx = s.placementIdx[:0]
-		for _, p := range req.Placements {
-			pi := rs.Placement(p.ID)
-			wanted |= rules.PlacementBit(pi)
-			s.placementIdx = append(s.placementIdx, pi)
+	}
+	if !suppressDone {
+		for _, preq := range req.Placements {
+			d.addPlacement(preq.ID)
 		}
-		s.epoch++
-		if s.epoch == 0 {
-			clear(s.seen)
-			s.epoch = 1
-		}
-		s.candidateRules = rs.CandidateRules(s.placementIdx, env, s.seen, s.epoch, s.candidateRules[:0])
-		for _, ri := range s.candidateRules {
-			r := &rs.Rules[ri]
-			if r.MayOffer(wanted, s.channelBit) && guardsPass(r.Guards, env) {
-				s.evaluate(int(ri), ruleErrors, nil)
-			}
-		}
+		return
 	}
 
 	for pi, preq := range req.Placements {
@@ -312,6 +359,81 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			}
 		}
 	}
+}
+
+// evaluateRules evaluates the rules that matter for req until the decide
+// deadline (s.clock) passes. Suppress rules run before offer rules, so that
+// when the deadline cuts evaluation short it is known whether every
+// suppress rule ran; suppressDone is false when one did not, and then
+// nothing may be offered: a skipped suppress rule must not let through what
+// it would have held back.
+func (s *scratch) evaluateRules(req *Request, ruleErrors []*atomic.Uint64, ex *Explanation) (suppressDone bool) {
+	rs, env := s.rs, s.env
+	suppressDone = true
+	if ex != nil {
+		// Explanations evaluate every rule so they can say what each did.
+		ex.Rules = make([]RuleTrace, len(rs.Rules))
+		for pass := 0; pass < 2; pass++ {
+			suppress := pass == 0
+			s.clock.readSoon()
+			for i := range rs.Rules {
+				r := &rs.Rules[i]
+				if r.IsSuppress() != suppress {
+					continue
+				}
+				if s.clock.expired() {
+					// A rule whose guards fail is false without evaluating
+					// it, as the path without explain knows too.
+					outcome := OutcomeConditionFalse
+					if guardsPass(r.Guards, env) {
+						outcome = OutcomeSkippedDeadline
+						suppressDone = suppressDone && !suppress
+					}
+					ex.Rules[i] = RuleTrace{Rule: r.ID, Action: ruleAction(r), Outcome: outcome}
+					continue
+				}
+				s.evaluate(i, ruleErrors, ex)
+				if r.Loops > 0 {
+					s.clock.readSoon()
+				}
+			}
+		}
+	} else {
+		// Otherwise only the rules the index says could matter; the others
+		// are certain to be false or to offer nothing that fits.
+		var wanted uint64
+		s.placementIdx = s.placementIdx[:0]
+		for _, p := range req.Placements {
+			pi := rs.Placement(p.ID)
+			wanted |= rules.PlacementBit(pi)
+			s.placementIdx = append(s.placementIdx, pi)
+		}
+		s.epoch++
+		if s.epoch == 0 {
+			clear(s.seen)
+			s.epoch = 1
+		}
+		var suppress int
+		s.candidateRules, suppress = rs.CandidateRules(s.placementIdx, env, s.seen, s.epoch, s.candidateRules[:0])
+		for k, ri := range s.candidateRules {
+			if k == suppress {
+				s.clock.readSoon()
+			}
+			r := &rs.Rules[ri]
+			if !r.MayOffer(wanted, s.channelBit) || !guardsPass(r.Guards, env) {
+				continue
+			}
+			if s.clock.expired() {
+				suppressDone = k >= suppress
+				break
+			}
+			s.evaluate(int(ri), ruleErrors, nil)
+			if r.Loops > 0 {
+				s.clock.readSoon()
+			}
+		}
+	}
+	return suppressDone
 }
 
 // effects are the side effects a served decision has on shared state:
@@ -443,16 +565,26 @@ type boundFeature struct {
 
 // bindRecord matches a record's values to schema fields once per cached
 // record and schema; values of the wrong type are left out, so the field
-// keeps its default.
-func bindRecord(key any, rec *features.Record) any {
-	schema := key.(*rules.Schema)
-	bound := make([]boundFeature, 0, len(rec.Values))
+// keeps its default, and lists longer than their field's max_items are cut
+// (cut says how many).
+func bindRecord(schema *rules.Schema, rec *features.Record) (bound []boundFeature, cut int) {
+	bound = make([]boundFeature, 0, len(rec.Values))
 	for name, v := range rec.Values {
-		if fi := schema.CustomerField(name); fi >= 0 && v.Kind == schema.Customer[fi].Type.Kind() && schema.Customer[fi].Counter == nil {
-			bound = append(bound, boundFeature{field: fi, value: v})
+		fi := schema.CustomerField(name)
+		if fi < 0 {
+			continue
 		}
+		f := &schema.Customer[fi]
+		if v.Kind != f.Type.Kind() || f.Counter != nil {
+			continue
+		}
+		v, truncated := f.Truncate(v)
+		if truncated {
+			cut++
+		}
+		bound = append(bound, boundFeature{field: fi, value: v})
 	}
-	return bound
+	return bound, cut
 }
 
 func guardsPass(guards []rules.Guard, env *rules.Env) bool {
@@ -468,16 +600,12 @@ func guardsPass(guards []rules.Guard, env *rules.Env) bool {
 // offer rule, its score. A run-time failure skips the rule and is counted.
 func (s *scratch) evaluate(i int, ruleErrors []*atomic.Uint64, ex *Explanation) {
 	r := &s.rs.Rules[i]
-	action := "offer"
-	if r.IsSuppress() {
-		action = "suppress"
-	}
 	trace := func(outcome, errText string, score float64) {
 		if ex != nil {
-			ex.Rules = append(ex.Rules, RuleTrace{Rule: r.ID, Action: action, Outcome: outcome, Error: errText, Score: score})
+			ex.Rules[i] = RuleTrace{Rule: r.ID, Action: ruleAction(r), Outcome: outcome, Error: errText, Score: score}
 		}
 	}
-	if r.Active != nil && !r.Active.ActiveOn(&s.clock) {
+	if r.Active != nil && !r.Active.ActiveOn(&s.schedClock) {
 		trace(OutcomeInactiveSchedule, "", 0)
 		return
 	}
@@ -531,6 +659,14 @@ func (s *scratch) evaluate(i int, ruleErrors []*atomic.Uint64, ex *Explanation) 
 	}
 	s.matched = append(s.matched, match{rule: i, score: score})
 	trace(OutcomeMatched, "", score)
+}
+
+// ruleAction is "offer" or "suppress", as explanations name it.
+func ruleAction(r *rules.Rule) string {
+	if r.IsSuppress() {
+		return "suppress"
+	}
+	return "offer"
 }
 
 func (d *Decision) addPlacement(id string) *PlacementResult {

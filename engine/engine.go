@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,15 +26,26 @@ type FeatureSource interface {
 	Ping(ctx context.Context) error
 }
 
-// Config says where the ruleset comes from.
+// Config says where the ruleset comes from and how long rules may run.
 type Config struct {
 	RulesDir   string `yaml:"dir"`
 	SchemaPath string `yaml:"schema"`
+	// DecideDeadline bounds the time one decision spends evaluating rules,
+	// from the end of the feature lookup. Past it the remaining rules are
+	// skipped and the answer is degraded (rule_deadline); if a suppress
+	// rule was among them, nothing is offered. Zero means no deadline.
+	DecideDeadline time.Duration `yaml:"decide_deadline"`
 }
+
+// DefaultDecideDeadline is far above what rules normally take (the demo
+// decides in microseconds, a 10,000-rule ruleset in milliseconds) and
+// below the timeouts clients usually give a decide call, so it only cuts
+// off rules gone wrong, even on a busy machine.
+const DefaultDecideDeadline = 100 * time.Millisecond
 
 // DefaultConfig serves the demo ruleset shipped in configs/.
 func DefaultConfig() Config {
-	return Config{RulesDir: "configs/rules", SchemaPath: "configs/features.yaml"}
+	return Config{RulesDir: "configs/rules", SchemaPath: "configs/features.yaml", DecideDeadline: DefaultDecideDeadline}
 }
 
 // Validate reports a config that cannot work.
@@ -43,6 +55,9 @@ func (c Config) Validate() error {
 	}
 	if c.SchemaPath == "" {
 		return errors.New("rules.schema must be set")
+	}
+	if c.DecideDeadline < 0 {
+		return fmt.Errorf("rules.decide_deadline must not be negative (0 means none), got %s", c.DecideDeadline)
 	}
 	return nil
 }
@@ -66,6 +81,13 @@ type Engine struct {
 	anonymous []string
 
 	current atomic.Pointer[snapshot]
+
+	// load compiles the ruleset; rules.Load except in tests.
+	load func(dir, schemaPath string) (*rules.Ruleset, error)
+	// costs counts what the limits on a decision's cost cut off, and bind
+	// (costs.bind) binds cached records to the schema, counting cut lists.
+	costs costs
+	bind  func(key any, rec *features.Record) any
 
 	mu          sync.Mutex // serialises reloads and guards the fields below
 	errCounters map[string]*atomic.Uint64
@@ -103,6 +125,12 @@ func (e *Engine) isAnonymous(id string) bool {
 // WithWriter lets the engine count decisions for caps that count decisions.
 func WithWriter(w features.Writer) Option { return func(e *Engine) { e.writer = w } }
 
+// withLoader replaces rules.Load, for tests that need loading to fail in
+// ways real files cannot make it.
+func withLoader(load func(dir, schemaPath string) (*rules.Ruleset, error)) Option {
+	return func(e *Engine) { e.load = load }
+}
+
 // New loads the ruleset once; a broken ruleset at start is an error.
 func New(cfg Config, src FeatureSource, log zerolog.Logger, opts ...Option) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
@@ -113,17 +141,65 @@ func New(cfg Config, src FeatureSource, log zerolog.Logger, opts ...Option) (*En
 		src:         src,
 		log:         log.With().Str("component", "engine").Logger(),
 		errCounters: map[string]*atomic.Uint64{},
+		load:        rules.Load,
 	}
+	e.bind = e.costs.bind
 	for _, o := range opts {
 		o(e)
 	}
 	e.ids.init()
-	rs, err := rules.Load(cfg.RulesDir, cfg.SchemaPath)
+	rs, err := e.loadRules()
 	if err != nil {
+		var p *compilePanic
+		if errors.As(err, &p) {
+			e.logFailure(err, "cannot load the rules")
+		}
 		return nil, fmt.Errorf("cannot load rules from %q: %w", cfg.RulesDir, err)
 	}
 	e.install(rs)
 	return e, nil
+}
+
+// loadRules compiles the ruleset, turning a panic into a *compilePanic
+// error: rule files are written by people, and no mistake in them may
+// take the server down.
+func (e *Engine) loadRules() (rs *rules.Ruleset, err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		p := &compilePanic{value: v, stack: debug.Stack()}
+		if wp, ok := v.(*rules.WorkerPanic); ok {
+			p.value, p.stack = wp.Value, wp.Stack // where it happened, not where it was raised again
+		}
+		rs, err = nil, p
+	}()
+	return e.load(e.cfg.RulesDir, e.cfg.SchemaPath)
+}
+
+// compilePanic is a panic while compiling the rules: a bug in touchpoint
+// that some rule file reached. Its stack goes to the log once.
+type compilePanic struct {
+	value any
+	stack []byte
+}
+
+func (p *compilePanic) Error() string {
+	return fmt.Sprintf("compiling the rules panicked: %v (a bug in touchpoint; the stack is in the log)", p.value)
+}
+
+// logFailure logs a failed load once, with the stack when it panicked.
+func (e *Engine) logFailure(err error, msg string) {
+	ev := e.log.Error().Str("error", err.Error())
+	var p *compilePanic
+	if errors.As(err, &p) {
+		ev = ev.Str("stack", string(p.stack))
+	}
+	if cur := e.current.Load(); cur != nil {
+		ev = ev.Str("serving", cur.rs.Version)
+	}
+	ev.Msg(msg)
 }
 
 // install swaps in a ruleset; the caller holds e.mu or is New.
@@ -150,12 +226,12 @@ func (e *Engine) install(rs *rules.Ruleset) {
 func (e *Engine) Reload() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	rs, err := rules.Load(e.cfg.RulesDir, e.cfg.SchemaPath)
+	rs, err := e.loadRules()
 	if err != nil {
 		e.failed++
 		e.lastError = err.Error()
 		e.lastErrorAt = time.Now()
-		e.log.Error().Str("serving", e.current.Load().rs.Version).Str("error", err.Error()).Msg("ruleset reload failed; the previous ruleset keeps serving")
+		e.logFailure(err, "ruleset reload failed; the previous ruleset keeps serving")
 		return fmt.Errorf("cannot load rules from %q: %w", e.cfg.RulesDir, err)
 	}
 	e.reloads++
@@ -187,6 +263,9 @@ func (e *Engine) Status() Status {
 		LastErrorAt: e.lastErrorAt,
 		Reloads:     e.reloads,
 		FailedLoads: e.failed,
+
+		ListsTruncated:   e.costs.listsTruncated.Load(),
+		DeadlineExceeded: e.costs.deadlineExceeded.Load(),
 	}
 	for _, w := range rs.Warnings {
 		st.Warnings = append(st.Warnings, w.Error())
@@ -233,12 +312,32 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		if err != nil {
 			// Decide on context alone rather than fail the page view.
 			rec = nil
-			d.Degraded = true
+			d.degrade(DegradedFeatureStore)
 			e.log.Debug().Err(err).Msg("feature lookup failed; deciding on context alone")
 		}
 	}
 	d.ID = e.ids.next(&s.idBuf)
 	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer}
+	s.costs, s.bind, s.deadline = &e.costs, e.bind, e.cfg.DecideDeadline
 	run(rs, snap.ruleErrors, rec, req, d, &s.effects)
 	return nil
 }
+
+// costs counts what the limits on a decision's cost cut off.
+type costs struct {
+	listsTruncated   atomic.Uint64
+	deadlineExceeded atomic.Uint64
+}
+
+// bind binds a record to the schema that is key (for Record.Derived),
+// counting the lists it cuts; c may be nil, for fixtures.
+func (c *costs) bind(key any, rec *features.Record) any {
+	bound, cut := bindRecord(key.(*rules.Schema), rec)
+	if c != nil && cut > 0 {
+		c.listsTruncated.Add(uint64(cut))
+	}
+	return bound
+}
+
+// bindUncounted binds records for fixtures, which count nothing.
+func bindUncounted(key any, rec *features.Record) any { return (*costs)(nil).bind(key, rec) }

@@ -38,14 +38,63 @@ type Decision struct {
 	CustomerID    string
 	Ruleset       string
 	KnownCustomer bool
-	// Degraded is set when features could not be read and the decision was
-	// made on context alone.
-	Degraded   bool
-	Placements []PlacementResult
+	// Degraded is set when the decision was made with less than usual;
+	// DegradedReasons says what was missing.
+	Degraded        bool
+	DegradedReasons DegradedReason
+	Placements      []PlacementResult
 	// Explain is filled only when the request asked for it.
 	Explain *Explanation
 
 	scratch *scratch
+}
+
+// DegradedReason is a set of reasons a decision was degraded.
+type DegradedReason uint8
+
+// Reasons a decision was degraded.
+const (
+	// DegradedFeatureStore: the feature store failed, so the decision was
+	// made on context alone and capped touchpoints were held back.
+	DegradedFeatureStore DegradedReason = 1 << iota
+	// DegradedRuleDeadline: the decide deadline passed while rules were
+	// evaluated; the remaining rules were skipped. When a suppress rule
+	// was among them, nothing at all was offered.
+	DegradedRuleDeadline
+)
+
+// String is the reason's name in answers (feature_store, rule_deadline)
+// for a single reason, "" for a set of several.
+func (r DegradedReason) String() string {
+	switch r {
+	case DegradedFeatureStore:
+		return "feature_store"
+	case DegradedRuleDeadline:
+		return "rule_deadline"
+	}
+	return ""
+}
+
+// Next returns the lowest reason in the set above after (pass 0 to start)
+// and true, or false when there is none; it lets encoders walk a set
+// without allocating: for x, ok := r.Next(0); ok; x, ok = r.Next(x) {…}.
+func (r DegradedReason) Next(after DegradedReason) (DegradedReason, bool) {
+	x := DegradedReason(1)
+	if after != 0 {
+		x = after << 1
+	}
+	for ; x != 0; x <<= 1 {
+		if r&x != 0 {
+			return x, true
+		}
+	}
+	return 0, false
+}
+
+// degrade marks the decision degraded for reason r.
+func (d *Decision) degrade(r DegradedReason) {
+	d.Degraded = true
+	d.DegradedReasons |= r
 }
 
 // PlacementResult holds the touchpoints chosen for one requested placement,
@@ -80,6 +129,9 @@ const (
 	OutcomeConditionFalse   = "condition_false"
 	OutcomeInactiveSchedule = "inactive_schedule"
 	OutcomeExpressionError  = "expression_error"
+	// OutcomeSkippedDeadline: the decide deadline passed before the rule
+	// was evaluated.
+	OutcomeSkippedDeadline = "skipped_deadline"
 )
 
 // RuleTrace is what one rule did for this request.
@@ -145,6 +197,12 @@ type Status struct {
 	LastErrorAt time.Time
 	Reloads     uint64
 	FailedLoads uint64
+	// ListsTruncated counts list values cut to their field's max_items:
+	// customer lists once per cached record, context lists per request.
+	ListsTruncated uint64
+	// DeadlineExceeded counts decisions that reached the decide deadline
+	// and skipped their remaining rules.
+	DeadlineExceeded uint64
 }
 
 // RuleErrorCount is how many times a rule's expression failed at run time

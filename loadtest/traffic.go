@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/touchpoint-dev/touchpoint/internal/yamlalias"
 )
 
 // Traffic is a parsed traffic file: what the requests look like and how
@@ -112,6 +114,11 @@ func LoadTraffic(path string) (*Traffic, error) {
 // ParseTraffic checks a traffic file's content; name prefixes error
 // positions (name:line:col).
 func ParseTraffic(name string, data []byte) (*Traffic, error) {
+	// Aliases first, on the node tree: decoding into structs would expand
+	// them, and a few nested ones expand to gigabytes.
+	if err := yamlalias.Check(name, data); err != nil {
+		return nil, err
+	}
 	var f trafficFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

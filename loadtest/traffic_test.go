@@ -277,6 +277,7 @@ func TestTrafficErrors(t *testing.T) {
 		"duplicate":    {ok + "  - name: a\n    weight: 1\n    placements: [x]\n", `view "a" is defined twice`},
 		"empty":        {"", "empty traffic file"},
 		"path":         {ok + "path: v1/decide\n", "path must start with /"},
+		"alias":        {ok + "customers: {zipf_s: &z 1.5, zipf_v: *z}\n", "t.yaml:7:37: YAML alias *z is not allowed"},
 	} {
 		_, err := ParseTraffic("t.yaml", []byte(c.file))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

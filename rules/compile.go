@@ -61,8 +61,13 @@ func newExprCompiler(schema *Schema, layout *envLayout) *exprCompiler {
 	return c
 }
 
+// errInspected stops compileWith when inspect refused the checked tree.
+var errInspected = errors.New("refused by inspection")
+
 // compileWith does what expr.Compile does, on a reused configuration.
-func compileWith(cfg *conf.Config, input string, kind exprKind, visitor ast.Visitor) (*vm.Program, error) {
+// inspect, when given, sees the checked tree before it is optimised; if it
+// returns false, compiling stops with errInspected.
+func compileWith(cfg *conf.Config, input string, kind exprKind, visitor ast.Visitor, inspect func(ast.Node) bool) (*vm.Program, error) {
 	cfg.Visitors = cfg.Visitors[:0]
 	if visitor != nil {
 		cfg.Visitors = append(cfg.Visitors, visitor)
@@ -74,6 +79,9 @@ func compileWith(cfg *conf.Config, input string, kind exprKind, visitor ast.Visi
 	tree, err := checker.ParseCheck(input, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if inspect != nil && !inspect(tree.Node) {
+		return nil, errInspected
 	}
 	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 		var fe *file.Error
@@ -99,13 +107,25 @@ func (c *exprCompiler) compile(r *reader, n *yaml.Node, kind exprKind, what stri
 	if strings.Contains(n.Value, "segment") {
 		visitor = inliner
 	}
-	prog, err := compileWith(c.configs[worker], n.Value, kind, visitor)
+	loops := loopWalker{limit: MaxLoopNesting}
+	prog, err := compileWith(c.configs[worker], n.Value, kind, visitor, func(root ast.Node) bool {
+		loops.inlined = inliner.inlined
+		loops.walk(root)
+		return loops.tooDeep == nil
+	})
 	if inliner.usesInvalid {
 		return nil // the broken segment is reported at its definition
 	}
 	if inliner.err != nil {
 		line, col := scalarPosition(r.src, n, inliner.errLine, inliner.errCol)
 		*r.errs = append(*r.errs, r.src.errorAt(line, col, "%s: %s", what, inliner.err))
+		return nil
+	}
+	if loops.tooDeep != nil {
+		line, col := offsetPosition(n.Value, loops.tooDeep.Location().From)
+		line, col = scalarPosition(r.src, n, line, col)
+		*r.errs = append(*r.errs, r.src.errorAt(line, col, "%s: loops over lists nest %d deep %s; at most %d levels are allowed, so that a rule costs at most max_items^%d steps",
+			what, len(loops.chain), loops.describe(), MaxLoopNesting, MaxLoopNesting))
 		return nil
 	}
 	if err != nil {
@@ -185,7 +205,9 @@ type segmentInliner struct {
 	err             error
 	errLine, errCol int
 	usesInvalid     bool
-	inlined         int // expression nodes added by inlining so far
+	inlinedNodes    int // expression nodes added by inlining so far
+	// inlined maps the root of each inlined segment body to its name.
+	inlined map[ast.Node]string
 }
 
 // maxInlinedNodes bounds what segments may expand to. Segments that use
@@ -241,8 +263,8 @@ func (p *segmentInliner) Visit(node *ast.Node) {
 	}
 	var count nodeCounter
 	ast.Walk(&tree.Node, &count)
-	p.inlined += count.n
-	if p.inlined > maxInlinedNodes {
+	p.inlinedNodes += count.n
+	if p.inlinedNodes > maxInlinedNodes {
 		p.err = fmt.Errorf("segment %q expands to more than %d expression nodes through the segments it uses; simplify them", def.name, maxInlinedNodes)
 		p.errLine, p.errCol = offsetPosition(p.source, call.Location().From)
 		return
@@ -254,6 +276,10 @@ func (p *segmentInliner) Visit(node *ast.Node) {
 	ast.Walk(&tree.Node, p)
 	p.stack = p.stack[:len(p.stack)-1]
 	ast.Patch(node, tree.Node)
+	if p.inlined == nil {
+		p.inlined = map[ast.Node]string{}
+	}
+	p.inlined[*node] = def.name
 }
 
 func (c *exprCompiler) segmentNames() []string {

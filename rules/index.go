@@ -105,17 +105,26 @@ func buildIndex(rs *Ruleset) {
 	}
 }
 
-// CandidateRules appends to out, in rule order, every rule that could
-// affect a decision for these placements (Ruleset.Placement indexes) given
-// the context bound in env: suppress rules whose guard the context meets,
-// and offer rules that can fill one of the placements and whose guard the
-// context meets. Every other rule is certain to be false or irrelevant.
-// seen must have one entry per rule; pass a fresh epoch per call (never 0).
-func (rs *Ruleset) CandidateRules(placements []int, env *Env, seen []uint32, epoch uint32, out []int32) []int32 {
+// CandidateRules appends to out every rule that could affect a decision
+// for these placements (Ruleset.Placement indexes) given the context bound
+// in env: suppress rules whose guard the context meets, then offer rules
+// that can fill one of the placements and whose guard the context meets,
+// each group in rule order. suppress is how many of the appended rules
+// are suppress rules. Every other rule is certain to be false or
+// irrelevant. seen must have one entry per rule; pass a fresh epoch per
+// call (never 0).
+//
+// Suppress rules come first so that a decision cut short (the engine's
+// deadline) can tell whether every suppress rule ran.
+func (rs *Ruleset) CandidateRules(placements []int, env *Env, seen []uint32, epoch uint32, out []int32) (rules []int32, suppress int) {
+	start := len(out)
 	out = rs.suppressRules.collect(env, seen, epoch, out)
+	slices.Sort(out[start:])
+	suppress = len(out) - start
+	offers := len(out)
 	for _, p := range placements {
 		out = rs.placementRules[p].collect(env, seen, epoch, out)
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(out[offers:])
+	return out, suppress
 }

@@ -4,32 +4,42 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 
 	"github.com/touchpoint-dev/touchpoint/features"
 )
 
+// MaxFileBytes is the largest rule or schema file Load reads. Rule files
+// are written by hand; a file past this size is a mistake or an attack,
+// and reading it whole would cost its size in memory.
+const MaxFileBytes = 1 << 20
+
 // Load reads every *.yaml and *.yml file under dir (recursively, in path
 // order) and the schema at schemaPath, and compiles them into a Ruleset. Any
 // problem makes it fail with an ErrorList; nothing is half-loaded.
+//
+// The ruleset's Version is a hash of what was loaded, not of where it was
+// found: each file's name relative to dir (with / as separator) and bytes,
+// and the schema's bytes. The same rules give the same version on every
+// node, wherever they are installed and however the path is written.
 func Load(dir, schemaPath string) (*Ruleset, error) {
-	schemaData, err := os.ReadFile(schemaPath)
+	var tooLarge ErrorList
+	schemaData, err := readFile(schemaPath, &tooLarge)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read feature schema: %w", err)
-	}
-	schema, err := ParseSchema(schemaPath, schemaData)
-	if err != nil {
-		return nil, err
 	}
 	paths, err := ruleFiles(dir)
 	if err != nil {
@@ -37,11 +47,18 @@ func Load(dir, schemaPath string) (*Ruleset, error) {
 	}
 	files := make(map[string][]byte, len(paths))
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readFile(p, &tooLarge)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read rule file: %w", err)
 		}
 		files[p] = data
+	}
+	if len(tooLarge) > 0 {
+		return nil, tooLarge
+	}
+	schema, err := ParseSchema(schemaPath, schemaData)
+	if err != nil {
+		return nil, err
 	}
 	rs, err := Compile(schema, paths, files)
 	if err != nil {
@@ -49,13 +66,38 @@ func Load(dir, schemaPath string) (*Ruleset, error) {
 	}
 	rs.Dir = dir
 	h := sha256.New()
+	fmt.Fprintf(h, "schema\x00%d\x00", len(schemaData))
 	h.Write(schemaData)
 	for _, p := range paths {
-		fmt.Fprintf(h, "\x00%s\x00%d\x00", filepath.ToSlash(p), len(files[p]))
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return nil, fmt.Errorf("cannot name rule file %s within %s: %w", p, dir, err)
+		}
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", filepath.ToSlash(rel), len(files[p]))
 		h.Write(files[p])
 	}
 	rs.Version = hex.EncodeToString(h.Sum(nil))[:12]
 	return rs, nil
+}
+
+// readFile reads a rule or schema file of at most MaxFileBytes; a larger
+// one is added to tooLarge (unread past the limit) and returns no data.
+func readFile(path string, tooLarge *ErrorList) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		*tooLarge = append(*tooLarge, &Error{File: path, Line: 1, Col: 1,
+			Message: fmt.Sprintf("the file is larger than %d bytes (1 MiB), the most a rule or schema file may be; split it", MaxFileBytes)})
+		return nil, nil
+	}
+	return data, nil
 }
 
 func ruleFiles(dir string) ([]string, error) {
@@ -120,7 +162,6 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 
 	collect := func(r *reader, n *yaml.Node, kind string, into *[]item) {
 		for _, el := range r.sequence(n, kind+"s") {
-			el = resolveAlias(el)
 			if el.Kind != yaml.MappingNode {
 				r.errf(el, "each %s must be a mapping with an id", kind)
 				continue
@@ -260,6 +301,11 @@ func index(rs *Ruleset) {
 	for ri := range rs.Rules {
 		r := &rs.Rules[ri]
 		r.Guards = guardsOf(r.When, rs.Schema)
+		for _, p := range []*vm.Program{r.When, r.Score} {
+			if p != nil {
+				r.Loops = max(r.Loops, loopDepth(p.Node()))
+			}
+		}
 		r.WhenNative = nativeBool(r.When, rs.Schema, rs.layout)
 		r.ScoreNative = nativeNumber(r.Score, rs.Schema, rs.layout)
 		anyChannel := false
@@ -313,14 +359,24 @@ func parseFiles(paths []string, files map[string][]byte) []parsedFile {
 }
 
 // parallel runs fn(worker, i) for i in 0 … n-1 on up to GOMAXPROCS
-// goroutines, worker numbering the goroutine, and waits.
+// goroutines, worker numbering the goroutine, and waits. A panic in fn
+// stops the remaining work and is raised again on the caller's goroutine
+// (as a *WorkerPanic carrying the worker's stack): a panic on a worker
+// goroutine would end the process, out of reach of the caller's recover.
 func parallel(n int, fn func(worker, i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var failed atomic.Pointer[WorkerPanic]
 	for w := min(runtime.GOMAXPROCS(0), n) - 1; w >= 0; w-- {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if v := recover(); v != nil {
+					failed.CompareAndSwap(nil, &WorkerPanic{Value: v, Stack: debug.Stack()})
+					next.Store(int64(n)) // the others stop at their next item
+				}
+			}()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -331,7 +387,19 @@ func parallel(n int, fn func(worker, i int)) {
 		}()
 	}
 	wg.Wait()
+	if p := failed.Load(); p != nil {
+		panic(p)
+	}
 }
+
+// WorkerPanic is a panic raised while compiling on a worker goroutine,
+// raised again on the goroutine that called Load or Compile.
+type WorkerPanic struct {
+	Value any
+	Stack []byte // the worker's stack where it panicked
+}
+
+func (p *WorkerPanic) Error() string { return fmt.Sprintf("panic while compiling rules: %v", p.Value) }
 
 // compileRules compiles rules on every core: type-checking and compiling
 // expressions is most of a large ruleset's load time, and rules are
@@ -396,7 +464,7 @@ func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
 func (r *reader) checkTouchpointRefs(it item, tp *Touchpoint, rs *Ruleset) {
 	what := "touchpoint " + tp.ID
 	for i := 0; i+1 < len(it.node.Content); i += 2 {
-		key, v := it.node.Content[i].Value, resolveAlias(it.node.Content[i+1])
+		key, v := it.node.Content[i].Value, it.node.Content[i+1]
 		switch key {
 		case "placements":
 			for j, p := range tp.Placements {
@@ -518,7 +586,7 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule
 		for j, id := range ids {
 			tp := rs.Touchpoint(id)
 			if tp < 0 {
-				r.errf(resolveAlias(offerNode).Content[j], "%s offers unknown touchpoint %q%s", what, id, suggest(id, touchpointIDs(rs)))
+				r.errf(offerNode.Content[j], "%s offers unknown touchpoint %q%s", what, id, suggest(id, touchpointIDs(rs)))
 				continue
 			}
 			rule.Offer = append(rule.Offer, tp)
@@ -581,7 +649,7 @@ func (r *reader) suppressList(n *yaml.Node, rs *Ruleset, rule *Rule, what string
 		r.errf(n, "%s.suppress lists nothing; use \"*\", \"kind:<kind>\" or touchpoint ids", what)
 	}
 	for j, p := range patterns {
-		at := resolveAlias(n).Content[j]
+		at := n.Content[j]
 		switch {
 		case p == "*":
 			rule.SuppressAll = true
@@ -707,7 +775,7 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, ruleID string) []Fixture {
 			ids, _ := r.strList(ev, what+".expect."+id)
 			for j, tp := range ids {
 				if rs.Touchpoint(tp) < 0 {
-					r.errf(resolveAlias(ev).Content[j], "%s expects unknown touchpoint %q%s", what, tp, suggest(tp, touchpointIDs(rs)))
+					r.errf(ev.Content[j], "%s expects unknown touchpoint %q%s", what, tp, suggest(tp, touchpointIDs(rs)))
 				}
 			}
 			if ids == nil {

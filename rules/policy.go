@@ -295,10 +295,10 @@ func (r *reader) policy(n *yaml.Node, p *Policy, schema *Schema, seen *bool) {
 				list, _ := r.strList(cv, "policy.consent."+key)
 				for i, item := range list {
 					if key == "kinds" && !contains(Kinds, item) {
-						r.errf(resolveAlias(cv).Content[i], "policy.consent: unknown kind %q", item)
+						r.errf(cv.Content[i], "policy.consent: unknown kind %q", item)
 					}
 					if key == "channels" {
-						r.checkChannel(resolveAlias(cv).Content[i], schema, item, "policy.consent")
+						r.checkChannel(cv.Content[i], schema, item, "policy.consent")
 					}
 				}
 				if key == "kinds" {
@@ -333,7 +333,7 @@ func (r *reader) quietHours(n *yaml.Node, schema *Schema) *QuietHours {
 		case "channels":
 			q.Channels, _ = r.strList(v, "policy.quiet_hours.channels")
 			for i, c := range q.Channels {
-				r.checkChannel(resolveAlias(v).Content[i], schema, c, "policy.quiet_hours")
+				r.checkChannel(v.Content[i], schema, c, "policy.quiet_hours")
 			}
 		case "hours":
 			hasHours = true

@@ -121,6 +121,10 @@ type Rule struct {
 	// Guards are necessary conditions on the request context, checked
 	// before running When.
 	Guards []Guard
+	// Loops is how deeply loops over lists nest in When and Score (at most
+	// MaxLoopNesting); 0 when neither walks a list. Such rules may cost up
+	// to max_items^Loops steps, so the engine checks its deadline after them.
+	Loops int
 	// PlacementMask has a bit per placement index that some offered
 	// touchpoint may fill; all ones when placements number over 64.
 	PlacementMask uint64

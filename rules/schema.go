@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -68,7 +67,19 @@ type Field struct {
 	// Counter, when set, makes this a number computed from the customer's
 	// event counters at decision time (the schema's counters section).
 	Counter *CounterFeature
+	// MaxItems bounds a list field: longer values are cut to their first
+	// MaxItems items when bound for a decision, so that rules looping over
+	// the list cost at most so many steps per level. Zero for other types.
+	MaxItems int
 }
+
+// Limits on list fields (max_items in the schema). A rule's loops may
+// nest MaxLoopNesting deep, so its cost grows with max_items squared: the
+// default bounds it to 10,000 steps, the largest allowed to 1,000,000.
+const (
+	DefaultMaxItems = 100
+	MaxMaxItems     = 1000
+)
 
 // CounterFeature is a customer feature computed from event counters: the
 // number of Event events about Subject in the last Days days, or with
@@ -159,9 +170,13 @@ func lookupIndex(m map[string]int, name string) int {
 
 // LoadSchema reads and validates a feature schema file.
 func LoadSchema(path string) (*Schema, error) {
-	data, err := os.ReadFile(path)
+	var tooLarge ErrorList
+	data, err := readFile(path, &tooLarge)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read feature schema: %w", err)
+	}
+	if len(tooLarge) > 0 {
+		return nil, tooLarge
 	}
 	return ParseSchema(path, data)
 }
@@ -212,7 +227,7 @@ func ParseSchema(path string, data []byte) (*Schema, error) {
 
 func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 	var out []Field
-	keys := []string{"type", "default", "values", "description"}
+	keys := []string{"type", "default", "values", "description", "max_items"}
 	if isContext {
 		keys = append(keys, "required")
 	} else {
@@ -225,7 +240,7 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 		}
 		f := Field{Name: name}
 		what := section + "." + name
-		var defaultNode *yaml.Node
+		var defaultNode, maxItemsNode *yaml.Node
 		r.mapping(v, what, keys, func(key string, _, val *yaml.Node) {
 			switch key {
 			case "type":
@@ -243,6 +258,14 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 				f.Description, _ = r.str(val, what+".description")
 			case "required":
 				f.Required, _ = r.boolean(val, what+".required")
+			case "max_items":
+				maxItemsNode = val
+				n, ok := r.integer(val, what+".max_items")
+				if ok && (n < 1 || n > MaxMaxItems) {
+					r.errf(val, "%s.max_items must be between 1 and %d, got %d", what, MaxMaxItems, n)
+					return
+				}
+				f.MaxItems = n
 			case "max_staleness":
 				d, err := time.ParseDuration(val.Value)
 				if err != nil || d <= 0 {
@@ -259,10 +282,19 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 		if len(f.Values) > 0 && f.Type != TypeString {
 			r.errf(k, "%s: values can only be given for string fields", what)
 		}
+		switch {
+		case f.Type != TypeList && maxItemsNode != nil:
+			r.errf(maxItemsNode, "%s: max_items can only be given for list fields", what)
+		case f.Type == TypeList && f.MaxItems == 0:
+			f.MaxItems = DefaultMaxItems
+		}
 		f.Default = zeroValue(f.Type)
 		if defaultNode != nil {
 			if dv, ok := r.value(defaultNode, f.Type, what+".default"); ok {
 				f.Default = dv
+				if f.Type == TypeList && f.MaxItems > 0 && len(dv.List) > f.MaxItems {
+					r.errf(defaultNode, "%s.default has %d items, more than max_items (%d)", what, len(dv.List), f.MaxItems)
+				}
 			}
 		}
 		out = append(out, f)
@@ -380,4 +412,14 @@ func isIdentifier(s string) bool {
 		}
 	}
 	return true
+}
+
+// Truncate returns v cut to the field's MaxItems when it is a longer list,
+// and whether it was cut. The cut value shares v's items.
+func (f *Field) Truncate(v features.Value) (features.Value, bool) {
+	if v.Kind == features.KindList && f.MaxItems > 0 && len(v.List) > f.MaxItems {
+		v.List = v.List[:f.MaxItems:f.MaxItems]
+		return v, true
+	}
+	return v, false
 }

@@ -2,12 +2,11 @@ package rules
 
 import (
 	"strconv"
-
-	"github.com/touchpoint-dev/touchpoint/features"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/jsonw"
 )
 
@@ -148,19 +147,29 @@ func titleCase(s string) string {
 	return string(b)
 }
 
+// MaxContentBytes bounds one touchpoint's compiled content: its JSON with
+// each template counted by its literal text. Content is copied into every
+// answer that shows the touchpoint, so its size is part of every decide's
+// cost; large assets belong in a CMS, referenced by id or URL.
+const MaxContentBytes = 16 << 10
+
 // contentCompiler turns a touchpoint's content mapping into a Content.
 type contentCompiler struct {
 	r      *reader
 	schema *Schema
 	parts  []contentPart
 	buf    []byte
+	size   int // bytes in parts so far
 }
+
+// over reports whether the content compiled so far passed MaxContentBytes;
+// compiling stops there.
+func (c *contentCompiler) over() bool { return c.size+len(c.buf) > MaxContentBytes }
 
 func (r *reader) compileContent(n *yaml.Node, schema *Schema, what string) *Content {
 	if n == nil {
 		return emptyContent
 	}
-	n = resolveAlias(n)
 	if n.Kind != yaml.MappingNode {
 		r.errf(n, "%s must be a mapping of keys to values", what)
 		return nil
@@ -169,6 +178,10 @@ func (r *reader) compileContent(n *yaml.Node, schema *Schema, what string) *Cont
 	before := len(*r.errs)
 	c.node(n, what)
 	c.flush()
+	if c.over() {
+		r.errf(n, "%s is more than %d bytes (16 KiB) as JSON, the most a touchpoint's content may be; keep large assets elsewhere and refer to them by id or URL", what, MaxContentBytes)
+		return nil
+	}
 	if len(*r.errs) > before {
 		return nil
 	}
@@ -177,13 +190,16 @@ func (r *reader) compileContent(n *yaml.Node, schema *Schema, what string) *Cont
 
 func (c *contentCompiler) flush() {
 	if len(c.buf) > 0 {
+		c.size += len(c.buf)
 		c.parts = append(c.parts, contentPart{static: c.buf})
 		c.buf = nil
 	}
 }
 
 func (c *contentCompiler) node(n *yaml.Node, what string) {
-	n = resolveAlias(n)
+	if c.over() {
+		return
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		c.buf = append(c.buf, '{')
@@ -239,6 +255,10 @@ func (c *contentCompiler) scalar(n *yaml.Node, what string) {
 		return
 	}
 	c.flush()
+	c.size += 2 // the quotes
+	for _, p := range t.pieces {
+		c.size += len(p.text)
+	}
 	c.parts = append(c.parts, contentPart{hole: t})
 }
 

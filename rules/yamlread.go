@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/touchpoint-dev/touchpoint/internal/yamlalias"
 )
 
 // reader walks a parsed YAML document by hand so that every problem can be
@@ -23,7 +25,11 @@ func (r *reader) errf(n *yaml.Node, format string, args ...any) {
 }
 
 // parseYAML parses data into its document node, reporting syntax errors with
-// the line yaml.v3 gives (it gives no column).
+// the line yaml.v3 gives (it gives no column). Aliases (*name) are refused
+// at their position and the file is not read further: nested aliases
+// expand exponentially (a few hundred bytes can stand for gigabytes), and
+// yaml.v3 keeps them unexpanded in the node tree, so refusing them here
+// means nothing later ever expands one.
 func parseYAML(src *source, data []byte, errs *ErrorList) *yaml.Node {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -44,13 +50,16 @@ func parseYAML(src *source, data []byte, errs *ErrorList) *yaml.Node {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil // an empty file is allowed
 	}
+	if found := yamlalias.Find(&doc); found.First != nil {
+		*errs = append(*errs, src.errorAt(found.First.Line, found.First.Column, "%s", found.Message()))
+		return nil
+	}
 	return doc.Content[0]
 }
 
 // mapping calls fn for each key of a mapping node, rejecting keys not in
 // allowed (when allowed is non-nil) and duplicate keys.
 func (r *reader) mapping(n *yaml.Node, what string, allowed []string, fn func(key string, k, v *yaml.Node)) bool {
-	n = resolveAlias(n)
 	if n.Kind != yaml.MappingNode {
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 			return true
@@ -60,7 +69,7 @@ func (r *reader) mapping(n *yaml.Node, what string, allowed []string, fn func(ke
 	}
 	seen := make(map[string]bool, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolveAlias(n.Content[i+1])
+		k, v := n.Content[i], n.Content[i+1]
 		key := k.Value
 		if seen[key] {
 			r.errf(k, "duplicate key %q in %s", key, what)
@@ -76,15 +85,7 @@ func (r *reader) mapping(n *yaml.Node, what string, allowed []string, fn func(ke
 	return true
 }
 
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
 func (r *reader) sequence(n *yaml.Node, what string) []*yaml.Node {
-	n = resolveAlias(n)
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil
 	}
@@ -146,7 +147,6 @@ func (r *reader) boolean(n *yaml.Node, what string) (bool, bool) {
 }
 
 func (r *reader) strList(n *yaml.Node, what string) ([]string, bool) {
-	n = resolveAlias(n)
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil, true
 	}

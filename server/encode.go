@@ -79,6 +79,20 @@ func appendDecision(dst []byte, req *engine.Request, d *engine.Decision) []byte 
 		dst = append(dst, ',')
 		dst = appendKey(dst, "degraded")
 		dst = append(dst, "true"...)
+		if d.DegradedReasons != 0 {
+			dst = append(dst, ',')
+			dst = appendKey(dst, "degraded_reasons")
+			dst = append(dst, '[')
+			sep := false
+			for r, ok := d.DegradedReasons.Next(0); ok; r, ok = d.DegradedReasons.Next(r) {
+				if sep {
+					dst = append(dst, ',')
+				}
+				sep = true
+				dst = jsonw.AppendString(dst, r.String())
+			}
+			dst = append(dst, ']')
+		}
 	}
 	dst = append(dst, ',')
 	dst = appendKey(dst, "placements")

@@ -103,6 +103,36 @@ func TestAppendDecision(t *testing.T) {
 	}
 }
 
+// TestAppendDegradedReasons pins the wire form of a degraded answer: the
+// flag, then the reasons as stable strings clients can switch on.
+func TestAppendDegradedReasons(t *testing.T) {
+	cases := []struct {
+		name    string
+		reasons engine.DegradedReason
+		want    string
+	}{
+		{"feature store", engine.DegradedFeatureStore, `"known_customer":false,"degraded":true,"degraded_reasons":["feature_store"],"placements"`},
+		{"rule deadline", engine.DegradedRuleDeadline, `"known_customer":false,"degraded":true,"degraded_reasons":["rule_deadline"],"placements"`},
+		{"both", engine.DegradedFeatureStore | engine.DegradedRuleDeadline, `"degraded":true,"degraded_reasons":["feature_store","rule_deadline"],"placements"`},
+		{"flag without a reason", 0, `"known_customer":false,"degraded":true,"placements"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &engine.Decision{ID: "d", Ruleset: "r", Degraded: true, DegradedReasons: tc.reasons}
+			out := appendDecision(nil, &engine.Request{CustomerID: "c"}, d)
+			if !json.Valid(out) || !strings.Contains(string(out), tc.want) {
+				t.Errorf("got %s, want it to contain %s", out, tc.want)
+			}
+		})
+	}
+	d := &engine.Decision{ID: "d", Ruleset: "r", Degraded: true, DegradedReasons: engine.DegradedRuleDeadline}
+	req := &engine.Request{CustomerID: "c"}
+	buf := appendDecision(nil, req, d)
+	if n := testing.AllocsPerRun(100, func() { buf = appendDecision(buf[:0], req, d) }); n != 0 {
+		t.Errorf("encoding a degraded decision allocates %v times", n)
+	}
+}
+
 func BenchmarkEncodeDecision(b *testing.B) {
 	req, d := sampleDecision()
 	for _, explain := range []bool{false, true} {

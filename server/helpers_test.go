@@ -22,7 +22,8 @@ import (
 // fakeDecider answers deterministically from the request. Special customer
 // ids trigger the behaviours tests need: c-panic panics, c-block blocks until
 // release is closed, c-reqerr returns a *engine.RequestError, c-fail an
-// internal error, c-degraded a degraded decision.
+// internal error, c-degraded a decision degraded by the feature store and
+// c-deadline one cut short by the decide deadline.
 type fakeDecider struct {
 	entered chan struct{}
 	release chan struct{}
@@ -47,6 +48,9 @@ func newFakeDecider() *fakeDecider {
 			Placements:  4,
 			Reloads:     4,
 			FailedLoads: 1,
+
+			ListsTruncated:   5,
+			DeadlineExceeded: 2,
 		},
 		ruleErrors: []engine.RuleErrorCount{{Rule: "cart_abandon_coupon", Count: 3}},
 	}
@@ -55,7 +59,7 @@ func newFakeDecider() *fakeDecider {
 func (f *fakeDecider) Decide(ctx context.Context, req *engine.Request, d *engine.Decision) error {
 	d.Placements = d.Placements[:0]
 	d.Explain = nil
-	d.Degraded = false
+	d.Degraded, d.DegradedReasons = false, 0
 	switch req.CustomerID {
 	case "c-panic":
 		panic("fake decider exploded")
@@ -67,7 +71,9 @@ func (f *fakeDecider) Decide(ctx context.Context, req *engine.Request, d *engine
 	case "c-fail":
 		return errors.New("feature store on fire")
 	case "c-degraded":
-		d.Degraded = true
+		d.Degraded, d.DegradedReasons = true, engine.DegradedFeatureStore
+	case "c-deadline":
+		d.Degraded, d.DegradedReasons = true, engine.DegradedRuleDeadline
 	}
 	d.ID = "d-" + req.CustomerID
 	d.CustomerID = req.CustomerID

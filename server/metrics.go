@@ -54,7 +54,7 @@ func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.
 		}),
 		degraded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "touchpoint_degraded_decisions_total",
-			Help: "Decisions made without the customer's features because the store failed.",
+			Help: "Degraded decisions: made without the customer's features because the store failed, or with rules skipped at the decide deadline.",
 		}),
 	}
 	m.reg.MustRegister(
@@ -222,6 +222,8 @@ type engineCollector struct {
 	loadedAt      *prometheus.Desc
 	reloads       *prometheus.Desc
 	failedReloads *prometheus.Desc
+	truncated     *prometheus.Desc
+	deadline      *prometheus.Desc
 }
 
 func newEngineCollector(d Decider) *engineCollector {
@@ -237,6 +239,10 @@ func newEngineCollector(d Decider) *engineCollector {
 			"Successful ruleset reloads.", nil, nil),
 		failedReloads: prometheus.NewDesc("touchpoint_ruleset_failed_reloads_total",
 			"Ruleset reloads rejected because the new ruleset was invalid.", nil, nil),
+		truncated: prometheus.NewDesc("touchpoint_feature_lists_truncated_total",
+			"List values cut to their field's max_items: customer lists once per cached record, context lists per request.", nil, nil),
+		deadline: prometheus.NewDesc("touchpoint_rule_deadline_exceeded_total",
+			"Decisions that reached rules.decide_deadline and skipped their remaining rules.", nil, nil),
 	}
 }
 
@@ -246,6 +252,8 @@ func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.loadedAt
 	ch <- c.reloads
 	ch <- c.failedReloads
+	ch <- c.truncated
+	ch <- c.deadline
 }
 
 func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
@@ -265,6 +273,8 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	send(ch, c.reloads, prometheus.CounterValue, float64(st.Reloads))
 	send(ch, c.failedReloads, prometheus.CounterValue, float64(st.FailedLoads))
+	send(ch, c.truncated, prometheus.CounterValue, float64(st.ListsTruncated))
+	send(ch, c.deadline, prometheus.CounterValue, float64(st.DeadlineExceeded))
 }
 
 // cacheCollector exposes the feature cache's hit and miss counters.

@@ -57,8 +57,11 @@ func TestDecideExplainAndDegraded(t *testing.T) {
 	if err := json.Unmarshal(r.body, &got); err != nil {
 		t.Fatalf("decode: %v; body %s", err, r.body)
 	}
-	if !got.Degraded {
-		t.Errorf("degraded missing: %s", r.body)
+	if !got.Degraded || !strings.Contains(string(r.body), `"degraded":true,"degraded_reasons":["feature_store"]`) {
+		t.Errorf("degraded or its reason missing: %s", r.body)
+	}
+	if r := ts.decide(t, `{"customer_id":"c-deadline","placements":["cart_banner"]}`); !strings.Contains(string(r.body), `"degraded":true,"degraded_reasons":["rule_deadline"]`) {
+		t.Errorf("deadline reason missing: %s", r.body)
 	}
 	if len(got.Explain.Rules) != 2 || len(got.Explain.Candidates) != 2 {
 		t.Fatalf("explain = %+v", got.Explain)
@@ -476,6 +479,8 @@ func TestMetrics(t *testing.T) {
 		`touchpoint_ruleset_loaded_timestamp_seconds 1.7172432e+09`,
 		`touchpoint_ruleset_reloads_total 4`,
 		`touchpoint_ruleset_failed_reloads_total 1`,
+		`touchpoint_feature_lists_truncated_total 5`,
+		`touchpoint_rule_deadline_exceeded_total 2`,
 		`touchpoint_feature_cache_hits_total 42`,
 		`touchpoint_feature_cache_misses_total 7`,
 		`go_goroutines `,

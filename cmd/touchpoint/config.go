@@ -15,6 +15,7 @@ import (
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/features/redisstore"
+	"github.com/touchpoint-dev/touchpoint/internal/yamlalias"
 	"github.com/touchpoint-dev/touchpoint/server"
 )
 
@@ -89,6 +90,11 @@ func loadConfig(path string, required bool) (config, error) {
 		if !required && errors.Is(err, os.ErrNotExist) {
 			return cfg, nil
 		}
+		return cfg, fmt.Errorf("cannot load config from %q: %w", path, err)
+	}
+	// Aliases first, on the node tree: decoding into structs would expand
+	// them, and a few nested ones expand to gigabytes.
+	if err := yamlalias.Check(path, data); err != nil {
 		return cfg, fmt.Errorf("cannot load config from %q: %w", path, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))

@@ -146,6 +146,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			case <-gctx.Done():
 				return nil
 			case <-hup:
+				log.Info().Str("component", "cmd").Msg("reload requested by SIGHUP")
 				_ = eng.Reload() // logged and kept for /admin/ruleset
 			}
 		}
