@@ -178,3 +178,41 @@ func BenchmarkStringCheck(b *testing.B) {
 		})
 	}
 }
+
+func TestBadStringByte(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{`{"a":"b"}`, -1},
+		{"{\n  \"a\": \"b\",\r\n\t\"c\": [1, 2]\n}", -1},
+		{`{"a":"\n\t\u0001\"\\\/"}`, -1},
+		{"{\"a\":\"b\nc\"}", 7},
+		{"{\"a\":\"b\tc\"}", 7},
+		{"{\"a\x00\":1}", 3},
+		{"{\"customer_id\":\"c-1\",\n\"page\":\"\x1f\"}", 30},
+		{`{"a":"\x"}`, 6},
+		{`{"a":"\u12"}`, 6},
+		{`{"a":"\\"}`, -1},
+		{"{\"a\":\"\\\\\",\"b\":\"\n\"}", 15},
+		{"[\"aaaaaaaaaaaaaaaaaaaa\",\n\"bbbbbbbbbbbbbbbbbbbbbbbbb\x7f\",\"c\x01\"]", 56},
+	}
+	for _, tc := range tests {
+		if got := badStringByte([]byte(tc.in)); got != tc.want {
+			t.Errorf("badStringByte(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The word-at-a-time scan agrees with reading one byte at a time, on any
+// input.
+func FuzzBadStringByte(f *testing.F) {
+	for _, s := range []string{sampleRequest, "{\"a\":\"b\nc\"}", `{"a":"\\","b":"\u0001"}`, "\"\x00\"", `"\"` + "\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := badStringByte(b), badStringByteSlow(b, 0, false); got != want {
+			t.Fatalf("badStringByte(%q) = %d, byte by byte %d", b, got, want)
+		}
+	})
+}

@@ -189,7 +189,9 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		ErrorHandler: s.handleReadError,
 		// fasthttp logs a line for every connection it fails to serve
 		// (malformed requests among them), so its log is sampled.
-		Logger:                       fasthttpLogger{log: sampled(s.log, 10, time.Second)},
+		Logger: fasthttpLogger{log: sampled(s.log, 10, time.Second)},
+		// Keep request bytes (headers, bodies) out of those lines.
+		SecureErrorLogMessage:        true,
 		ReadTimeout:                  cfg.ReadTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,

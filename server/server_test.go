@@ -364,7 +364,14 @@ func TestAdmin(t *testing.T) {
 		cfg.AdminKey = ""
 		ts := startServer(t, cfg, newFakeDecider())
 		expectError(t, ts.do(t, http.MethodPost, "/admin/reload", "", auth), http.StatusForbidden, "admin_disabled")
-		expectError(t, ts.do(t, http.MethodGet, "/admin/ruleset", "", nil), http.StatusForbidden, "admin_disabled")
+		eb := expectError(t, ts.do(t, http.MethodGet, "/admin/ruleset", "", nil), http.StatusForbidden, "admin_disabled")
+		if !strings.Contains(eb.Error.Message, "TOUCHPOINT_ADMIN_KEY") {
+			t.Errorf("message %q does not say how to enable the admin API", eb.Error.Message)
+		}
+		eb = expectError(t, ts.do(t, http.MethodDelete, "/v1/customers/c-1", "", nil), http.StatusForbidden, "admin_disabled")
+		if !strings.Contains(eb.Error.Message, "TOUCHPOINT_ADMIN_KEY") {
+			t.Errorf("message %q does not say how to enable the customer endpoints", eb.Error.Message)
+		}
 	})
 
 	fd := newFakeDecider()
