@@ -194,8 +194,12 @@ func validate(rs *rules.Ruleset, req *Request) *RequestError {
 	for i, p := range req.Placements {
 		pi := rs.Placement(p.ID)
 		if pi < 0 {
+			ids := make([]string, len(rs.Placements))
+			for k := range rs.Placements {
+				ids[k] = rs.Placements[k].ID
+			}
 			return &RequestError{Code: "unknown_placement", Field: "placements[" + strconv.Itoa(i) + "].id",
-				Message: "placement " + strconv.Quote(p.ID) + " is not configured"}
+				Message: "placement " + strconv.Quote(p.ID) + " is not configured" + rules.Suggest(p.ID, ids)}
 		}
 		if p.Count < 0 {
 			return &RequestError{Code: "invalid_field", Field: "placements[" + strconv.Itoa(i) + "].count",
@@ -210,8 +214,12 @@ func validate(rs *rules.Ruleset, req *Request) *RequestError {
 	for _, c := range req.Context {
 		fi := schema.ContextField(c.Name)
 		if fi < 0 {
+			names := make([]string, len(schema.Context))
+			for k := range schema.Context {
+				names[k] = schema.Context[k].Name
+			}
 			return &RequestError{Code: "unknown_context_field", Field: "context." + c.Name,
-				Message: "context field " + strconv.Quote(c.Name) + " is not declared in the feature schema"}
+				Message: "context field " + strconv.Quote(c.Name) + " is not declared in the feature schema" + rules.Suggest(c.Name, names)}
 		}
 		f := &schema.Context[fi]
 		if c.Value.Kind != f.Type.Kind() {
@@ -220,7 +228,7 @@ func validate(rs *rules.Ruleset, req *Request) *RequestError {
 		}
 		if !f.Allows(c.Value) {
 			return &RequestError{Code: "invalid_context_value", Field: "context." + c.Name,
-				Message: "context." + c.Name + " must be one of " + strings.Join(f.Values, ", ") + ", got " + strconv.Quote(c.Value.Str)}
+				Message: "context." + c.Name + " must be one of " + strings.Join(f.Values, ", ") + ", got " + strconv.Quote(c.Value.Str) + rules.Suggest(c.Value.Str, f.Values)}
 		}
 	}
 	for i := range schema.Context {

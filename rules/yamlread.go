@@ -183,9 +183,13 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// suggest returns " (did you mean X?)" for the closest candidate within a
-// small edit distance, or "".
-func suggest(got string, candidates []string) string {
+// suggest is Suggest, under the name the loaders use.
+func suggest(got string, candidates []string) string { return Suggest(got, candidates) }
+
+// Suggest returns " (did you mean X?)" for the candidate closest to got
+// within a small edit distance, or "". Errors about an unknown name, in rule
+// files and in decide requests alike, append it to offer the likely fix.
+func Suggest(got string, candidates []string) string {
 	best, bestDist := "", 3
 	if len(got) <= 3 {
 		bestDist = 2

@@ -24,7 +24,7 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, ep *endpoint) {
 	case "/admin/ruleset":
 		*ep = epAdminRuleset
 	}
-	if !s.requireAdmin(ctx, "the admin API is disabled: no admin_key is configured") {
+	if !s.requireAdmin(ctx, "the admin API is disabled: no admin key is configured; set server.admin_key or TOUCHPOINT_ADMIN_KEY") {
 		return
 	}
 	switch *ep {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -14,6 +15,14 @@ type Config struct {
 	Addr string `yaml:"addr"`
 	// MaxBodyBytes caps a decide request body; larger bodies get 413.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxEventsBodyBytes caps a POST /v1/events body; larger bodies get
+	// 413. The default holds a batch of 1,000 events several times over.
+	MaxEventsBodyBytes int `yaml:"max_events_body_bytes"`
+	// MaxInflightDecides bounds the decides being served at once; a decide
+	// beyond it is answered 503 overloaded at once, before its body is
+	// decoded. Zero means 16 per GOMAXPROCS, resolved when the server
+	// starts.
+	MaxInflightDecides int `yaml:"max_inflight_decides"`
 	// ReadTimeout bounds reading one request (headers and body).
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds writing one response.
@@ -45,23 +54,39 @@ type CORSConfig struct {
 // Limits that Validate enforces. They guard against configurations that
 // would let one request hold large amounts of memory or that browsers ignore.
 const (
-	minAdminKeyLen  = 16
-	maxBodyBytesCap = 8 << 20
-	maxCORSMaxAge   = 24 * time.Hour
+	minAdminKeyLen        = 16
+	maxBodyBytesCap       = 8 << 20
+	maxCORSMaxAge         = 24 * time.Hour
+	maxInflightDecidesCap = 1 << 20
+	// inflightPerProc sizes the default in-flight bound. A decide on the
+	// embedded store is CPU-bound and rarely has company beyond GOMAXPROCS;
+	// the bound matters when decides wait on a shared store, where it keeps
+	// the waiting to about the store's connection pool (ten per GOMAXPROCS).
+	inflightPerProc = 16
 )
 
 // DefaultConfig returns settings suited to a decide API answering in well
 // under a millisecond: short read/write timeouts, long keep-alives.
 func DefaultConfig() Config {
 	return Config{
-		Addr:          ":8080",
-		MaxBodyBytes:  64 << 10,
-		ReadTimeout:   5 * time.Second,
-		WriteTimeout:  5 * time.Second,
-		IdleTimeout:   90 * time.Second,
-		ShutdownGrace: 10 * time.Second,
-		CORS:          CORSConfig{MaxAge: 10 * time.Minute},
+		Addr:               ":8080",
+		MaxBodyBytes:       64 << 10,
+		MaxEventsBodyBytes: 1 << 20,
+		ReadTimeout:        5 * time.Second,
+		WriteTimeout:       5 * time.Second,
+		IdleTimeout:        90 * time.Second,
+		ShutdownGrace:      10 * time.Second,
+		CORS:               CORSConfig{MaxAge: 10 * time.Minute},
 	}
+}
+
+// inflightLimit is MaxInflightDecides with zero resolved to its default for
+// this process.
+func (c Config) inflightLimit() int {
+	if c.MaxInflightDecides > 0 {
+		return c.MaxInflightDecides
+	}
+	return inflightPerProc * runtime.GOMAXPROCS(0)
 }
 
 // Validate reports every setting that cannot work, joined into one error.
@@ -74,6 +99,13 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 || c.MaxBodyBytes > maxBodyBytesCap {
 		bad("server.max_body_bytes must be between 1 and %d, got %d", maxBodyBytesCap, c.MaxBodyBytes)
+	}
+	if c.MaxEventsBodyBytes <= 0 || c.MaxEventsBodyBytes > maxBodyBytesCap {
+		bad("server.max_events_body_bytes must be between 1 and %d, got %d", maxBodyBytesCap, c.MaxEventsBodyBytes)
+	}
+	if c.MaxInflightDecides < 0 || c.MaxInflightDecides > maxInflightDecidesCap {
+		bad("server.max_inflight_decides must be between 1 and %d, or 0 for %d per GOMAXPROCS; got %d",
+			maxInflightDecidesCap, inflightPerProc, c.MaxInflightDecides)
 	}
 	for _, d := range []struct {
 		name string

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no addr", func(c *Config) { c.Addr = "" }, "server.addr"},
 		{"zero body", func(c *Config) { c.MaxBodyBytes = 0 }, "max_body_bytes"},
 		{"huge body", func(c *Config) { c.MaxBodyBytes = 1 << 30 }, "max_body_bytes"},
+		{"zero events body", func(c *Config) { c.MaxEventsBodyBytes = 0 }, "max_events_body_bytes"},
+		{"huge events body", func(c *Config) { c.MaxEventsBodyBytes = 1 << 30 }, "max_events_body_bytes"},
+		{"negative in-flight bound", func(c *Config) { c.MaxInflightDecides = -1 }, "max_inflight_decides"},
+		{"huge in-flight bound", func(c *Config) { c.MaxInflightDecides = 1 << 30 }, "max_inflight_decides"},
 		{"no read timeout", func(c *Config) { c.ReadTimeout = 0 }, "read_timeout"},
 		{"negative grace", func(c *Config) { c.ShutdownGrace = -time.Second }, "shutdown_grace"},
 		{"negative drain", func(c *Config) { c.DrainDelay = -time.Second }, "drain_delay"},
@@ -78,5 +83,18 @@ func TestConfigValidate(t *testing.T) {
 	cfg.Addr, cfg.MaxBodyBytes = "", -1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "addr") || !strings.Contains(err.Error(), "max_body_bytes") {
 		t.Errorf("Validate() = %v, want both problems", err)
+	}
+}
+
+// Zero in-flight bound means the default for this machine, never "refuse
+// everything".
+func TestInflightLimitDefault(t *testing.T) {
+	cfg := DefaultConfig()
+	if got, want := cfg.inflightLimit(), inflightPerProc*runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("inflightLimit() = %d, want %d", got, want)
+	}
+	cfg.MaxInflightDecides = 3
+	if got := cfg.inflightLimit(); got != 3 {
+		t.Errorf("inflightLimit() = %d, want 3", got)
 	}
 }

@@ -41,18 +41,38 @@ func (s *Server) releaseState(st *decideState) {
 // the server: the body is parsed in place by a pooled parser, strings in the
 // request point into that parser's buffer, and the answer is encoded into a
 // pooled buffer before the state goes back to the pool.
+//
+// Admission comes first: beyond max_inflight_decides the request is
+// answered 503 before anything is decoded, so a server that cannot keep up
+// spends nothing on the requests it turns away.
 func (s *Server) handleDecide(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
 	s.cors.apply(ctx)
 	ctx.Response.Header.Set("Cache-Control", "no-store")
+	if n := s.inflight.Add(1); n > s.maxInflight {
+		s.inflight.Add(-1)
+		s.overloaded(ctx)
+		return
+	}
+	// Deferred so that a panicking decide is not counted in flight forever.
+	defer s.inflight.Add(-1)
+	start := time.Now()
 	s.decide(ctx)
 	s.metrics.decideDuration.Observe(time.Since(start).Seconds())
+}
+
+// overloaded answers a decide refused by admission control.
+func (s *Server) overloaded(ctx *fasthttp.RequestCtx) {
+	s.metrics.overloaded.Inc()
+	s.overloadLog.Warn().Int64("max_inflight_decides", s.maxInflight).
+		Msg("refusing decides: too many in flight (logged at most once per 10s)")
+	ctx.Response.Header.Set("Retry-After", "1")
+	writeJSON(ctx, fasthttp.StatusServiceUnavailable, s.overloadedBody)
 }
 
 func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 	body := ctx.PostBody()
 	if len(body) > s.cfg.MaxBodyBytes {
-		s.writeError(ctx, bodyTooLarge(s.cfg.MaxBodyBytes))
+		s.writeError(ctx, bodyTooLarge(s.cfg.MaxBodyBytes, epDecide))
 		return
 	}
 	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {

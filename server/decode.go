@@ -2,7 +2,10 @@ package server
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 	"unsafe"
@@ -16,7 +19,6 @@ import (
 // Limits on a decide request. They keep one request's cost bounded; the
 // engine applies the ruleset's own, usually tighter, limits on top.
 const (
-	maxIDBytes        = 256
 	maxPlacements     = 16
 	maxPlacementCount = 100
 	maxContextFields  = 64
@@ -62,6 +64,9 @@ func (st *decodeState) fail(code, field, message string) {
 func (st *decodeState) decode(body []byte) *apiError {
 	st.reset()
 	v, err := st.parser.ParseBytes(body)
+	if err == nil && badStringByte(body) >= 0 {
+		err = errBadString
+	}
 	if err != nil {
 		st.syntaxError(body, err)
 		return &st.err
@@ -134,18 +139,16 @@ func (st *decodeState) decodeCustomerID(v *fastjson.Value) {
 		return
 	}
 	b, _ := v.StringBytes()
-	if p := idProblem(b); p != "" {
+	if p := idProblem(b, maxIDBytes); p != "" {
 		st.fail(codeInvalidField, field, field+p)
 		return
 	}
 	st.req.CustomerID = unsafeString(b)
 }
 
-// idProblem applies the rules shared by customer and placement ids. It
-// returns what is wrong (to follow the field's path), or "" when b is fine;
-// callers build the path only on failure, keeping the success path
-// allocation-free.
-func idProblem(b []byte) string {
+// placementIDProblem checks a placement id's length. The engine refuses
+// any id the ruleset does not configure, so nothing more is needed here.
+func placementIDProblem(b []byte) string {
 	switch {
 	case len(b) == 0:
 		return " must not be empty"
@@ -176,7 +179,7 @@ func (st *decodeState) decodePlacements(v *fastjson.Value) {
 		switch t := pv.Type(); t {
 		case fastjson.TypeString:
 			b, _ := pv.StringBytes()
-			if p := idProblem(b); p != "" {
+			if p := placementIDProblem(b); p != "" {
 				st.fail(codeInvalidField, placementPath(i), placementPath(i)+p)
 				return
 			}
@@ -223,7 +226,7 @@ func (st *decodeState) decodePlacementObject(v *fastjson.Value, i int, p *engine
 				return
 			}
 			b, _ := fv.StringBytes()
-			if problem := idProblem(b); problem != "" {
+			if problem := placementIDProblem(b); problem != "" {
 				path := placementPath(i) + ".id"
 				st.fail(codeInvalidField, path, path+problem)
 				return
@@ -251,19 +254,18 @@ func (st *decodeState) decodePlacementObject(v *fastjson.Value, i int, p *engine
 	return true
 }
 
+// decodeCount reads a placement's count: 1 to maxPlacementCount. Zero is
+// refused rather than read as "the default", which is what leaving count
+// out means.
 func (st *decodeState) decodeCount(v *fastjson.Value, i int) int {
 	if v.Type() == fastjson.TypeNumber {
-		if n, err := v.Int(); err == nil && n >= 0 {
-			if n <= maxPlacementCount {
-				return n
-			}
-			path := placementPath(i) + ".count"
-			st.fail(codeInvalidField, path, path+" must be at most "+strconv.Itoa(maxPlacementCount))
-			return 0
+		if n, err := v.Int(); err == nil && n >= 1 && n <= maxPlacementCount {
+			return n
 		}
 	}
 	path := placementPath(i) + ".count"
-	st.fail(codeInvalidField, path, path+" must be a non-negative integer")
+	st.fail(codeInvalidField, path, path+" must be an integer from 1 to "+strconv.Itoa(maxPlacementCount)+
+		" (leave it out for the placement's default)")
 	return 0
 }
 
@@ -369,23 +371,153 @@ func unsafeString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// syntaxError records an invalid_json error. fastjson does not report where
-// parsing failed, so the (rare) error path rescans the body with a strict
-// scanner that does.
+// syntaxError records an invalid_json error for body, which fastjson could
+// not parse (parseErr) or which has a problem in a string that fastjson lets
+// through (parseErr nil).
 func (st *decodeState) syntaxError(body []byte, parseErr error) {
-	const prefix = "request body is not valid JSON: "
-	if len(bytes.TrimSpace(body)) == 0 {
-		st.fail(codeInvalidJSON, "", "request body is empty")
+	if st.failed {
 		return
 	}
-	off, reason, found := locateSyntaxError(body)
+	st.failed = true
+	st.err = jsonError(body, parseErr)
+}
+
+// jsonError explains why body is not valid JSON. fastjson does not report
+// where parsing failed, so the (rare) error path rescans the body with a
+// strict scanner that does, and that names the field the error is in.
+func jsonError(body []byte, parseErr error) apiError {
+	const prefix = "request body is not valid JSON: "
+	e := apiError{status: 400, code: codeInvalidJSON}
+	if len(bytes.TrimSpace(body)) == 0 {
+		e.message = "request body is empty"
+		return e
+	}
+	off, reason, field, found := locateSyntaxError(body)
 	if !found {
-		st.fail(codeInvalidJSON, "", prefix+parseErr.Error())
-		return
+		if parseErr == nil {
+			parseErr = errors.New("invalid string")
+		}
+		e.message = prefix + parseErr.Error()
+		return e
 	}
 	line, col := lineColumn(body, off)
-	st.fail(codeInvalidJSON, "", prefix+reason+" at offset "+strconv.Itoa(off)+
-		" (line "+strconv.Itoa(line)+", column "+strconv.Itoa(col)+")")
+	where := ""
+	if field != "" {
+		where = " in " + field
+	}
+	e.field = field
+	e.message = prefix + reason + where + " at offset " + strconv.Itoa(off) +
+		" (line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col) + ")"
+	return e
+}
+
+// parseBody parses a request body that is not on the decide hot path and
+// applies the same strictness as decide: fastjson's leniencies inside
+// strings are refused with an error naming the field.
+func parseBody(p *fastjson.Parser, body []byte) (*fastjson.Value, *apiError) {
+	v, err := p.ParseBytes(body)
+	if err == nil && badStringByte(body) >= 0 {
+		err = errBadString
+	}
+	if err != nil {
+		e := jsonError(body, err)
+		return nil, &e
+	}
+	return v, nil
+}
+
+var errBadString = errors.New("control character or invalid escape in a string")
+
+// badStringByte returns the offset of the first raw control character
+// (U+0000 to U+001F) or invalid escape inside a string of b, or -1. RFC 8259
+// forbids both and fastjson accepts both. b is JSON fastjson has parsed.
+//
+// It reads b eight bytes at a time and moves on at once past words with no
+// control byte and no backslash, which is nearly all of a decide body.
+// Until the first backslash, whether a byte is inside a string is the
+// parity of the quotes before it, so a word with a control byte needs only
+// a count of those quotes: a control byte outside a string is whitespace
+// between tokens (pretty-printed JSON). From the first backslash on, escapes
+// decide where strings end and the rest is read byte by byte.
+// BenchmarkStringCheck measures it on a decide body.
+func badStringByte(b []byte) int {
+	var inString uint64 // 1 inside a string, as of byte counted
+	counted := 0
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// Has x a byte below 0x20 or a backslash? The classic test, cheaper
+		// than the exact masks below and as exact as a yes or no.
+		if y := x ^ ('\\' * ones); ((x-0x20*ones)&^x|(y-ones)&^y)&highs == 0 {
+			continue
+		}
+		inString ^= uint64(bytes.Count(b[counted:i], quote)) & 1
+		counted = i + 8
+		if zeroBytes(x^('\\'*ones)) != 0 {
+			return badStringByteSlow(b, i, inString == 1)
+		}
+		quotes := zeroBytes(x ^ ('"' * ones))
+		for ctl := controlBytes(x); ctl != 0; ctl &= ctl - 1 {
+			before := ctl&-ctl - 1 // the bytes of x before this control byte
+			if (inString^uint64(bits.OnesCount64(quotes&before)))&1 == 1 {
+				return i + bits.TrailingZeros64(ctl)/8
+			}
+		}
+		inString ^= uint64(bits.OnesCount64(quotes)) & 1
+	}
+	inString ^= uint64(bytes.Count(b[counted:i], quote)) & 1
+	return badStringByteSlow(b, i, inString == 1)
+}
+
+var quote = []byte{'"'}
+
+// Word-at-a-time byte tests. Each marks a byte of x that passes by setting
+// its high bit, exactly (no carry crosses a byte).
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+	low7s = 0x7f7f7f7f7f7f7f7f
+)
+
+// zeroBytes marks the zero bytes of x.
+func zeroBytes(x uint64) uint64 { return ^((x&low7s + low7s) | x | low7s) }
+
+// controlBytes marks the bytes of x below 0x20: for a byte under 0x80,
+// adding 0x60 sets its high bit exactly when it is 0x20 or more.
+func controlBytes(x uint64) uint64 { return ^(x&low7s + 0x60*ones) &^ x & highs }
+
+// badStringByteSlow is badStringByte one byte at a time from i, where the
+// scan is inside a string when in is set.
+func badStringByteSlow(b []byte, i int, in bool) int {
+	for ; i < len(b); i++ {
+		c := b[i]
+		if !in {
+			in = c == '"'
+			continue
+		}
+		switch {
+		case c == '"':
+			in = false
+		case c < 0x20:
+			return i
+		case c == '\\':
+			if i+1 >= len(b) {
+				return i
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				if i+5 >= len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return i
+				}
+				i += 5
+			default:
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 func lineColumn(b []byte, off int) (line, col int) {
@@ -396,25 +528,54 @@ func lineColumn(b []byte, off int) (line, col int) {
 }
 
 // locateSyntaxError finds the byte offset of the first RFC 8259 syntax error
-// in b. found is false when b is valid JSON.
-func locateSyntaxError(b []byte) (off int, reason string, found bool) {
+// in b, and the field it is in ("placements[1].id"; "" at the top level).
+// found is false when b is valid JSON.
+func locateSyntaxError(b []byte) (off int, reason, field string, found bool) {
 	s := jsonScanner{b: b}
 	if s.value(1) {
 		s.space()
 		if s.i == len(s.b) {
-			return 0, "", false
+			return 0, "", "", false
 		}
 		s.reason = "unexpected data after the top-level value"
 	}
-	return s.i, s.reason, true
+	return s.i, s.reason, s.field(), true
 }
 
 // jsonScanner is a minimal strict JSON syntax checker that remembers where it
-// stopped. It builds nothing; it is only used to explain a parse failure.
+// stopped, and in which field. It builds nothing; it is only used to explain
+// a parse failure.
 type jsonScanner struct {
 	b      []byte
 	i      int
 	reason string
+	// path is the member key or element index of each enclosing value; on
+	// failure it is left as it was where the scan stopped.
+	path []pathElem
+}
+
+// pathElem is an object key (raw, as written) or, when key is nil, an array
+// index.
+type pathElem struct {
+	key   []byte
+	index int
+}
+
+func (s *jsonScanner) field() string {
+	var b []byte
+	for _, e := range s.path {
+		if e.key == nil {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(e.index), 10)
+			b = append(b, ']')
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, e.key...)
+	}
+	return string(b)
 }
 
 func (s *jsonScanner) fail(reason string) bool {
@@ -476,17 +637,21 @@ func (s *jsonScanner) object(depth int) bool {
 		if s.b[s.i] != '"' {
 			return s.fail("expected a string object key")
 		}
+		start := s.i + 1
 		if !s.str() {
 			return false
 		}
+		key := s.b[start : s.i-1 : s.i-1]
 		s.space()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
 			return s.fail("expected ':' after object key")
 		}
 		s.i++
+		s.path = append(s.path, pathElem{key: key})
 		if !s.value(depth + 1) {
 			return false
 		}
+		s.path = s.path[:len(s.path)-1]
 		s.space()
 		if s.i >= len(s.b) {
 			return s.fail("unexpected end of input, expected ',' or '}'")
@@ -510,10 +675,12 @@ func (s *jsonScanner) array(depth int) bool {
 		s.i++
 		return true
 	}
-	for {
+	for n := 0; ; n++ {
+		s.path = append(s.path, pathElem{index: n})
 		if !s.value(depth + 1) {
 			return false
 		}
+		s.path = s.path[:len(s.path)-1]
 		s.space()
 		if s.i >= len(s.b) {
 			return s.fail("unexpected end of input, expected ',' or ']'")
@@ -550,15 +717,18 @@ func (s *jsonScanner) str() bool {
 				s.i++
 				for k := 0; k < 4; k++ {
 					if s.i >= len(s.b) || !isHex(s.b[s.i]) {
-						return s.fail(`invalid \u escape in string`)
+						return s.fail(`invalid \u escape in a string`)
 					}
 					s.i++
 				}
 			default:
-				return s.fail("invalid escape in string")
+				if c := s.b[s.i]; c > ' ' && c < 0x7f {
+					return s.fail(`invalid escape \` + string(rune(c)) + " in a string")
+				}
+				return s.fail("invalid escape in a string")
 			}
 		case c < 0x20:
-			return s.fail("control character in string")
+			return s.fail("unescaped control character " + runeName(rune(c)) + " in a string")
 		default:
 			s.i++
 		}

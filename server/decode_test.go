@@ -71,13 +71,13 @@ func TestLocateSyntaxError(t *testing.T) {
 		{`{} {}`, 3},
 	}
 	for _, tc := range tests {
-		off, reason, found := locateSyntaxError([]byte(tc.in))
+		off, reason, _, found := locateSyntaxError([]byte(tc.in))
 		if !found || off != tc.offset || reason == "" {
 			t.Errorf("locateSyntaxError(%q) = %d, %q, %v; want offset %d", tc.in, off, reason, found, tc.offset)
 		}
 	}
 	for _, ok := range []string{`{}`, ` [1, -0.5e+3, "x\u00e9\n", true, false, null] `, sampleRequest} {
-		if off, reason, found := locateSyntaxError([]byte(ok)); found {
+		if off, reason, _, found := locateSyntaxError([]byte(ok)); found {
 			t.Errorf("locateSyntaxError(%q) found %q at %d in valid JSON", ok, reason, off)
 		}
 	}
@@ -156,4 +156,63 @@ func BenchmarkDecodeRequest(b *testing.B) {
 			b.Fatalf("decode: %+v", e)
 		}
 	}
+}
+
+// BenchmarkStringCheck measures what refusing raw control characters in
+// strings adds to decoding a decide body: the word-at-a-time scan alone for
+// compact JSON, and the closer byte scan that pretty-printed JSON needs.
+func BenchmarkStringCheck(b *testing.B) {
+	compact := []byte(`{"customer_id":"c-000042","placements":[{"id":"cart_banner","count":1},"home_hero"],"context":{"channel":"web","page":"/cart","device":"mobile","cart_items":3,"logged_in":true,"tags":["sale","summer"]},"explain":false}`)
+	for _, bc := range []struct {
+		name string
+		body []byte
+	}{{"compact", compact}, {"pretty", []byte(sampleRequest)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.body)))
+			for b.Loop() {
+				if badStringByte(bc.body) >= 0 {
+					b.Fatal("valid body refused")
+				}
+			}
+		})
+	}
+}
+
+func TestBadStringByte(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{`{"a":"b"}`, -1},
+		{"{\n  \"a\": \"b\",\r\n\t\"c\": [1, 2]\n}", -1},
+		{`{"a":"\n\t\u0001\"\\\/"}`, -1},
+		{"{\"a\":\"b\nc\"}", 7},
+		{"{\"a\":\"b\tc\"}", 7},
+		{"{\"a\x00\":1}", 3},
+		{"{\"customer_id\":\"c-1\",\n\"page\":\"\x1f\"}", 30},
+		{`{"a":"\x"}`, 6},
+		{`{"a":"\u12"}`, 6},
+		{`{"a":"\\"}`, -1},
+		{"{\"a\":\"\\\\\",\"b\":\"\n\"}", 15},
+		{"[\"aaaaaaaaaaaaaaaaaaaa\",\n\"bbbbbbbbbbbbbbbbbbbbbbbbb\x7f\",\"c\x01\"]", 56},
+	}
+	for _, tc := range tests {
+		if got := badStringByte([]byte(tc.in)); got != tc.want {
+			t.Errorf("badStringByte(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The word-at-a-time scan agrees with reading one byte at a time, on any
+// input.
+func FuzzBadStringByte(f *testing.F) {
+	for _, s := range []string{sampleRequest, "{\"a\":\"b\nc\"}", `{"a":"\\","b":"\u0001"}`, "\"\x00\"", `"\"` + "\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := badStringByte(b), badStringByteSlow(b, 0, false); got != want {
+			t.Fatalf("badStringByte(%q) = %d, byte by byte %d", b, got, want)
+		}
+	})
 }

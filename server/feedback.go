@@ -3,8 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,17 +35,44 @@ type Schema interface {
 
 const (
 	maxEventsPerBatch = 1000
-	maxEventBody      = 1 << 20
 	storeTimeout      = 2 * time.Second
+	// maxCustomerBody bounds a PUT /v1/customers/{id}/… body: a customer's
+	// features with long lists fit many times over.
+	maxCustomerBody = 256 << 10
+	// Bounds of the identifiers an event carries; customer_id has the
+	// shared maxIDBytes.
+	maxEventIDBytes    = 128
+	maxNameBytes       = 256
+	maxChannelBytes    = 64
+	maxEventTypeBytes  = 32
+	maxTimestampBytes  = 64
+	minEventYear       = 2000
+	eventFutureSlack   = time.Hour
+	maxConsentChannels = 64
 )
 
-var eventTypes = []string{features.EventImpression, features.EventClick, features.EventConversion, features.EventDismiss}
+var (
+	eventTypes = []string{features.EventImpression, features.EventClick, features.EventConversion, features.EventDismiss}
+	// minEventTime is the earliest ts an event may carry: counters are
+	// kept by day for recent windows, and an older time is a client bug
+	// (a zero time, seconds read as milliseconds).
+	minEventTime = time.Date(minEventYear, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
-func (s *Server) storeUnavailable(ctx *fasthttp.RequestCtx, err error) {
-	s.errLog.Warn().Err(err).Msg("customer store write failed")
+// storeUnavailable answers a failed write. The store wraps
+// features.ErrNotApplied when it knows nothing changed (a circuit breaker
+// was open, no connection could be made); any other error, a timeout above
+// all, leaves the outcome unknown, and the answer must not claim otherwise.
+// Every write is safe to retry, so both answers say so. unknown is the
+// endpoint's wording of "this may have been applied".
+func (s *Server) storeUnavailable(ctx *fasthttp.RequestCtx, err error, unknown string) {
+	msg := "the customer store is unavailable; nothing was applied, retry"
+	if !errors.Is(err, features.ErrNotApplied) {
+		msg = "the customer store did not confirm the write: " + unknown
+	}
+	s.storeLog.Warn().Err(err).Msg("customer store write failed")
 	ctx.Response.Header.Set("Retry-After", "1")
-	s.writeError(ctx, &apiError{status: fasthttp.StatusServiceUnavailable, code: codeUnavailable,
-		message: "the customer store is unavailable; nothing was applied, retry"})
+	s.writeError(ctx, &apiError{status: fasthttp.StatusServiceUnavailable, code: codeUnavailable, message: msg})
 }
 
 func (s *Server) noCustomers(ctx *fasthttp.RequestCtx) bool {
@@ -65,8 +93,8 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	body := ctx.PostBody()
-	if len(body) > maxEventBody {
-		s.writeError(ctx, bodyTooLarge(maxEventBody))
+	if limit := s.bodyLimit(epEvents); len(body) > limit {
+		s.writeError(ctx, bodyTooLarge(limit, epEvents))
 		return
 	}
 	events, apiErr := decodeEvents(body, s.schema, time.Now())
@@ -78,134 +106,162 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	defer cancel()
 	applied, err := s.customers.ApplyEvents(c, events)
 	if err != nil {
-		s.storeUnavailable(ctx, err)
+		s.storeUnavailable(ctx, err, "the batch may have been applied; retrying with the same event ids is safe")
 		return
 	}
 	s.metrics.eventsApplied.Add(float64(applied))
-	b := []byte(`{"accepted":`)
-	b = strconv.AppendInt(b, int64(len(events)), 10)
+	writeJSON(ctx, fasthttp.StatusAccepted, eventsAnswer(nil, len(events), applied))
+}
+
+// eventsAnswer encodes the events answer: accepted is every event of the
+// batch (all were valid, or none would be), applied those counted now, and
+// duplicates those whose event id had been counted before (a retried batch).
+func eventsAnswer(b []byte, accepted, applied int) []byte {
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(accepted), 10)
+	b = append(b, `,"applied":`...)
+	b = strconv.AppendInt(b, int64(applied), 10)
 	b = append(b, `,"duplicates":`...)
-	b = strconv.AppendInt(b, int64(len(events)-applied), 10)
-	writeJSON(ctx, fasthttp.StatusAccepted, append(b, '}'))
+	b = strconv.AppendInt(b, int64(accepted-applied), 10)
+	return append(b, '}')
+}
+
+func badField(code, field, msg string) *apiError {
+	return &apiError{status: fasthttp.StatusBadRequest, code: code, field: field, message: msg}
 }
 
 func decodeEvents(body []byte, schema Schema, now time.Time) ([]features.Event, *apiError) {
-	bad := func(code, field, msg string) *apiError {
-		return &apiError{status: fasthttp.StatusBadRequest, code: code, field: field, message: msg}
-	}
 	var p fastjson.Parser
-	root, err := p.ParseBytes(body)
-	if err != nil {
-		return nil, bad(codeInvalidJSON, "", "request body is not valid JSON: "+err.Error())
+	root, apiErr := parseBody(&p, body)
+	if apiErr != nil {
+		return nil, apiErr
 	}
 	obj, err := root.Object()
 	if err != nil {
-		return nil, bad(codeInvalidField, "", "the body must be an object with an events list")
+		return nil, badField(codeInvalidJSON, "", "request body must be a JSON object with an events list, got "+root.Type().String())
 	}
 	var list []*fastjson.Value
 	var fail *apiError
+	seen := false
 	obj.Visit(func(k []byte, v *fastjson.Value) {
-		if fail != nil {
-			return
-		}
-		if string(k) != "events" {
-			fail = bad(codeUnknownField, string(k), string(k)+" is not a known field; expected events")
-			return
-		}
-		if list, err = v.Array(); err != nil {
-			fail = bad(codeInvalidField, "events", "events must be a list")
+		switch {
+		case fail != nil:
+		case string(k) != "events":
+			fail = badField(codeUnknownField, string(k), string(k)+" is not a known field; expected events")
+		case seen:
+			fail = badField(codeInvalidField, "events", "events is given more than once")
+		default:
+			seen = true
+			if list, err = v.Array(); err != nil {
+				fail = badField(codeInvalidField, "events", "events must be a list, got "+v.Type().String())
+			}
 		}
 	})
 	if fail != nil {
 		return nil, fail
 	}
-	if list == nil {
-		return nil, bad(codeMissingField, "events", "events is required")
+	if !seen {
+		return nil, badField(codeMissingField, "events", "events is required")
 	}
 	if len(list) == 0 || len(list) > maxEventsPerBatch {
-		return nil, bad(codeInvalidField, "events", "events must hold 1 to "+strconv.Itoa(maxEventsPerBatch)+" events")
+		return nil, badField(codeInvalidField, "events", "events must hold 1 to "+strconv.Itoa(maxEventsPerBatch)+" events, got "+strconv.Itoa(len(list)))
 	}
 	out := make([]features.Event, len(list))
 	for i, v := range list {
 		path := "events[" + strconv.Itoa(i) + "]"
-		if fail := decodeEvent(v, path, &out[i], schema, now, bad); fail != nil {
+		if fail := decodeEvent(v, path, &out[i], schema, now); fail != nil {
 			return nil, fail
 		}
 	}
 	return out, nil
 }
 
-func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Schema, now time.Time,
-	bad func(code, field, msg string) *apiError) *apiError {
+// eventKeys are an event's fields, in the order of the seen bits below.
+var eventKeys = []string{"event_id", "decision_id", "customer_id", "touchpoint", "rule", "channel", "type", "value", "ts"}
+
+func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Schema, now time.Time) *apiError {
 	obj, err := v.Object()
 	if err != nil {
-		return bad(codeInvalidField, path, path+" must be an object")
+		return badField(codeInvalidField, path, path+" must be an object, got "+v.Type().String())
 	}
 	var fail *apiError
-	str := func(key string, v *fastjson.Value, max int) string {
+	// id reads one of the event's identifiers under the shared id rule.
+	id := func(key string, v *fastjson.Value, max int) string {
 		b, err := v.StringBytes()
-		switch {
-		case err != nil:
-			fail = bad(codeInvalidField, path+"."+key, path+"."+key+" must be a string")
-		case len(b) == 0 || len(b) > max:
-			fail = bad(codeInvalidField, path+"."+key, path+"."+key+" must be 1 to "+strconv.Itoa(max)+" bytes")
+		if err != nil {
+			fail = badField(codeInvalidField, path+"."+key, path+"."+key+" must be a string, got "+v.Type().String())
+			return ""
+		}
+		if p := idProblem(b, max); p != "" {
+			fail = badField(codeInvalidField, path+"."+key, path+"."+key+p)
+			return ""
 		}
 		return string(b)
 	}
+	var seen uint16
 	hasTime := false
 	obj.Visit(func(k []byte, fv *fastjson.Value) {
 		if fail != nil {
 			return
 		}
 		key := string(k)
+		bit := slices.Index(eventKeys, key)
+		if bit < 0 {
+			fail = badField(codeUnknownField, path+"."+key, path+"."+key+" is not a known event field; expected one of "+strings.Join(eventKeys, ", "))
+			return
+		}
+		if seen&(1<<bit) != 0 {
+			fail = badField(codeInvalidField, path+"."+key, path+"."+key+" is given more than once")
+			return
+		}
+		seen |= 1 << bit
 		switch key {
 		case "event_id":
-			ev.ID = str(key, fv, 128)
+			ev.ID = id(key, fv, maxEventIDBytes)
 		case "decision_id":
-			ev.DecisionID = str(key, fv, 128)
+			ev.DecisionID = id(key, fv, maxEventIDBytes)
 		case "customer_id":
-			ev.CustomerID = str(key, fv, 256)
+			ev.CustomerID = id(key, fv, maxIDBytes)
 		case "touchpoint":
-			ev.Touchpoint = str(key, fv, 256)
+			ev.Touchpoint = id(key, fv, maxNameBytes)
 		case "rule":
-			ev.Rule = str(key, fv, 256)
+			ev.Rule = id(key, fv, maxNameBytes)
 		case "channel":
-			ev.Channel = str(key, fv, 64)
+			ev.Channel = id(key, fv, maxChannelBytes)
 			if fail == nil {
 				if re := schema.CheckChannel(ev.Channel); re != nil {
-					fail = bad(re.Code, path+".channel", path+".channel: "+re.Message)
+					fail = badField(re.Code, path+".channel", path+".channel: "+re.Message)
 				}
 			}
 		case "type":
-			ev.Type = str(key, fv, 32)
-			if fail == nil && !contains(eventTypes, ev.Type) {
-				fail = bad(codeInvalidField, path+".type", path+".type must be one of "+strings.Join(eventTypes, ", ")+", got "+strconv.Quote(ev.Type))
+			ev.Type = id(key, fv, maxEventTypeBytes)
+			if fail == nil && !slices.Contains(eventTypes, ev.Type) {
+				fail = badField(codeInvalidField, path+".type", path+".type must be one of "+strings.Join(eventTypes, ", ")+", got "+strconv.Quote(ev.Type))
 			}
 		case "value":
 			f, err := fv.Float64()
 			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				fail = bad(codeInvalidField, path+".value", path+".value must be a finite number")
+				fail = badField(codeInvalidField, path+".value", path+".value must be a finite number")
 			}
 			ev.Value = f
 		case "ts":
-			raw := str(key, fv, 64)
+			raw := id(key, fv, maxTimestampBytes)
 			if fail != nil {
 				return
 			}
 			t, err := time.Parse(time.RFC3339Nano, raw)
-			if err != nil {
-				fail = bad(codeInvalidField, path+".ts", path+".ts must be an RFC 3339 time, got "+strconv.Quote(raw))
-				return
-			}
+			switch {
+			case err != nil:
+				fail = badField(codeInvalidField, path+".ts", path+".ts must be an RFC 3339 time such as 2026-11-23T10:00:00Z, got "+strconv.Quote(raw))
+			case t.Before(minEventTime):
+				fail = badField(codeInvalidField, path+".ts", path+".ts must not be before "+strconv.Itoa(minEventYear)+", got "+strconv.Quote(raw))
 			// Counters are kept by day; a far-future time would count
 			// toward caps that have not started yet.
-			if t.After(now.Add(time.Hour)) {
-				fail = bad(codeInvalidField, path+".ts", path+".ts is in the future")
-				return
+			case t.After(now.Add(eventFutureSlack)):
+				fail = badField(codeInvalidField, path+".ts", path+".ts is in the future: "+strconv.Quote(raw))
+			default:
+				ev.Time, hasTime = t, true
 			}
-			ev.Time, hasTime = t, true
-		default:
-			fail = bad(codeUnknownField, path+"."+key, path+"."+key+" is not a known event field")
 		}
 	})
 	if fail != nil {
@@ -213,7 +269,7 @@ func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Sche
 	}
 	for _, req := range []struct{ name, value string }{{"event_id", ev.ID}, {"customer_id", ev.CustomerID}, {"touchpoint", ev.Touchpoint}, {"type", ev.Type}} {
 		if req.value == "" {
-			return bad(codeMissingField, path+"."+req.name, path+"."+req.name+" is required")
+			return badField(codeMissingField, path+"."+req.name, path+"."+req.name+" is required")
 		}
 	}
 	if !hasTime {
@@ -225,46 +281,59 @@ func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Sche
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
+// customersPrefix is where the customer endpoints live.
+const customersPrefix = "/v1/customers/"
 
 // handleCustomer serves /v1/customers/{id}, /v1/customers/{id}/features and
 // /v1/customers/{id}/consent; all require the admin key.
+//
+// The id is read from the path as the client sent it, not from fasthttp's
+// decoded and normalised path: there "c-1%2F..%2Fc-2" would already be
+// "c-2". The raw path is split on '/' first and the id segment is then
+// decoded exactly once, so whatever an id contains it names that customer
+// and no other.
 func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	if !s.requireAdmin(ctx, "customer endpoints need the admin key, and no admin_key is configured") {
+	if !s.requireAdmin(ctx, "customer endpoints need the admin key, and none is configured: set server.admin_key or TOUCHPOINT_ADMIN_KEY") {
 		return
 	}
 	if s.noCustomers(ctx) {
 		return
 	}
-	rest := strings.TrimPrefix(string(ctx.Path()), "/v1/customers/")
-	id, sub, _ := strings.Cut(rest, "/")
-	if id == "" || len(id) > 256 {
+	raw := ctx.Request.URI().PathOriginal()
+	rest, ok := bytes.CutPrefix(raw, []byte(customersPrefix))
+	rawID, sub, hasSub := bytes.Cut(rest, []byte{'/'})
+	if !ok || hasSub && string(sub) != "features" && string(sub) != "consent" {
+		// A path that reached here only once normalised
+		// (/v1/x/../customers/c-1), or that no customer endpoint has.
+		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
+			message: "no endpoint at " + string(raw) + "; customer endpoints are /v1/customers/{id}, /v1/customers/{id}/features and /v1/customers/{id}/consent, with the id percent-encoded"})
+		return
+	}
+	id, problem := pathID(rawID)
+	if problem != "" {
 		s.writeError(ctx, &apiError{status: fasthttp.StatusBadRequest, code: codeInvalidField, field: "id",
-			message: "the customer id in the path must be 1 to 256 bytes"})
+			message: "the customer id in the path" + problem})
+		return
+	}
+	if body := ctx.PostBody(); len(body) > maxCustomerBody {
+		s.writeError(ctx, bodyTooLarge(maxCustomerBody, epCustomers))
 		return
 	}
 	c, cancel := context.WithTimeout(s.baseCtx, storeTimeout)
 	defer cancel()
-	switch sub {
-	case "":
+	switch {
+	case !hasSub:
 		if !ctx.IsDelete() {
 			s.methodNotAllowed(ctx, "DELETE")
 			return
 		}
 		if err := s.customers.Erase(c, id); err != nil {
-			s.storeUnavailable(ctx, err)
+			s.storeUnavailable(ctx, err, "the customer may have been erased; repeating the DELETE is safe")
 			return
 		}
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
-	case "features":
+	case string(sub) == "features":
 		if !ctx.IsPut() {
 			s.methodNotAllowed(ctx, "PUT")
 			return
@@ -280,11 +349,11 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if err := s.customers.PutFeatures(c, id, values); err != nil {
-			s.storeUnavailable(ctx, err)
+			s.storeUnavailable(ctx, err, "the features may have been written; repeating the PUT is safe")
 			return
 		}
 		s.writeAdminJSON(ctx, fasthttp.StatusOK, map[string]any{"customer_id": id, "updated": len(values)})
-	case "consent":
+	default: // consent
 		if !ctx.IsPut() {
 			s.methodNotAllowed(ctx, "PUT")
 			return
@@ -295,13 +364,10 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if err := s.customers.PutConsent(c, id, consent); err != nil {
-			s.storeUnavailable(ctx, err)
+			s.storeUnavailable(ctx, err, "the consent may have been recorded; repeating the PUT is safe")
 			return
 		}
 		s.writeAdminJSON(ctx, fasthttp.StatusOK, map[string]any{"customer_id": id, "updated": len(consent)})
-	default:
-		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
-			message: "no endpoint at " + string(ctx.Path())})
 	}
 }
 
@@ -309,47 +375,83 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 // check happens after, in the engine.
 func decodeFeatures(body []byte) (map[string]features.Value, *apiError) {
 	var p fastjson.Parser
-	root, err := p.ParseBytes(body)
-	if err != nil {
-		return nil, &apiError{status: fasthttp.StatusBadRequest, code: codeInvalidJSON, message: "request body is not valid JSON: " + err.Error()}
+	root, apiErr := parseBody(&p, body)
+	if apiErr != nil {
+		return nil, apiErr
 	}
-	fv := root.Get("features")
-	obj, err := fv.Object()
-	if fv == nil || err != nil {
-		return nil, &apiError{status: fasthttp.StatusBadRequest, code: codeMissingField, field: "features", message: "features must be an object of feature values"}
+	top, err := root.Object()
+	if err != nil {
+		return nil, badField(codeInvalidJSON, "", `request body must be a JSON object such as {"features": {"tier": "gold"}}, got `+root.Type().String())
+	}
+	var obj *fastjson.Object
+	var fail *apiError
+	seen := false
+	top.Visit(func(k []byte, v *fastjson.Value) {
+		switch {
+		case fail != nil:
+		case string(k) != "features":
+			fail = badField(codeUnknownField, string(k), string(k)+" is not a known field; expected features")
+		case seen:
+			fail = badField(codeInvalidField, "features", "features is given more than once")
+		default:
+			seen = true
+			if obj, err = v.Object(); err != nil {
+				fail = badField(codeInvalidField, "features", "features must be an object of feature values, got "+v.Type().String())
+			}
+		}
+	})
+	if fail != nil {
+		return nil, fail
+	}
+	if !seen {
+		return nil, badField(codeMissingField, "features", `features is required: {"features": {"tier": "gold"}}`)
 	}
 	out := map[string]features.Value{}
-	var fail *apiError
 	obj.Visit(func(k []byte, v *fastjson.Value) {
 		if fail != nil {
 			return
 		}
 		name := string(k)
 		path := "features." + name
+		if _, dup := out[name]; dup {
+			fail = badField(codeInvalidField, path, path+" is given more than once")
+			return
+		}
 		switch v.Type() {
 		case fastjson.TypeNumber:
 			f, err := v.Float64()
 			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				fail = &apiError{status: fasthttp.StatusBadRequest, code: codeInvalidField, field: path, message: path + " must be a finite number"}
+				fail = badField(codeInvalidField, path, path+" must be a finite number")
+				return
 			}
 			out[name] = features.Number(f)
 		case fastjson.TypeString:
-			out[name] = features.String(string(v.GetStringBytes()))
+			b := v.GetStringBytes()
+			if p := textProblem(b); p != "" {
+				fail = badField(codeInvalidField, path, path+p)
+				return
+			}
+			out[name] = features.String(string(b))
 		case fastjson.TypeTrue, fastjson.TypeFalse:
 			out[name] = features.Bool(v.GetBool())
 		case fastjson.TypeArray:
 			var list []string
 			for j, el := range v.GetArray() {
+				elPath := path + "[" + strconv.Itoa(j) + "]"
 				b, err := el.StringBytes()
 				if err != nil {
-					fail = &apiError{status: fasthttp.StatusBadRequest, code: codeInvalidField, field: path + "[" + strconv.Itoa(j) + "]", message: path + " must be a list of strings"}
+					fail = badField(codeInvalidField, elPath, path+" must be a list of strings; "+elPath+" is "+el.Type().String())
+					return
+				}
+				if p := textProblem(b); p != "" {
+					fail = badField(codeInvalidField, elPath, elPath+p)
 					return
 				}
 				list = append(list, string(b))
 			}
 			out[name] = features.List(list...)
 		default:
-			fail = &apiError{status: fasthttp.StatusBadRequest, code: codeInvalidField, field: path, message: path + " must be a number, string, bool or list of strings"}
+			fail = badField(codeInvalidField, path, path+" must be a number, string, bool or list of strings, got "+v.Type().String())
 		}
 	})
 	if fail != nil {
@@ -360,23 +462,74 @@ func decodeFeatures(body []byte) (map[string]features.Value, *apiError) {
 
 // decodeConsent reads {"channels": {"email": true, "sms": false}}.
 func (s *Server) decodeConsent(body []byte, now time.Time) (map[string]features.Consent, *apiError) {
-	var req struct {
-		Channels map[string]bool `json:"channels"`
+	const example = `{"channels": {"email": true, "sms": false}}`
+	var p fastjson.Parser
+	root, apiErr := parseBody(&p, body)
+	if apiErr != nil {
+		return nil, apiErr
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, &apiError{status: fasthttp.StatusBadRequest, code: codeInvalidJSON, message: "consent must look like {\"channels\": {\"email\": true}}: " + err.Error()}
+	top, err := root.Object()
+	if err != nil {
+		return nil, badField(codeInvalidJSON, "", "request body must be a JSON object such as "+example+", got "+root.Type().String())
 	}
-	if len(req.Channels) == 0 {
-		return nil, &apiError{status: fasthttp.StatusBadRequest, code: codeMissingField, field: "channels", message: "channels is required"}
+	var channels *fastjson.Object
+	var fail *apiError
+	seen := false
+	top.Visit(func(k []byte, v *fastjson.Value) {
+		switch {
+		case fail != nil:
+		case string(k) != "channels":
+			fail = badField(codeUnknownField, string(k), string(k)+" is not a known field; expected channels")
+		case seen:
+			fail = badField(codeInvalidField, "channels", "channels is given more than once")
+		default:
+			seen = true
+			if channels, err = v.Object(); err != nil {
+				fail = badField(codeInvalidField, "channels", "channels must be an object such as "+example+", got "+v.Type().String())
+			}
+		}
+	})
+	if fail != nil {
+		return nil, fail
+	}
+	if !seen || channels.Len() == 0 {
+		return nil, badField(codeMissingField, "channels", "channels is required and must name at least one channel: "+example)
+	}
+	if channels.Len() > maxConsentChannels {
+		return nil, badField(codeInvalidField, "channels", "channels must name at most "+strconv.Itoa(maxConsentChannels)+" channels")
 	}
 	out := map[string]features.Consent{}
-	for ch, granted := range req.Channels {
+	channels.Visit(func(k []byte, v *fastjson.Value) {
+		if fail != nil {
+			return
+		}
+		ch := string(k)
+		path := "channels." + ch
+		if _, dup := out[ch]; dup {
+			fail = badField(codeInvalidField, path, path+" is given more than once")
+			return
+		}
+		var granted bool
+		switch v.Type() {
+		case fastjson.TypeTrue:
+			granted = true
+		case fastjson.TypeFalse:
+		default:
+			fail = badField(codeInvalidField, path, path+" must be true or false, got "+v.Type().String())
+			return
+		}
+		if p := idProblem(k, maxChannelBytes); p != "" {
+			fail = badField(codeInvalidField, path, "the channel name"+p)
+			return
+		}
 		if re := s.schema.CheckChannel(ch); re != nil {
-			return nil, &apiError{status: fasthttp.StatusBadRequest, code: re.Code, field: "channels." + ch, message: re.Message}
+			fail = badField(re.Code, path, path+": "+re.Message)
+			return
 		}
 		out[ch] = features.Consent{Granted: granted, At: now}
+	})
+	if fail != nil {
+		return nil, fail
 	}
 	return out, nil
 }

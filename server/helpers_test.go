@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -268,6 +269,35 @@ func (ts *testServer) do(t *testing.T, method, path, body string, headers map[st
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// raw sends one request written by hand on a new connection: head is the
+// request line and any headers, each ending in CRLF; Host and
+// Content-Length (contentLength, which may promise more than body) are
+// added. It is for requests Go's client will not send.
+func (ts *testServer) raw(t *testing.T, head, body string, contentLength int) response {
+	t.Helper()
+	conn, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, head+"Host: test\r\nContent-Length: "+strconv.Itoa(contentLength)+"\r\n\r\n"+body); err != nil {
+		t.Fatalf("write request: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }

@@ -21,6 +21,7 @@ type metrics struct {
 	decideDuration prometheus.Histogram
 	eventsApplied  prometheus.Counter
 	degraded       prometheus.Counter
+	overloaded     prometheus.Counter
 	handler        http.Handler
 	// counters caches resolved request counters per endpoint and common
 	// status, so counting a request does no label hashing after the first
@@ -36,7 +37,7 @@ func decideBuckets() []float64 {
 	return []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1}
 }
 
-func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.Logger) *metrics {
+func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.Logger, inflight func() int64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -56,12 +57,21 @@ func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.
 			Name: "touchpoint_degraded_decisions_total",
 			Help: "Degraded decisions: made without the customer's features because the store failed, or with rules skipped at the decide deadline.",
 		}),
+		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "touchpoint_decide_overloaded_total",
+			Help: "Decides refused with 503 overloaded because server.max_inflight_decides were already in flight.",
+		}),
 	}
 	m.reg.MustRegister(
 		m.requests,
 		m.decideDuration,
 		m.eventsApplied,
 		m.degraded,
+		m.overloaded,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "touchpoint_decide_in_flight",
+			Help: "Decides being served right now (bounded by server.max_inflight_decides).",
+		}, func() float64 { return float64(inflight()) }),
 		newEngineCollector(d),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -83,6 +93,7 @@ func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.
 		{epDecide, fasthttp.StatusOK},
 		{epDecide, fasthttp.StatusBadRequest},
 		{epDecide, fasthttp.StatusInternalServerError},
+		{epDecide, fasthttp.StatusServiceUnavailable},
 		{epPreflight, fasthttp.StatusNoContent},
 		{epHealthz, fasthttp.StatusOK},
 		{epReadyz, fasthttp.StatusOK},

@@ -85,6 +85,10 @@ const (
 	codeUnavailable       = "unavailable"
 	codeInternal          = "internal"
 	codeNotSupported      = "not_supported"
+	// codeOverloaded is a decide refused by admission control: the server
+	// already has max_inflight_decides in flight. Retry later (Retry-After)
+	// or show the page's default content.
+	codeOverloaded = "overloaded"
 	// codeInvalidRequest stands in for a *engine.RequestError without a code.
 	codeInvalidRequest = "invalid_request"
 )
@@ -108,11 +112,15 @@ type Server struct {
 	decider Decider
 	log     zerolog.Logger
 	// errLog is log rate-limited, for errors that can repeat on every
-	// request (a failing engine, a panicking handler).
-	errLog  zerolog.Logger
-	srv     *fasthttp.Server
-	metrics *metrics
-	cors    corsPolicy
+	// request (a failing engine, a panicking handler). storeLog and
+	// overloadLog are rate-limited on their own, so a failing store or a
+	// flood of requests cannot crowd the other errors out of the log.
+	errLog      zerolog.Logger
+	storeLog    zerolog.Logger
+	overloadLog zerolog.Logger
+	srv         *fasthttp.Server
+	metrics     *metrics
+	cors        corsPolicy
 
 	adminEnabled bool
 	adminKeyHash [sha256.Size]byte
@@ -128,6 +136,13 @@ type Server struct {
 	cancelBase context.CancelFunc
 
 	states sync.Pool // *decideState
+
+	// inflight counts decides being served; maxInflight bounds it.
+	inflight    atomic.Int64
+	maxInflight int64
+	// overloadedBody is the 503 answer of a decide beyond maxInflight,
+	// encoded once.
+	overloadedBody []byte
 
 	customers  Customers
 	schema     Schema
@@ -146,26 +161,37 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		schema:     opts.Schema,
 		storeStats: opts.StoreStats,
 	}
-	s.errLog = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
+	s.errLog = sampled(s.log, 10, time.Second)
+	s.storeLog = sampled(s.log, 10, time.Second)
+	s.overloadLog = sampled(s.log, 1, 10*time.Second)
+	s.maxInflight = int64(cfg.inflightLimit())
+	s.overloadedBody = appendError(nil, codeOverloaded, "",
+		"the server is deciding "+strconv.FormatInt(s.maxInflight, 10)+" requests already (server.max_inflight_decides); retry after a second or show the page's default content")
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	if cfg.AdminKey != "" {
 		s.adminEnabled = true
 		s.adminKeyHash = sha256.Sum256([]byte(cfg.AdminKey))
 	}
-	s.metrics = newMetrics(d, opts.CacheStats, s.log)
+	s.metrics = newMetrics(d, opts.CacheStats, s.log, s.inflight.Load)
 	if opts.StoreStats != nil {
 		s.metrics.reg.MustRegister(newStoreCollector(opts.StoreStats))
 	}
 	s.states.New = func() any { return new(decideState) }
 
-	// fasthttp reads bodies up to this size; the handler enforces the real
-	// limit so most oversized bodies get the same JSON 413 as any other
-	// decide error, and ErrorHandler answers the rest.
-	bodyLimit := cfg.MaxBodyBytes + max(cfg.MaxBodyBytes/4, 4<<10)
+	// fasthttp reads bodies up to a little over the largest endpoint limit;
+	// each handler enforces its endpoint's own limit, so most oversized
+	// bodies get the same JSON 413 as any other error, and ErrorHandler
+	// answers the rest naming the same limit.
+	largest := max(cfg.MaxBodyBytes, cfg.MaxEventsBodyBytes, maxCustomerBody)
+	bodyLimit := largest + max(largest/4, 4<<10)
 	s.srv = &fasthttp.Server{
-		Handler:                      s.handle,
-		ErrorHandler:                 s.handleReadError,
-		Logger:                       fasthttpLogger{log: s.log},
+		Handler:      s.handle,
+		ErrorHandler: s.handleReadError,
+		// fasthttp logs a line for every connection it fails to serve
+		// (malformed requests among them), so its log is sampled.
+		Logger: fasthttpLogger{log: sampled(s.log, 10, time.Second)},
+		// Keep request bytes (headers, bodies) out of those lines.
+		SecureErrorLogMessage:        true,
 		ReadTimeout:                  cfg.ReadTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
@@ -311,8 +337,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	path := ctx.Path()
-	switch string(path) {
-	case "/v1/decide":
+	switch routeOf(ctx) {
+	case epDecide:
 		switch {
 		case ctx.IsPost():
 			ep = epDecide
@@ -324,7 +350,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ep = epDecide
 			s.methodNotAllowed(ctx, "POST, OPTIONS")
 		}
-	case "/v1/events":
+	case epEvents:
 		ep = epEvents
 		switch {
 		case ctx.IsPost():
@@ -334,35 +360,78 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		default:
 			s.methodNotAllowed(ctx, "POST, OPTIONS")
 		}
-	case "/healthz":
+	case epHealthz:
 		ep = epHealthz
 		if s.allowGet(ctx) {
 			writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ok"}`))
 		}
-	case "/readyz":
+	case epReadyz:
 		ep = epReadyz
 		if s.allowGet(ctx) {
 			s.handleReadyz(ctx)
 		}
-	case "/metrics":
+	case epMetrics:
 		ep = epMetrics
 		if s.allowGet(ctx) {
 			s.handleMetrics(ctx)
 		}
+	case epCustomers:
+		ep = epCustomers
+		s.handleCustomer(ctx)
+	case epAdminOther:
+		ep = epAdminOther
+		s.handleAdmin(ctx, &ep)
 	default:
-		if bytes.HasPrefix(path, []byte("/v1/customers/")) {
-			ep = epCustomers
-			s.handleCustomer(ctx)
-			return
-		}
-		if bytes.HasPrefix(path, []byte("/admin/")) {
-			ep = epAdminOther
-			s.handleAdmin(ctx, &ep)
-			return
-		}
 		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
 			message: "no endpoint at " + string(path)})
 	}
+}
+
+// routeOf says which endpoint serves a request; admin paths are all
+// epAdminOther here, and handleAdmin tells them apart.
+//
+// Customer paths are recognised in the raw path, as the client wrote it: a
+// customer id may contain an encoded "/..", which fasthttp's decoded and
+// normalised path has already applied ("/v1/customers/a%2F..%2F..%2Fdecide"
+// is "/v1/decide" there), and the id must still reach the customer
+// endpoints. Other endpoints are matched on the normalised path.
+func routeOf(ctx *fasthttp.RequestCtx) endpoint {
+	if bytes.HasPrefix(ctx.Request.URI().PathOriginal(), []byte(customersPrefix)) {
+		return epCustomers
+	}
+	path := ctx.Path()
+	switch string(path) {
+	case "/v1/decide":
+		return epDecide
+	case "/v1/events":
+		return epEvents
+	case "/healthz":
+		return epHealthz
+	case "/readyz":
+		return epReadyz
+	case "/metrics":
+		return epMetrics
+	}
+	switch {
+	case bytes.HasPrefix(path, []byte(customersPrefix)):
+		return epCustomers
+	case bytes.HasPrefix(path, []byte("/admin/")):
+		return epAdminOther
+	}
+	return epNotFound
+}
+
+// bodyLimit is the largest request body endpoint ep reads. Endpoints
+// without a body share decide's limit, which is then only ever named by a
+// 413 for a body sent where none belongs.
+func (s *Server) bodyLimit(ep endpoint) int {
+	switch ep {
+	case epEvents:
+		return s.cfg.MaxEventsBodyBytes
+	case epCustomers:
+		return maxCustomerBody
+	}
+	return s.cfg.MaxBodyBytes
 }
 
 // allowGet answers 405 unless the method is GET or HEAD.
@@ -437,8 +506,11 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	var netErr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		e = bodyTooLarge(s.cfg.MaxBodyBytes)
-		if string(ctx.Path()) == "/v1/decide" {
+		// The URI has been parsed by the time the body is read, so the
+		// answer names the limit of the endpoint that was called.
+		ep := routeOf(ctx)
+		e = bodyTooLarge(s.bodyLimit(ep), ep)
+		if ep == epDecide || ep == epEvents {
 			s.cors.apply(ctx)
 		}
 	case errors.As(err, &small):
@@ -453,9 +525,17 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	s.metrics.countRequest(epMalformed, e.status)
 }
 
-func bodyTooLarge(limit int) *apiError {
+// bodyTooLarge is the 413 answer, naming the limit and the setting behind it.
+func bodyTooLarge(limit int, ep endpoint) *apiError {
+	setting := "server.max_body_bytes"
+	switch ep {
+	case epEvents:
+		setting = "server.max_events_body_bytes"
+	case epCustomers:
+		setting = "the customer endpoints' fixed limit"
+	}
 	return &apiError{status: fasthttp.StatusRequestEntityTooLarge, code: codeBodyTooLarge,
-		message: "request body exceeds " + strconv.Itoa(limit) + " bytes"}
+		message: "request body exceeds " + strconv.Itoa(limit) + " bytes (" + setting + ")"}
 }
 
 // writeError writes the JSON error body. Error answers are not hot, but a
@@ -472,8 +552,14 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetBody(body)
 }
 
+// sampled returns log limited to burst lines per period (further lines in
+// the period are dropped), for messages a client can cause on every request.
+func sampled(log zerolog.Logger, burst uint32, period time.Duration) zerolog.Logger {
+	return log.Sample(&zerolog.BurstSampler{Burst: burst, Period: period})
+}
+
 // fasthttpLogger routes fasthttp's own messages (accept errors, connection
-// limits) into the server log.
+// limits, connections it could not serve) into the server log.
 type fasthttpLogger struct{ log zerolog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {

@@ -103,7 +103,7 @@ func TestDecideValidation(t *testing.T) {
 	}{
 		{"truncated", `{"customer_id":"c-1",`, 400, "invalid_json", "offset 21"},
 		{"missing comma", `{"customer_id":"c-1" "placements":["a"]}`, 400, "invalid_json", "offset 21"},
-		{"bad literal", "{\n\"explain\": tru}", 400, "invalid_json", "line 2"},
+		{"bad literal", "{\n\"explain\": tru}", 400, "invalid_json", "explain"},
 		{"empty body", ``, 400, "invalid_json", "empty"},
 		{"not an object", `["c-1"]`, 400, "invalid_json", "object"},
 		{"missing customer_id", `{"placements":["a"]}`, 400, "missing_field", "customer_id"},
@@ -122,6 +122,19 @@ func TestDecideValidation(t *testing.T) {
 		{"placement id missing", `{"customer_id":"c-1","placements":["a",{"count":1}]}`, 400, "missing_field", "placements[1].id"},
 		{"placement id number", `{"customer_id":"c-1","placements":[{"id":3}]}`, 400, "invalid_field", "placements[0].id"},
 		{"negative count", `{"customer_id":"c-1","placements":["a",{"id":"b","count":-1}]}`, 400, "invalid_field", "placements[1].count"},
+		{"zero count", `{"customer_id":"c-1","placements":[{"id":"b","count":0}]}`, 400, "invalid_field", "placements[0].count"},
+		{"count twice", `{"customer_id":"c-1","placements":[{"id":"b","count":1,"count":2}]}`, 400, "invalid_field", "placements[0].count"},
+		{"placement id twice", `{"customer_id":"c-1","placements":[{"id":"b","id":"c"}]}`, 400, "invalid_field", "placements[0].id"},
+		{"raw newline in customer_id", "{\"customer_id\":\"c-1\n\",\"placements\":[\"a\"]}", 400, "invalid_json", "customer_id"},
+		{"raw tab in context value", "{\"customer_id\":\"c-1\",\"placements\":[\"a\"],\n \"context\":{\"page\":\"/a\tb\"}}", 400, "invalid_json", "context.page"},
+		{"raw NUL in placement", "{\"customer_id\":\"c-1\",\"placements\":[\"a\", \"b\x00\"]}", 400, "invalid_json", "placements[1]"},
+		{"raw control in a key", "{\"customer_id\":\"c-1\",\"placements\":[\"a\"],\"context\":{\"pa\x01ge\":\"/\"}}", 400, "invalid_json", "context"},
+		{"invalid escape", `{"customer_id":"c-\x41","placements":["a"]}`, 400, "invalid_json", "customer_id"},
+		{"customer_id invalid UTF-8", "{\"customer_id\":\"c-\xff\xfe\",\"placements\":[\"a\"]}", 400, "invalid_field", "customer_id"},
+		{"customer_id escaped control", `{"customer_id":"c-1\n","placements":["a"]}`, 400, "invalid_field", "customer_id"},
+		{"customer_id zero-width space", `{"customer_id":"c-1\u200b","placements":["a"]}`, 400, "invalid_field", "customer_id"},
+		{"customer_id leading space", `{"customer_id":" c-1","placements":["a"]}`, 400, "invalid_field", "customer_id"},
+		{"customer_id dot dot", `{"customer_id":"..","placements":["a"]}`, 400, "invalid_field", "customer_id"},
 		{"fractional count", `{"customer_id":"c-1","placements":[{"id":"b","count":1.5}]}`, 400, "invalid_field", "placements[0].count"},
 		{"string count", `{"customer_id":"c-1","placements":[{"id":"b","count":"2"}]}`, 400, "invalid_field", "placements[0].count"},
 		{"huge count", `{"customer_id":"c-1","placements":[{"id":"b","count":100000}]}`, 400, "invalid_field", "placements[0].count"},
@@ -354,7 +367,14 @@ func TestAdmin(t *testing.T) {
 		cfg.AdminKey = ""
 		ts := startServer(t, cfg, newFakeDecider())
 		expectError(t, ts.do(t, http.MethodPost, "/admin/reload", "", auth), http.StatusForbidden, "admin_disabled")
-		expectError(t, ts.do(t, http.MethodGet, "/admin/ruleset", "", nil), http.StatusForbidden, "admin_disabled")
+		eb := expectError(t, ts.do(t, http.MethodGet, "/admin/ruleset", "", nil), http.StatusForbidden, "admin_disabled")
+		if !strings.Contains(eb.Error.Message, "TOUCHPOINT_ADMIN_KEY") {
+			t.Errorf("message %q does not say how to enable the admin API", eb.Error.Message)
+		}
+		eb = expectError(t, ts.do(t, http.MethodDelete, "/v1/customers/c-1", "", nil), http.StatusForbidden, "admin_disabled")
+		if !strings.Contains(eb.Error.Message, "TOUCHPOINT_ADMIN_KEY") {
+			t.Errorf("message %q does not say how to enable the customer endpoints", eb.Error.Message)
+		}
 	})
 
 	fd := newFakeDecider()

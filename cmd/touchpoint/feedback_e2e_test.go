@@ -63,12 +63,12 @@ func TestFeedbackLoop(t *testing.T) {
 		t.Fatalf("bad batch: %d %s", code, body)
 	}
 	code, body = s.call(t, "POST", "/v1/events", impressions("e-1", "e-2"), false)
-	if code != 202 || body != `{"accepted":2,"duplicates":0}` {
+	if code != 202 || body != `{"accepted":2,"applied":2,"duplicates":0}` {
 		t.Fatalf("events: %d %s", code, body)
 	}
 	// The first batch was rejected whole, so e-1 counts now, once.
 	code, body = s.call(t, "POST", "/v1/events", impressions("e-1", "e-2"), false)
-	if code != 202 || body != `{"accepted":2,"duplicates":2}` {
+	if code != 202 || body != `{"accepted":2,"applied":0,"duplicates":2}` {
 		t.Fatalf("retried batch: %d %s", code, body)
 	}
 	if !shows() {
