@@ -287,6 +287,9 @@ const (
 	mapHeaderBytes = 48
 	slotBytes      = int64(unsafe.Sizeof("") + unsafe.Sizeof(Value{}))
 	stringBytes    = int64(unsafe.Sizeof(""))
+	// counterBytesEach is one element of Record.Counters; event types are a
+	// few shared strings, subjects are counted by length.
+	counterBytesEach = int64(unsafe.Sizeof(Counter{}))
 )
 
 // recordCost estimates the bytes rec keeps in the cache.
@@ -299,6 +302,19 @@ func recordCost(rec *Record) int64 {
 			for _, s := range v.List {
 				n += int64(len(s))
 			}
+		}
+	}
+	// Counters and consent come from events, which any client can send for
+	// any id: a record's cost must grow with them too, or a cache full of
+	// counter-laden records would hold far more than MaxBytes.
+	n += counterBytesEach * int64(len(rec.Counters))
+	for i := range rec.Counters {
+		n += int64(len(rec.Counters[i].Subject))
+	}
+	if rec.Consent != nil {
+		n += mapHeaderBytes + consentEntryBytes*int64(len(rec.Consent))
+		for channel := range rec.Consent {
+			n += int64(len(channel))
 		}
 	}
 	return n

@@ -25,8 +25,10 @@
 // share a key; other ids appear as they are. Touchpoint ids in budget keys are
 // encoded the same way.
 //
-// A customer is known when any of the f, n or k hashes exists; Lookup
-// answers (nil, nil) otherwise. Counter fields older than Config.CounterDays
+// Lookup returns a record when any of the f, n or k hashes exists and
+// answers (nil, nil) otherwise, but a customer is known (features.Record.Known)
+// only while the f hash exists: events may be reported for any id, and for a
+// customer erased since, without making them known. Counter fields older than Config.CounterDays
 // are not returned by Lookup, are not incremented, and are deleted by the
 // first counting write of each day (an HKEYS scan of that customer's counters
 // hash). Erase deletes f, n, k and p; the idempotency markers stay until

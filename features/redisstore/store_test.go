@@ -334,6 +334,56 @@ func runSuite(t *testing.T, url string) {
 		}
 	})
 
+	t.Run("KnownNeedsFeatures", func(t *testing.T) {
+		// Events and consent keep state for any id, but only features make
+		// a customer known, and an erased customer stays unknown until
+		// features are written again.
+		lookup := func(id string) *features.Record {
+			t.Helper()
+			rec, err := s.Lookup(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rec
+		}
+		click := func(id, eventID string) {
+			t.Helper()
+			if n, err := s.ApplyEvents(ctx, []features.Event{event(id, eventID, features.EventClick, "t", time.Now())}); n != 1 || err != nil {
+				t.Fatalf("ApplyEvents(%s) = %d, %v", id, n, err)
+			}
+		}
+		click("ghost-1", "g1")
+		if rec := lookup("ghost-1"); rec == nil || rec.Known() || len(rec.Counters) == 0 {
+			t.Errorf("after an event for an unknown id: %+v; want counters and not known", rec)
+		}
+		if err := s.PutConsent(ctx, "ghost-2", map[string]features.Consent{"email": {Granted: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if rec := lookup("ghost-2"); rec == nil || rec.Known() || len(rec.Consent) != 1 {
+			t.Errorf("after consent for an unknown id: %+v; want consent and not known", rec)
+		}
+		id := "known-1"
+		if err := s.PutFeatures(ctx, id, map[string]features.Value{"tier": features.String("gold")}); err != nil {
+			t.Fatal(err)
+		}
+		if !lookup(id).Known() {
+			t.Fatal("a customer with features is not known")
+		}
+		if err := s.Erase(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		click(id, "k1")
+		if rec := lookup(id); rec.Known() {
+			t.Errorf("an event after erasure made the customer known again: %+v", rec)
+		}
+		if err := s.PutFeatures(ctx, id, map[string]features.Value{"tier": features.String("silver")}); err != nil {
+			t.Fatal(err)
+		}
+		if rec := lookup(id); !rec.Known() || len(rec.Values) != 1 {
+			t.Errorf("after features are written again: %+v; want known", rec)
+		}
+	})
+
 	t.Run("BudgetsExact", func(t *testing.T) {
 		other := openStore(t, testConfig(url)) // a second node
 		day := features.Day(time.Now())
