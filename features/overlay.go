@@ -90,6 +90,8 @@ type Overlay struct {
 	bytes  int64
 	erased map[string]struct{} // base customers erased: their base record stays hidden
 	events eventSet
+	// dropped lists customers evicted under mu, for unlock to report.
+	dropped []string
 
 	evictedCustomers, droppedCounters atomic.Uint64
 }
@@ -119,8 +121,9 @@ type counterKey struct {
 const eventMemory = 24 * time.Hour
 
 // NewOverlay wraps base with the default bounds. onChange, if not nil, is
-// called after every write with the customer's id, so caches can drop the
-// old record.
+// called with a customer's id after every write, and after the bounds
+// dropped what was written for the customer, so caches can drop the old
+// record.
 func NewOverlay(base Store, onChange func(customerID string)) *Overlay {
 	o, err := NewBoundedOverlay(base, onChange, DefaultOverlayConfig())
 	if err != nil {
@@ -244,8 +247,21 @@ func (o *Overlay) settle(oc *overlayCustomer) {
 	o.bytes += size - oc.bytes
 	oc.bytes = size
 	for o.bytes > o.cfg.MaxBytes && o.lru.prev != &o.lru {
+		if o.onChange != nil {
+			o.dropped = append(o.dropped, o.lru.prev.id)
+		}
 		o.drop(o.lru.prev)
 		o.evictedCustomers.Add(1)
+	}
+}
+
+// unlock releases mu and reports the customers settle evicted meanwhile.
+func (o *Overlay) unlock() {
+	dropped := o.dropped
+	o.dropped = nil
+	o.mu.Unlock()
+	for _, id := range dropped {
+		o.changed(id)
 	}
 }
 
@@ -285,7 +301,7 @@ func (o *Overlay) PutFeatures(_ context.Context, id string, values map[string]Va
 	}
 	oc.measure()
 	o.settle(oc)
-	o.mu.Unlock()
+	o.unlock()
 	o.changed(id)
 	return nil
 }
@@ -303,7 +319,7 @@ func (o *Overlay) PutConsent(_ context.Context, id string, consent map[string]Co
 	maps.Copy(oc.consent, consent)
 	oc.measure()
 	o.settle(oc)
-	o.mu.Unlock()
+	o.unlock()
 	o.changed(id)
 	return nil
 }
@@ -365,7 +381,7 @@ func (o *Overlay) ApplyEvents(_ context.Context, events []Event) (int, error) {
 			touched = append(touched, ev.CustomerID)
 		}
 	}
-	o.mu.Unlock()
+	o.unlock()
 	for _, id := range touched {
 		o.changed(id)
 	}
@@ -426,7 +442,7 @@ func (o *Overlay) ReserveDecisions(_ context.Context, id string, day int32, limi
 				n += oc.counters[counterKey{EventDecision, l.Subject, d}]
 			}
 			if n >= l.Count {
-				o.mu.Unlock()
+				o.unlock()
 				return false, nil
 			}
 		}
@@ -436,7 +452,7 @@ func (o *Overlay) ReserveDecisions(_ context.Context, id string, day int32, limi
 		o.count(oc, counterKey{EventDecision, l.Subject, day})
 	}
 	o.settle(oc)
-	o.mu.Unlock()
+	o.unlock()
 	o.changed(id)
 	return true, nil
 }

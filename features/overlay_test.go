@@ -314,6 +314,8 @@ func TestOverlayCustomersBounded(t *testing.T) {
 func TestOverlayEvictionKeepsErasure(t *testing.T) {
 	base := `{"id":"a","features":{"tier":"gold"}}` + "\n" + `{"id":"b","features":{"tier":"gold"}}` + "\n"
 	o := newBoundedOverlay(t, base, OverlayConfig{MaxEventIDs: 100, MaxBytes: 4 << 10, MaxCountersPerCustomer: 100})
+	changed := map[string]int{}
+	o.onChange = func(id string) { changed[id]++ }
 	ctx := context.Background()
 	if err := o.Erase(ctx, "a"); err != nil {
 		t.Fatal(err)
@@ -332,6 +334,10 @@ func TestOverlayEvictionKeepsErasure(t *testing.T) {
 	}
 	if rec, _ := o.Lookup(ctx, "b"); !rec.Known() || rec.Values["tier"].Str != "gold" {
 		t.Errorf("b after eviction = %+v; want the base features", rec)
+	}
+	// Caches hear of the eviction as of any write.
+	if changed["a"] != 3 || changed["b"] != 2 {
+		t.Errorf("onChange calls: a %d, b %d; want 3 (erase, put, eviction) and 2 (put, eviction)", changed["a"], changed["b"])
 	}
 	if st := o.Stats(); st.ErasedCustomers != 1 {
 		t.Errorf("Stats = %+v; want the one base erasure kept", st)

@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/jsonw"
 )
 
@@ -56,6 +57,9 @@ type Options struct {
 	// StoreStats reports a shared feature store's health for /readyz and
 	// /metrics; nil means an embedded store that is always up.
 	StoreStats func() StoreStats
+	// OverlayStats reports the embedded store's overlay for /metrics; nil
+	// leaves the overlay metrics out.
+	OverlayStats func() features.OverlayStats
 }
 
 // StoreStats describes a shared feature store (Redis).
@@ -155,6 +159,9 @@ func New(cfg Config, d Decider, opts Options) *Server {
 	s.metrics = newMetrics(d, opts.CacheStats, s.log)
 	if opts.StoreStats != nil {
 		s.metrics.reg.MustRegister(newStoreCollector(opts.StoreStats))
+	}
+	if opts.OverlayStats != nil {
+		s.metrics.reg.MustRegister(newOverlayCollector(opts.OverlayStats))
 	}
 	s.states.New = func() any { return new(decideState) }
 
