@@ -36,6 +36,10 @@ type Store struct {
 	// subscription after having had one; while any is, this node may miss
 	// invalidations and reports itself degraded.
 	subscriptionsDown atomic.Int32
+
+	// importFailed, when set by a test, is called as Import learns that a
+	// batch failed.
+	importFailed func(seq int)
 }
 
 var (

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/redistest"
 )
@@ -765,5 +766,64 @@ func TestOpenWithoutRedis(t *testing.T) {
 	}
 	if s.State() != StateDown {
 		t.Errorf("State = %s; want down", s.State())
+	}
+}
+
+// holdHook holds back the pipeline that writes key until release is closed
+// or the pipeline's context ends.
+type holdHook struct {
+	key     string
+	release chan struct{}
+}
+
+func (h holdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && len(cmds[0].Args()) > 1 && cmds[0].Args()[1] == h.key {
+			select {
+			case <-h.release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestImportKeepsBatchesBeforeAFailure: a bad line must not cancel the
+// batches before it that are still being written; they all commit and
+// Committed says so. The first batch is held back until the import has
+// seen the bad one fail.
+func TestImportKeepsBatchesBeforeAFailure(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openStore(t, testConfig(srv.URL()))
+	release := make(chan struct{})
+	var once sync.Once
+	s.importFailed = func(int) { once.Do(func() { close(release) }) }
+	s.client.AddHook(holdHook{key: keysFor("r-1").features(), release: release})
+
+	var in strings.Builder
+	for i := 1; i <= 95; i++ {
+		if i == 70 {
+			in.WriteString(`{"id":"r-70","features":{"bad":{"nested":1}}}` + "\n")
+			continue
+		}
+		fmt.Fprintf(&in, `{"id":"r-%d","features":{"n":%d}}`+"\n", i, i)
+	}
+	stats, err := s.Import(context.Background(), strings.NewReader(in.String()), ImportOptions{Name: "c.jsonl", BatchSize: 10, Pipelines: 3})
+	var le *features.LoadError
+	if !errors.As(err, &le) || le.Line != 70 {
+		t.Fatalf("Import = %v; want an error at c.jsonl:70", err)
+	}
+	if stats.Committed != 60 || stats.Customers != 60 {
+		t.Errorf("stats = %+v; want the 60 lines before the bad batch committed", stats)
+	}
+	for i := 1; i <= 60; i++ {
+		if rec, err := s.Lookup(context.Background(), fmt.Sprintf("r-%d", i)); err != nil || !rec.Known() {
+			t.Fatalf("r-%d = %+v, %v; want it imported", i, rec, err)
+		}
 	}
 }
