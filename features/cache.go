@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,7 @@ type CacheStats struct {
 	Hits         uint64 // lookups answered from the cache, including NegativeHits
 	NegativeHits uint64 // hits that answered "unknown customer"
 	Misses       uint64 // lookups that went to the backend, or joined a call already under way
+	Panics       uint64 // backend calls that panicked (answered with a *PanicError)
 }
 
 // ErrCacheClosed is returned by Lookup on a cache miss after Close.
@@ -73,7 +75,7 @@ type Cache struct {
 	entries     *ristretto.Cache[string, *Record] // nil *Record = known unknown
 	flights     singleflight.Group
 
-	hits, negativeHits, misses atomic.Uint64
+	hits, negativeHits, misses, panics atomic.Uint64
 	// generation changes on every invalidation; a fetch that started in an
 	// older generation may hold data from before the change and is not
 	// cached.
@@ -182,10 +184,21 @@ type leaderGoneError struct{ err error }
 func (e *leaderGoneError) Error() string { return e.err.Error() }
 func (e *leaderGoneError) Unwrap() error { return e.err }
 
+// PanicError is returned by Lookup when the backend panicked. The panic is
+// recovered where the backend ran: singleflight runs it on a goroutine of
+// its own and would re-panic there, where nothing can recover, ending the
+// process.
+type PanicError struct {
+	Value any    // what the backend panicked with
+	Stack []byte // the backend's stack when it panicked
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("feature store lookup panicked: %v", e.Value) }
+
 // fetch asks the backend and caches the answer. It runs once per flight, on a
 // goroutine owned by the singleflight group, and may outlive the caller that
 // started it; Close waits for it.
-func (c *Cache) fetch(ctx context.Context, id string) (*Record, error) {
+func (c *Cache) fetch(ctx context.Context, id string) (rec *Record, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -194,9 +207,15 @@ func (c *Cache) fetch(ctx context.Context, id string) (*Record, error) {
 	c.fetches.Add(1)
 	c.mu.Unlock()
 	defer c.fetches.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			c.panics.Add(1)
+			rec, err = nil, &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
 
 	gen := c.generation.Load()
-	rec, err := c.backend.Lookup(ctx, id)
+	rec, err = c.backend.Lookup(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &leaderGoneError{err}
@@ -250,6 +269,7 @@ func (c *Cache) Stats() CacheStats {
 		Hits:         c.hits.Load(),
 		NegativeHits: c.negativeHits.Load(),
 		Misses:       c.misses.Load(),
+		Panics:       c.panics.Load(),
 	}
 }
 

@@ -628,7 +628,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := testConfig(srv.URL())
 	cfg.LookupTimeout = 200 * time.Millisecond
-	cfg.Breaker = BreakerConfig{Failures: 3, Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	cfg.Breaker = BreakerConfig{Failures: 3, Span: time.Second, Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	s := openStore(t, cfg)
 	ctx := context.Background()
 	in := subscribe(t, s)
