@@ -104,8 +104,8 @@ func (b *breaker) allow() (ok, probe bool) {
 	}
 }
 
-// record feeds a finished call's outcome to the breaker.
-func (b *breaker) record(probe bool, o outcome) {
+// record feeds a finished call's outcome, and its error, to the breaker.
+func (b *breaker) record(probe bool, o outcome, err error) {
 	if !probe && o == outcomeSuccess && b.failing.Load() == 0 && b.state.Load() == breakerClosed {
 		return
 	}
@@ -116,7 +116,12 @@ func (b *breaker) record(probe bool, o outcome) {
 	}
 	switch o {
 	case outcomeSuccess:
-		// Redis answered: whatever the state, it is reachable again.
+		if !probe && b.state.Load() != breakerClosed {
+			// A call that started before the breaker opened, on a
+			// connection that still worked then: only a probe tells
+			// whether Redis answers now.
+			return
+		}
 		if b.state.Swap(breakerClosed) != breakerClosed {
 			b.log.Info().Str("breaker", b.name).Msg("redis circuit breaker closed: redis answers again")
 		}
@@ -129,7 +134,7 @@ func (b *breaker) record(probe bool, o outcome) {
 			if o == outcomeFailure {
 				b.backoff = min(2*b.backoff, b.maxBackoff)
 			}
-			b.openLocked()
+			b.openLocked(err)
 		case b.state.Load() == breakerClosed:
 			now := b.now()
 			b.lastFailure.Store(now.UnixNano())
@@ -141,7 +146,7 @@ func (b *breaker) record(probe bool, o outcome) {
 			}
 			if b.failing.Load() >= b.threshold && (b.hardFailures >= b.threshold || now.Sub(b.failingSince) >= b.span) {
 				b.backoff = b.minBackoff
-				b.openLocked()
+				b.openLocked(err)
 			}
 		}
 		// A failure of a call that started before the breaker opened
@@ -149,10 +154,11 @@ func (b *breaker) record(probe bool, o outcome) {
 	}
 }
 
-func (b *breaker) openLocked() {
+// openLocked opens the breaker; err is the failure that made it open.
+func (b *breaker) openLocked(err error) {
 	if b.state.Swap(breakerOpen) == breakerClosed {
 		b.opens.Add(1)
-		b.log.Warn().Str("breaker", b.name).Int32("failures", b.failing.Load()).
+		b.log.Warn().Str("breaker", b.name).Err(err).Int32("failures", b.failing.Load()).
 			Int32("connection_failures", b.hardFailures).Dur("failing_for", b.now().Sub(b.failingSince)).
 			Msg("redis circuit breaker opened: calls fail fast until a probe succeeds")
 	}

@@ -288,7 +288,7 @@ func (s *Store) settle(ctx context.Context, b *breaker, probe bool, err error) {
 	if o == outcomeFailure || o == outcomeSlow {
 		s.failures.Add(1)
 	}
-	b.record(probe, o)
+	b.record(probe, o, err)
 }
 
 // notApplied marks an error after which nothing reached Redis: it is both

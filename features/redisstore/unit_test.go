@@ -115,7 +115,7 @@ func newTestBreaker(clock *breakerClock, log zerolog.Logger) *breaker {
 func (b *breaker) call(o outcome) (allowed bool) {
 	ok, probe := b.allow()
 	if ok {
-		b.record(probe, o)
+		b.record(probe, o, nil)
 	}
 	return ok
 }
@@ -185,6 +185,10 @@ func TestBreakerProbes(t *testing.T) {
 	if b.call(outcomeSuccess) {
 		t.Fatal("open breaker let a call through before the backoff")
 	}
+	b.record(false, outcomeSuccess, nil) // a call from before it opened
+	if b.stateName() != StateDown {
+		t.Fatal("a call that started before the breaker opened closed it")
+	}
 
 	// After the backoff (±10%) exactly one probe goes through.
 	clock.advance(1100 * time.Millisecond)
@@ -195,7 +199,7 @@ func TestBreakerProbes(t *testing.T) {
 	if ok2, _ := b.allow(); ok2 {
 		t.Fatal("a second call went through while the probe was under way")
 	}
-	b.record(true, outcomeFailure) // probe could not connect: backoff doubles to 2s
+	b.record(true, outcomeFailure, nil) // probe could not connect: backoff doubles to 2s
 	clock.advance(1500 * time.Millisecond)
 	if ok, _ := b.allow(); ok {
 		t.Fatal("breaker let a probe through before the doubled backoff")
@@ -205,7 +209,7 @@ func TestBreakerProbes(t *testing.T) {
 	if !ok || !probe {
 		t.Fatal("no probe after the doubled backoff")
 	}
-	b.record(true, outcomeSlow) // a slow probe reopens without doubling
+	b.record(true, outcomeSlow, nil) // a slow probe reopens without doubling
 	if b.backoff != 2*time.Second {
 		t.Errorf("backoff after a slow probe = %v, want 2s", b.backoff)
 	}
@@ -214,12 +218,12 @@ func TestBreakerProbes(t *testing.T) {
 	if !ok || !probe {
 		t.Fatal("no probe after the backoff")
 	}
-	b.record(true, outcomeNeutral) // the probe's caller gave up: try another
+	b.record(true, outcomeNeutral, nil) // the probe's caller gave up: try another
 	ok, probe = b.allow()
 	if !ok || !probe {
 		t.Fatal("no new probe after a neutral one")
 	}
-	b.record(true, outcomeSuccess)
+	b.record(true, outcomeSuccess, nil)
 	if b.stateName() != StateUp {
 		t.Fatalf("after a good probe: %s", b.stateName())
 	}
@@ -243,7 +247,7 @@ func TestBreakerProbes(t *testing.T) {
 		if !ok || !probe {
 			t.Fatal("no probe")
 		}
-		b.record(true, outcomeFailure)
+		b.record(true, outcomeFailure, nil)
 	}
 	if b.backoff != 4*time.Second {
 		t.Errorf("backoff = %v, want the 4s cap", b.backoff)
