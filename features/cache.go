@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -74,6 +75,7 @@ type Cache struct {
 	negativeTTL time.Duration
 	entries     *ristretto.Cache[string, *Record] // nil *Record = known unknown
 	flights     singleflight.Group
+	log         zerolog.Logger
 
 	hits, negativeHits, misses, panics atomic.Uint64
 	// generation changes on every invalidation; a fetch that started in an
@@ -88,8 +90,20 @@ type Cache struct {
 	fetches sync.WaitGroup
 }
 
+// CacheOption configures a Cache beyond its CacheConfig.
+type CacheOption func(*Cache)
+
+// WithCacheLogger logs a backend that panicked, with its stack, at error
+// level and at most a few times a minute. Without it the panic reaches only
+// the caller, as a *PanicError.
+func WithCacheLogger(log zerolog.Logger) CacheOption {
+	return func(c *Cache) {
+		c.log = log.With().Str("component", "cache").Logger().Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
+	}
+}
+
 // NewCache puts a cache configured by cfg in front of backend.
-func NewCache(backend Store, cfg CacheConfig) (*Cache, error) {
+func NewCache(backend Store, cfg CacheConfig, opts ...CacheOption) (*Cache, error) {
 	if backend == nil {
 		return nil, errors.New("cannot create feature cache: backend is nil")
 	}
@@ -108,12 +122,17 @@ func NewCache(backend Store, cfg CacheConfig) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot create feature cache: %w", err)
 	}
-	return &Cache{
+	c := &Cache{
 		backend:     backend,
 		ttl:         cfg.TTL,
 		negativeTTL: cfg.NegativeTTL,
 		entries:     entries,
-	}, nil
+		log:         zerolog.Nop(),
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
 }
 
 // typicalEntryBytes is a guess at an average entry's cost, used only to size
@@ -210,7 +229,9 @@ func (c *Cache) fetch(ctx context.Context, id string) (rec *Record, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.panics.Add(1)
-			rec, err = nil, &PanicError{Value: v, Stack: debug.Stack()}
+			pe := &PanicError{Value: v, Stack: debug.Stack()}
+			c.log.Error().Str("panic", fmt.Sprint(v)).Bytes("stack", pe.Stack).Msg("feature store lookup panicked; the decision is degraded")
+			rec, err = nil, pe
 		}
 	}()
 
@@ -332,7 +353,7 @@ func recordCost(rec *Record) int64 {
 		n += int64(len(rec.Counters[i].Subject))
 	}
 	if rec.Consent != nil {
-		n += mapHeaderBytes + consentEntryBytes*int64(len(rec.Consent))
+		n += mapCost(len(rec.Consent), consentSlotBytes)
 		for channel := range rec.Consent {
 			n += int64(len(channel))
 		}
@@ -344,10 +365,15 @@ func recordCost(rec *Record) int64 {
 // maps keep slots in groups of eight with a control word each, fill at most
 // 7/8 of them and grow by doubling, so a map often holds twice the slots it
 // uses.
-func mapBytes(n int) int64 {
+func mapBytes(n int) int64 { return mapCost(n, slotBytes) }
+
+// mapCost approximates the heap of a map with n entries of slot bytes each
+// (key and value), as mapBytes explains. Even a map of one entry holds a
+// group of eight slots.
+func mapCost(n int, slot int64) int64 {
 	slots := int64(8)
 	for slots*7/8 < int64(n) {
 		slots *= 2
 	}
-	return mapHeaderBytes + slots*slotBytes + slots
+	return mapHeaderBytes + slots*slot + slots
 }

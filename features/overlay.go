@@ -100,9 +100,10 @@ type overlayCustomer struct {
 	id         string
 	prev, next *overlayCustomer
 	bytes      int64 // the estimate counted in Overlay.bytes
-	// counterBytes and otherBytes make up the estimate: counters change
-	// one at a time and are accounted so; the rest is measured on change.
-	counterBytes, otherBytes int64
+	// otherBytes and counterBytes() make up the estimate: counters change
+	// one at a time and their subjects are summed as they do; the rest is
+	// measured on change.
+	otherBytes, subjectBytes int64
 	// values holds features written through the API; KindMissing entries
 	// hide a base feature that was deleted.
 	values   map[string]Value
@@ -243,7 +244,7 @@ func (o *Overlay) customer(id string) *overlayCustomer {
 // settle accounts for oc's new size and drops the least recently written
 // customers while the overlay is over its bound. Callers hold mu.
 func (o *Overlay) settle(oc *overlayCustomer) {
-	size := oc.counterBytes + oc.otherBytes
+	size := oc.counterBytes() + oc.otherBytes
 	o.bytes += size - oc.bytes
 	oc.bytes = size
 	for o.bytes > o.cfg.MaxBytes && o.lru.prev != &o.lru {
@@ -410,7 +411,7 @@ func (o *Overlay) count(oc *overlayCustomer, k counterKey) bool {
 		oc.minDay = k.day
 	}
 	oc.counters[k] = 1
-	oc.counterBytes += counterBytes(k)
+	oc.subjectBytes += int64(len(k.subject))
 	return true
 }
 
@@ -421,7 +422,7 @@ func (o *Overlay) dropDay(oc *overlayCustomer, day int32) {
 	for k := range oc.counters {
 		if k.day == day {
 			delete(oc.counters, k)
-			oc.counterBytes -= counterBytes(k)
+			oc.subjectBytes -= int64(len(k.subject))
 			o.droppedCounters.Add(1)
 			continue
 		}
@@ -463,34 +464,45 @@ func (o *Overlay) Consume(ctx context.Context, touchpoint string, day int32, tot
 }
 
 // Size estimates for an overlay customer. Like recordCost's, they need to
-// be proportional to the heap held rather than exact: Go maps keep at most
-// 7/8 of their slots full and grow by doubling, about 1.5 slots per entry.
+// be proportional to the heap held rather than exact; mapCost estimates
+// each map from its number of entries.
 const (
-	overlayCustomerBytes = int64(unsafe.Sizeof(overlayCustomer{})) + 3*mapHeaderBytes +
+	overlayCustomerBytes = int64(unsafe.Sizeof(overlayCustomer{})) +
 		(int64(unsafe.Sizeof("")+unsafe.Sizeof(&overlayCustomer{}))*3)/2 // its slot in Overlay.customers
-	counterEntryBytes = (int64(unsafe.Sizeof(counterKey{})+8) * 3) / 2
-	consentEntryBytes = (int64(unsafe.Sizeof("")+unsafe.Sizeof(Consent{})) * 3) / 2
-	valueEntryBytes   = (slotBytes * 3) / 2
+	counterSlotBytes = int64(unsafe.Sizeof(counterKey{}) + 8)
+	consentSlotBytes = int64(unsafe.Sizeof("") + unsafe.Sizeof(Consent{}))
 )
 
 // measure estimates the bytes oc keeps alive besides its counters.
 func (oc *overlayCustomer) measure() {
 	n := overlayCustomerBytes + int64(len(oc.id))
-	for name, v := range oc.values {
-		n += valueEntryBytes + int64(len(name)+len(v.Str))
-		for _, s := range v.List {
-			n += stringBytes + int64(len(s))
+	if oc.values != nil {
+		n += mapBytes(len(oc.values))
+		for name, v := range oc.values {
+			n += int64(len(name) + len(v.Str))
+			for _, s := range v.List {
+				n += stringBytes + int64(len(s))
+			}
 		}
 	}
-	for channel := range oc.consent {
-		n += consentEntryBytes + int64(len(channel))
+	if oc.consent != nil {
+		n += mapCost(len(oc.consent), consentSlotBytes)
+		for channel := range oc.consent {
+			n += int64(len(channel))
+		}
 	}
 	oc.otherBytes = n
 }
 
-// counterBytes estimates one counter's bytes. Event types are a few shared
-// constants; subjects are built per event.
-func counterBytes(k counterKey) int64 { return counterEntryBytes + int64(len(k.subject)) }
+// counterBytes estimates the bytes of oc's counters: the map, and the
+// subjects, which are built per event (event types are a few shared
+// constants).
+func (oc *overlayCustomer) counterBytes() int64 {
+	if oc.counters == nil {
+		return 0
+	}
+	return mapCost(len(oc.counters), counterSlotBytes) + oc.subjectBytes
+}
 
 // eventKey is the digest of a customer id and event id: fixed-size, so a
 // remembered id costs the same however long the client made it.
