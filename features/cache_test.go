@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // fakeStore is a Store that counts backend calls. When gate is non-nil each
@@ -643,7 +645,12 @@ func (panickyStore) Ping(context.Context) error                      { return ni
 // goroutine of its own, which would end the process; the cache recovers it
 // and answers every caller sharing the fetch with an error instead.
 func TestCacheBackendPanic(t *testing.T) {
-	c := newTestCache(t, panickyStore{}, DefaultCacheConfig())
+	var logs strings.Builder
+	c, err := NewCache(panickyStore{}, DefaultCacheConfig(), WithCacheLogger(zerolog.New(&logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -661,5 +668,8 @@ func TestCacheBackendPanic(t *testing.T) {
 	// Nothing was cached: the next lookup asks the backend again.
 	if _, err := c.Lookup(context.Background(), "c-1"); err == nil {
 		t.Error("a panic was cached as an answer")
+	}
+	if !strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), "backend bug") {
+		t.Errorf("logs = %s; want the panic logged", logs.String())
 	}
 }

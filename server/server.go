@@ -66,6 +66,11 @@ type Options struct {
 type StoreStats struct {
 	State                                                  string // up, degraded or down
 	Calls, Failures, Rejected, BreakerOpens, Invalidations uint64
+	// BadValues counts stored values lookups could not decode and skipped;
+	// Resubscribes, invalidation subscriptions re-established after a loss;
+	// DialFailures, new connections that could not be made; Panics,
+	// invalidation callbacks or receives that panicked and were recovered.
+	BadValues, Resubscribes, DialFailures, Panics uint64
 }
 
 // Error codes returned in {"error":{"code":…}}. Clients may switch on them;

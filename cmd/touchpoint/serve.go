@@ -88,7 +88,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.close()
-	cache, err = features.NewCache(st.store, cfg.Features.Cache)
+	cache, err = features.NewCache(st.store, cfg.Features.Cache, features.WithCacheLogger(log))
 	if err != nil {
 		return fmt.Errorf("cannot start feature cache: %w", err)
 	}
@@ -160,7 +160,10 @@ type customerStore struct {
 // write and whenever a change reaches the store by other means.
 func openCustomerStore(cfg config, log zerolog.Logger, invalidate func(customerID string)) (*customerStore, error) {
 	if cfg.Redis.URL != "" {
-		rs, err := redisstore.Open(cfg.Redis)
+		// The client library's own log lines go through zerolog; its
+		// logger is process-wide, and this is the process's one store.
+		redisstore.SetClientLogger(log)
+		rs, err := redisstore.Open(cfg.Redis, redisstore.WithLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("cannot open Redis store: %w", err)
 		}
@@ -177,7 +180,8 @@ func openCustomerStore(cfg config, log zerolog.Logger, invalidate func(customerI
 			stats: func() server.StoreStats {
 				s := rs.Stats()
 				return server.StoreStats{State: rs.State(), Calls: s.Calls, Failures: s.Failures, Rejected: s.Rejected,
-					BreakerOpens: s.BreakerOpens, Invalidations: s.Invalidations}
+					BreakerOpens: s.BreakerOpens, Invalidations: s.Invalidations,
+					BadValues: s.BadValues, Resubscribes: s.Resubscribes, DialFailures: s.DialFailures, Panics: s.Panics}
 			},
 			subscribe: rs.Subscribe,
 			close:     func() { _ = rs.Close() },

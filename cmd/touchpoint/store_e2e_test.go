@@ -125,14 +125,11 @@ func TestOverlayBounds(t *testing.T) {
 			t.Fatalf("events: %d %s", code, raw)
 		}
 	}
-	_, metrics := s.call(t, "GET", "/metrics", "", false)
-	values := map[string]float64{}
-	for _, line := range strings.Split(metrics, "\n") {
-		if name, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "touchpoint_overlay_") {
-			f, _ := strconv.ParseFloat(v, 64)
-			values[name] = f
-		}
+	code, metrics := s.call(t, "GET", "/metrics", "", false)
+	if code != 200 {
+		t.Fatalf("metrics: %d", code)
 	}
+	values := metricValues(metrics)
 	if values["touchpoint_overlay_event_ids"] != 100 || values["touchpoint_overlay_event_ids_evicted_total"] != 900 {
 		t.Errorf("event id metrics: %v; want 100 held and 900 evicted", values)
 	}
@@ -149,4 +146,17 @@ func TestOverlayBounds(t *testing.T) {
 	if d.KnownCustomer {
 		t.Errorf("the erased customer is known again after the overlay dropped what was written for them: %s", raw)
 	}
+}
+
+// metricValues reads the unlabelled series of a Prometheus text exposition.
+func metricValues(exposition string) map[string]float64 {
+	values := map[string]float64{}
+	for _, line := range strings.Split(exposition, "\n") {
+		if name, v, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(name, "#") {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				values[name] = f
+			}
+		}
+	}
+	return values
 }
