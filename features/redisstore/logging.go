@@ -14,8 +14,12 @@ import (
 // minute, instead of as plain text on stderr. The library's logger is
 // process-wide, so the program calls this once, at start, for every Store.
 func SetClientLogger(log zerolog.Logger) {
-	redis.SetLogger(clientLogger{log: log.With().Str("component", "redis-client").Logger().
-		Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})})
+	redis.SetLogger(newClientLogger(log))
+}
+
+func newClientLogger(log zerolog.Logger) clientLogger {
+	return clientLogger{log: log.With().Str("component", "redis-client").Logger().
+		Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})}
 }
 
 // clientLogger adapts zerolog to the client library's Printf logging.

@@ -385,3 +385,18 @@ func TestCounterField(t *testing.T) {
 		}
 	}
 }
+
+func TestClientLogger(t *testing.T) {
+	var logs strings.Builder
+	l := newClientLogger(zerolog.New(&logs))
+	for i := range 50 {
+		l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts", i)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 10 {
+		t.Errorf("%d lines logged for 50 in a burst; want the 10 the sampler lets through", len(lines))
+	}
+	if want := `{"level":"warn","component":"redis-client","message":"redis: connection pool: failed to dial after 0 attempts"}`; lines[0] != want {
+		t.Errorf("first line = %s, want %s", lines[0], want)
+	}
+}
