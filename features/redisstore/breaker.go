@@ -61,6 +61,13 @@ type breaker struct {
 	backoff      time.Duration // the current open period, before jitter
 	retryAt      time.Time     // when an open breaker lets a probe through
 	probing      bool          // a half-open probe is under way
+	openedHard   bool          // it opened because calls could not connect
+
+	// peer is the store's other breaker. Both reach Redis over the same
+	// connections, so a call of one that succeeds shows that the other, if
+	// it opened because calls could not connect, can close; one that
+	// opened because calls were slow stays open until its own probe.
+	peer *breaker
 }
 
 func newBreaker(name string, cfg BreakerConfig, now func() time.Time, log zerolog.Logger) *breaker {
@@ -106,6 +113,10 @@ func (b *breaker) allow() (ok, probe bool) {
 
 // record feeds a finished call's outcome, and its error, to the breaker.
 func (b *breaker) record(probe bool, o outcome, err error) {
+	if o == outcomeSuccess && (probe || b.state.Load() == breakerClosed) {
+		// Redis answered just now. Runs after the unlock below.
+		defer b.peerReachable()
+	}
 	if !probe && o == outcomeSuccess && b.failing.Load() == 0 && b.state.Load() == breakerClosed {
 		return
 	}
@@ -134,7 +145,7 @@ func (b *breaker) record(probe bool, o outcome, err error) {
 			if o == outcomeFailure {
 				b.backoff = min(2*b.backoff, b.maxBackoff)
 			}
-			b.openLocked(err)
+			b.openLocked(err, o == outcomeFailure)
 		case b.state.Load() == breakerClosed:
 			now := b.now()
 			b.lastFailure.Store(now.UnixNano())
@@ -146,7 +157,7 @@ func (b *breaker) record(probe bool, o outcome, err error) {
 			}
 			if b.failing.Load() >= b.threshold && (b.hardFailures >= b.threshold || now.Sub(b.failingSince) >= b.span) {
 				b.backoff = b.minBackoff
-				b.openLocked(err)
+				b.openLocked(err, b.hardFailures >= b.threshold)
 			}
 		}
 		// A failure of a call that started before the breaker opened
@@ -154,8 +165,10 @@ func (b *breaker) record(probe bool, o outcome, err error) {
 	}
 }
 
-// openLocked opens the breaker; err is the failure that made it open.
-func (b *breaker) openLocked(err error) {
+// openLocked opens the breaker; err is the failure that made it open, and
+// hard says whether it opened for want of a connection.
+func (b *breaker) openLocked(err error, hard bool) {
+	b.openedHard = hard
 	if b.state.Swap(breakerOpen) == breakerClosed {
 		b.opens.Add(1)
 		b.log.Warn().Str("breaker", b.name).Err(err).Int32("failures", b.failing.Load()).
@@ -172,6 +185,28 @@ func (b *breaker) openLocked(err error) {
 		d += time.Duration(rand.Int64N(spread+1) - spread/2)
 	}
 	b.retryAt = b.now().Add(d)
+}
+
+// peerReachable tells the peer that Redis answered.
+func (b *breaker) peerReachable() {
+	if p := b.peer; p != nil && p.state.Load() != breakerClosed {
+		p.reachable()
+	}
+}
+
+// reachable closes a breaker that opened because calls could not connect:
+// another call has just reached Redis.
+func (b *breaker) reachable() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state.Load() == breakerClosed || !b.openedHard {
+		return
+	}
+	b.state.Store(breakerClosed)
+	b.failing.Store(0)
+	b.hardFailures = 0
+	b.backoff = b.minBackoff
+	b.log.Info().Str("breaker", b.name).Msg("redis circuit breaker closed: redis answers again")
 }
 
 // stateName is the breaker's view: down while open or probing, degraded

@@ -93,8 +93,13 @@
 // at once with ErrUnavailable instead of waiting on a dead Redis. After a
 // backoff one call is let through as a probe; its success closes the
 // breaker, its failure opens it again, for twice as long (up to
-// Config.Breaker.MaxBackoff) if it could not connect. The engine answers a
-// failed Lookup with empty features and marks the decision degraded.
+// Config.Breaker.MaxBackoff) if it could not connect. A breaker that opened
+// because calls could not connect also closes as soon as a call through the
+// other one reaches Redis; one that opened because calls were slow waits
+// for its own probe. A write that could not get a connection is tried
+// again within its time, each try counting with the breaker. The engine
+// answers a failed Lookup with empty features and marks the decision
+// degraded.
 //
 // State reports "down" while a breaker is open, "degraded" while calls fail,
 // new connections cannot be made or an invalidation subscription is being

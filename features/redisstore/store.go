@@ -85,6 +85,7 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 	s.panicLog = s.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
 	s.reads = newBreaker("read", cfg.Breaker, s.now, s.log)
 	s.writes = newBreaker("write", cfg.Breaker, s.now, s.log)
+	s.reads.peer, s.writes.peer = s.writes, s.reads
 	s.dial.log = s.log
 	s.client = redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:         t.addrs,
@@ -247,33 +248,30 @@ func (s *Store) do(ctx context.Context, b *breaker, timeout time.Duration, op fu
 
 // write is do for writes, which have time to wait: one that could not get
 // a connection never reached Redis, so it is tried again, with a short
-// backoff, until it gets one or its time is up. A pool that failed to dial
-// many times answers from its last dial error for up to a second after
-// Redis is back; a write should not fail for that.
+// backoff, until it gets one, its time is up or the write breaker opens.
+// Each try counts with the breaker, so when Redis is down the breaker opens
+// after a few tries and every write fails fast again; when a few dials
+// merely failed, the write goes through on a later try.
 func (s *Store) write(ctx context.Context, op func(ctx context.Context) error) error {
-	ok, probe := s.writes.allow()
-	if !ok {
-		s.rejected.Add(1)
-		return notApplied{ErrUnavailable}
-	}
-	s.calls.Add(1)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	var err error
 	for wait := writeRetryBackoff; ; wait = min(2*wait, maxWriteRetryBackoff) {
-		if err = op(cctx); err == nil || !notSent(err) {
-			break
+		ok, probe := s.writes.allow()
+		if !ok {
+			s.rejected.Add(1)
+			return notApplied{ErrUnavailable}
+		}
+		s.calls.Add(1)
+		err = op(cctx)
+		s.settle(ctx, s.writes, probe, err)
+		if err == nil || !notSent(err) {
+			return err
 		}
 		if dl, _ := cctx.Deadline(); time.Until(dl) < wait || !sleep(cctx, wait) {
-			break
+			return notApplied{err}
 		}
 	}
-	// The breaker hears of the call once, whatever the tries.
-	s.settle(ctx, s.writes, probe, err)
-	if err != nil && notSent(err) {
-		return notApplied{err}
-	}
-	return err
 }
 
 // Backoff between tries of a write that could not get a connection.

@@ -400,3 +400,37 @@ func TestClientLogger(t *testing.T) {
 		t.Errorf("first line = %s, want %s", lines[0], want)
 	}
 }
+
+// TestBreakerPeers: the read and write breakers share connections. One
+// that opened because calls could not connect closes when the other's call
+// reaches Redis; one that opened because calls were slow waits for its own
+// probe, so slow lookups and fast writes stay apart.
+func TestBreakerPeers(t *testing.T) {
+	clock := &breakerClock{t: time.Unix(1_000_000, 0)}
+	reads, writes := newTestBreaker(clock, zerolog.Nop()), newTestBreaker(clock, zerolog.Nop())
+	reads.peer, writes.peer = writes, reads
+
+	for range 3 {
+		writes.call(outcomeFailure)
+	}
+	if writes.stateName() != StateDown {
+		t.Fatal("write breaker did not open on connection failures")
+	}
+	reads.call(outcomeSuccess)
+	if writes.stateName() != StateUp {
+		t.Errorf("write breaker = %s after a lookup reached Redis; want it closed", writes.stateName())
+	}
+
+	for range 2 {
+		reads.call(outcomeSlow)
+	}
+	clock.advance(2 * time.Second)
+	reads.call(outcomeSlow)
+	if reads.stateName() != StateDown {
+		t.Fatal("read breaker did not open on slow lookups")
+	}
+	writes.call(outcomeSuccess)
+	if reads.stateName() != StateDown {
+		t.Errorf("read breaker = %s after a write succeeded; want it open until its own probe", reads.stateName())
+	}
+}
