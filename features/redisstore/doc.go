@@ -101,9 +101,19 @@
 // answers a failed Lookup with empty features and marks the decision
 // degraded.
 //
+// go-redis keeps several connection pools (commands, pipelines, pub/sub);
+// each, after as many failed dials as it has connections, answers requests
+// for new connections with its last dial error until a background dial,
+// once a second, succeeds. The store dials itself and numbers its dials: a
+// dial error older than a dial that has succeeded since is such a pool
+// answering from memory, which says nothing about Redis and does not count
+// with the breakers, and a write that got one is tried again.
+//
 // State reports "down" while a breaker is open, "degraded" while calls fail,
-// new connections cannot be made or an invalidation subscription is being
-// re-established, and "up" otherwise, for readiness checks; Stats counts
+// new connections cannot be made (the last dial failed, or a pool answered
+// from an old dial error in the last two seconds) or an invalidation
+// subscription is being re-established, and "up" otherwise, for readiness
+// checks; Stats counts
 // calls, failures, breaker openings, undecodable values and resubscribes for
 // metrics. With WithLogger, each of these changes is logged once.
 package redisstore

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -320,21 +321,40 @@ func TestSubscriptionStateLogs(t *testing.T) {
 
 // TestStateFollowsDials: while the last dial failed, new connections cannot
 // be made, whatever the calls on open connections say, and the store is
-// not up.
+// not up. A dial error older than a dial that succeeded since is a pool
+// answering from memory: it says nothing about Redis, but the store is not
+// up for a while either.
 func TestStateFollowsDials(t *testing.T) {
 	cfg := testConfig("redis://127.0.0.1:1/0")
 	cfg.MinIdleConns = 0 // no dials of the store's own
 	s := openStore(t, cfg)
+	now := time.Unix(1_000_000, 0)
+	s.now = func() time.Time { return now }
 	if st := s.State(); st != StateUp {
 		t.Fatalf("State of a new store = %s", st)
 	}
-	s.dial.record("127.0.0.1:1", errors.New("connection refused"))
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	old := &dialError{err: refused, seq: s.dial.seq.Add(1)}
+	s.dial.record("127.0.0.1:1", old.seq, refused)
 	if st := s.State(); st != StateDegraded {
 		t.Errorf("State after a failed dial = %s, want degraded", st)
 	}
-	s.dial.record("127.0.0.1:1", nil)
+	if s.dial.stale(old, now) {
+		t.Error("the latest dial error is stale")
+	}
+	s.dial.record("127.0.0.1:1", s.dial.seq.Add(1), nil)
 	if st := s.State(); st != StateUp {
 		t.Errorf("State after a dial that worked = %s, want up", st)
+	}
+	// A pool still answers with the old error: no failure for the breaker,
+	// but not up until the pools have had time to redial.
+	s.settle(context.Background(), s.writes, false, fmt.Errorf("cannot put: %w", old))
+	if st := s.State(); st != StateDegraded || s.writes.failing.Load() != 0 {
+		t.Errorf("after a stale dial error: State %s, %d failures counted; want degraded and none", st, s.writes.failing.Load())
+	}
+	now = now.Add(staleFor)
+	if st := s.State(); st != StateUp {
+		t.Errorf("State %v after the stale error = %s, want up", staleFor, st)
 	}
 	if st := s.Stats(); st.DialFailures != 1 {
 		t.Errorf("Stats = %+v; want one dial failure", st)

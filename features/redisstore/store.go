@@ -190,7 +190,7 @@ func (s *Store) State() string {
 	switch {
 	case r == StateDown || w == StateDown:
 		return StateDown
-	case r == StateDegraded || w == StateDegraded || s.dial.failing.Load() || s.subscriptionsDown.Load() > 0:
+	case r == StateDegraded || w == StateDegraded || s.dial.degraded(s.now()) || s.subscriptionsDown.Load() > 0:
 		return StateDegraded
 	}
 	return StateUp
@@ -283,6 +283,11 @@ const (
 // settle counts a finished call and feeds its outcome to b.
 func (s *Store) settle(ctx context.Context, b *breaker, probe bool, err error) {
 	o := classify(ctx, err)
+	if o == outcomeFailure && s.dial.stale(err, s.now()) {
+		// A pool answered from an old dial error while dials work again:
+		// no news about Redis.
+		o = outcomeNeutral
+	}
 	if o == outcomeFailure || o == outcomeSlow {
 		s.failures.Add(1)
 	}
