@@ -258,8 +258,8 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	schema := rs.Schema
 	d.CustomerID = req.CustomerID
 	d.Ruleset = rs.Version
-	d.KnownCustomer = rec != nil
-	env.SetKnown(rec != nil)
+	d.KnownCustomer = rec.Known()
+	env.SetKnown(d.KnownCustomer)
 	if rec != nil {
 		for _, b := range rec.Derived(schema, s.bind).([]boundFeature) {
 			env.SetCustomer(b.field, b.value)
@@ -483,7 +483,7 @@ func (s *scratch) spendBudget(tp int, customerID string) string {
 // on several nodes cannot pass a cap, and returns "" when tp may be issued
 // or the cap that stopped it. Unknown customers have no counters to cap.
 func (s *scratch) reserveDecisionCaps(tp, rule int, customerID string) string {
-	if !s.rs.CountsDecisions || s.rec == nil || s.fx == nil {
+	if !s.rs.CountsDecisions || !s.rec.Known() || s.fx == nil {
 		return "" // fixtures check decision caps against their history instead
 	}
 	limits := s.limits[:0]

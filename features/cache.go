@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -53,6 +55,7 @@ type CacheStats struct {
 	Hits         uint64 // lookups answered from the cache, including NegativeHits
 	NegativeHits uint64 // hits that answered "unknown customer"
 	Misses       uint64 // lookups that went to the backend, or joined a call already under way
+	Panics       uint64 // backend calls that panicked (answered with a *PanicError)
 }
 
 // ErrCacheClosed is returned by Lookup on a cache miss after Close.
@@ -72,8 +75,9 @@ type Cache struct {
 	negativeTTL time.Duration
 	entries     *ristretto.Cache[string, *Record] // nil *Record = known unknown
 	flights     singleflight.Group
+	log         zerolog.Logger
 
-	hits, negativeHits, misses atomic.Uint64
+	hits, negativeHits, misses, panics atomic.Uint64
 	// generation changes on every invalidation; a fetch that started in an
 	// older generation may hold data from before the change and is not
 	// cached.
@@ -86,8 +90,20 @@ type Cache struct {
 	fetches sync.WaitGroup
 }
 
+// CacheOption configures a Cache beyond its CacheConfig.
+type CacheOption func(*Cache)
+
+// WithCacheLogger logs a backend that panicked, with its stack, at error
+// level and at most a few times a minute. Without it the panic reaches only
+// the caller, as a *PanicError.
+func WithCacheLogger(log zerolog.Logger) CacheOption {
+	return func(c *Cache) {
+		c.log = log.With().Str("component", "cache").Logger().Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
+	}
+}
+
 // NewCache puts a cache configured by cfg in front of backend.
-func NewCache(backend Store, cfg CacheConfig) (*Cache, error) {
+func NewCache(backend Store, cfg CacheConfig, opts ...CacheOption) (*Cache, error) {
 	if backend == nil {
 		return nil, errors.New("cannot create feature cache: backend is nil")
 	}
@@ -106,12 +122,17 @@ func NewCache(backend Store, cfg CacheConfig) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot create feature cache: %w", err)
 	}
-	return &Cache{
+	c := &Cache{
 		backend:     backend,
 		ttl:         cfg.TTL,
 		negativeTTL: cfg.NegativeTTL,
 		entries:     entries,
-	}, nil
+		log:         zerolog.Nop(),
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
 }
 
 // typicalEntryBytes is a guess at an average entry's cost, used only to size
@@ -182,10 +203,21 @@ type leaderGoneError struct{ err error }
 func (e *leaderGoneError) Error() string { return e.err.Error() }
 func (e *leaderGoneError) Unwrap() error { return e.err }
 
+// PanicError is returned by Lookup when the backend panicked. The panic is
+// recovered where the backend ran: singleflight runs it on a goroutine of
+// its own and would re-panic there, where nothing can recover, ending the
+// process.
+type PanicError struct {
+	Value any    // what the backend panicked with
+	Stack []byte // the backend's stack when it panicked
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("feature store lookup panicked: %v", e.Value) }
+
 // fetch asks the backend and caches the answer. It runs once per flight, on a
 // goroutine owned by the singleflight group, and may outlive the caller that
 // started it; Close waits for it.
-func (c *Cache) fetch(ctx context.Context, id string) (*Record, error) {
+func (c *Cache) fetch(ctx context.Context, id string) (rec *Record, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -194,9 +226,17 @@ func (c *Cache) fetch(ctx context.Context, id string) (*Record, error) {
 	c.fetches.Add(1)
 	c.mu.Unlock()
 	defer c.fetches.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			c.panics.Add(1)
+			pe := &PanicError{Value: v, Stack: debug.Stack()}
+			c.log.Error().Str("panic", fmt.Sprint(v)).Bytes("stack", pe.Stack).Msg("feature store lookup panicked; the decision is degraded")
+			rec, err = nil, pe
+		}
+	}()
 
 	gen := c.generation.Load()
-	rec, err := c.backend.Lookup(ctx, id)
+	rec, err = c.backend.Lookup(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &leaderGoneError{err}
@@ -250,6 +290,7 @@ func (c *Cache) Stats() CacheStats {
 		Hits:         c.hits.Load(),
 		NegativeHits: c.negativeHits.Load(),
 		Misses:       c.misses.Load(),
+		Panics:       c.panics.Load(),
 	}
 }
 
@@ -287,6 +328,9 @@ const (
 	mapHeaderBytes = 48
 	slotBytes      = int64(unsafe.Sizeof("") + unsafe.Sizeof(Value{}))
 	stringBytes    = int64(unsafe.Sizeof(""))
+	// counterBytesEach is one element of Record.Counters; event types are a
+	// few shared strings, subjects are counted by length.
+	counterBytesEach = int64(unsafe.Sizeof(Counter{}))
 )
 
 // recordCost estimates the bytes rec keeps in the cache.
@@ -301,6 +345,19 @@ func recordCost(rec *Record) int64 {
 			}
 		}
 	}
+	// Counters and consent come from events, which any client can send for
+	// any id: a record's cost must grow with them too, or a cache full of
+	// counter-laden records would hold far more than MaxBytes.
+	n += counterBytesEach * int64(len(rec.Counters))
+	for i := range rec.Counters {
+		n += int64(len(rec.Counters[i].Subject))
+	}
+	if rec.Consent != nil {
+		n += mapCost(len(rec.Consent), consentSlotBytes)
+		for channel := range rec.Consent {
+			n += int64(len(channel))
+		}
+	}
 	return n
 }
 
@@ -308,10 +365,15 @@ func recordCost(rec *Record) int64 {
 // maps keep slots in groups of eight with a control word each, fill at most
 // 7/8 of them and grow by doubling, so a map often holds twice the slots it
 // uses.
-func mapBytes(n int) int64 {
+func mapBytes(n int) int64 { return mapCost(n, slotBytes) }
+
+// mapCost approximates the heap of a map with n entries of slot bytes each
+// (key and value), as mapBytes explains. Even a map of one entry holds a
+// group of eight slots.
+func mapCost(n int, slot int64) int64 {
 	slots := int64(8)
 	for slots*7/8 < int64(n) {
 		slots *= 2
 	}
-	return mapHeaderBytes + slots*slotBytes + slots
+	return mapHeaderBytes + slots*slot + slots
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // fakeStore is a Store that counts backend calls. When gate is non-nil each
@@ -631,4 +633,43 @@ type countingStore struct {
 func (s *countingStore) Lookup(ctx context.Context, id string) (*Record, error) {
 	s.calls.Add(1)
 	return s.Store.Lookup(ctx, id)
+}
+
+// panickyStore panics on every Lookup.
+type panickyStore struct{}
+
+func (panickyStore) Lookup(context.Context, string) (*Record, error) { panic("backend bug") }
+func (panickyStore) Ping(context.Context) error                      { return nil }
+
+// TestCacheBackendPanic: singleflight re-panics a panicking fetch on a
+// goroutine of its own, which would end the process; the cache recovers it
+// and answers every caller sharing the fetch with an error instead.
+func TestCacheBackendPanic(t *testing.T) {
+	var logs strings.Builder
+	c, err := NewCache(panickyStore{}, DefaultCacheConfig(), WithCacheLogger(zerolog.New(&logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			rec, err := c.Lookup(context.Background(), "c-1")
+			var pe *PanicError
+			if rec != nil || !errors.As(err, &pe) || pe.Value != "backend bug" || !strings.Contains(string(pe.Stack), "panickyStore") {
+				t.Errorf("Lookup = %+v, %v; want a PanicError with the backend's stack", rec, err)
+			}
+		})
+	}
+	wg.Wait()
+	if st := c.Stats(); st.Panics == 0 {
+		t.Errorf("Stats = %+v; want the panic counted", st)
+	}
+	// Nothing was cached: the next lookup asks the backend again.
+	if _, err := c.Lookup(context.Background(), "c-1"); err == nil {
+		t.Error("a panic was cached as an answer")
+	}
+	if !strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), "backend bug") {
+		t.Errorf("logs = %s; want the panic logged", logs.String())
+	}
 }

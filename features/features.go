@@ -51,8 +51,14 @@ func List(v ...string) Value { return Value{Kind: KindList, List: v} }
 
 // Record is one customer's features. Records handed out by a Store are shared
 // and must be treated as read-only.
+//
+// A store may return a Record without features (Values == nil) for an id it
+// keeps only counters or consent for: events can be reported for any id, and
+// for a customer erased since. Such a customer is not known; see Known.
 type Record struct {
-	ID     string
+	ID string
+	// Values holds the customer's features; nil means the store has none
+	// (an empty, non-nil map is a known customer with no features).
 	Values map[string]Value
 	// Counters and Consent come from the feedback loop (events, consent
 	// updates); stores without one leave them empty.
@@ -61,6 +67,12 @@ type Record struct {
 
 	derived atomic.Pointer[derived]
 }
+
+// Known reports whether the store has features for the customer: a nil
+// record (an id the store has nothing for) and one holding only counters or
+// consent are not known. Counters and consent still apply to an unknown
+// customer; "known" is what decisions report and what decision caps need.
+func (r *Record) Known() bool { return r != nil && r.Values != nil }
 
 type derived struct {
 	key   any

@@ -95,6 +95,13 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // Len reports how many customers the store holds.
 func (s *MemoryStore) Len() int { return len(s.index) }
 
+// Contains reports whether the store holds the customer, without decoding
+// the record.
+func (s *MemoryStore) Contains(customerID string) bool {
+	_, ok := s.index[customerID]
+	return ok
+}
+
 // Lookup decodes the customer's record. The Record's ID is customerID itself.
 func (s *MemoryStore) Lookup(_ context.Context, customerID string) (*Record, error) {
 	ord, ok := s.index[customerID]

@@ -329,23 +329,29 @@ func send(ch chan<- prometheus.Metric, desc *prometheus.Desc, typ prometheus.Val
 type storeCollector struct {
 	stats                                                      func() StoreStats
 	up, calls, failures, rejected, breakerOpens, invalidations *prometheus.Desc
+	badValues, resubscribes, dialFailures, panics              *prometheus.Desc
 }
 
 func newStoreCollector(stats func() StoreStats) *storeCollector {
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
 	return &storeCollector{
 		stats:         stats,
-		up:            d("touchpoint_store_up", "1 when the feature store answers, 0.5 when it is failing some calls, 0 when its circuit breaker is open."),
+		up:            d("touchpoint_store_up", "1 when the feature store answers, 0.5 when it is failing some calls, cannot open new connections or lost its invalidation subscription, 0 when a circuit breaker is open."),
 		calls:         d("touchpoint_store_calls_total", "Calls made to the feature store."),
 		failures:      d("touchpoint_store_failures_total", "Feature store calls that failed or timed out."),
-		rejected:      d("touchpoint_store_rejected_total", "Calls not made because the circuit breaker was open."),
-		breakerOpens:  d("touchpoint_store_breaker_opens_total", "Times the circuit breaker opened."),
+		rejected:      d("touchpoint_store_rejected_total", "Calls not made because a circuit breaker was open."),
+		breakerOpens:  d("touchpoint_store_breaker_opens_total", "Times a circuit breaker (read or write) opened."),
 		invalidations: d("touchpoint_store_invalidations_total", "Cache invalidations received from other nodes."),
+		badValues:     d("touchpoint_store_bad_values_total", "Stored values a lookup could not decode and skipped (written by something other than Touchpoint)."),
+		resubscribes:  d("touchpoint_store_resubscribes_total", "Invalidation subscriptions re-established after a loss; each drops the whole cache."),
+		dialFailures:  d("touchpoint_store_dial_failures_total", "New connections to the feature store that could not be made."),
+		panics:        d("touchpoint_store_invalidation_panics_total", "Invalidation callbacks or receives that panicked and were recovered."),
 	}
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.calls, c.failures, c.rejected, c.breakerOpens, c.invalidations} {
+	for _, d := range []*prometheus.Desc{c.up, c.calls, c.failures, c.rejected, c.breakerOpens, c.invalidations,
+		c.badValues, c.resubscribes, c.dialFailures, c.panics} {
 		ch <- d
 	}
 }
@@ -360,9 +366,15 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 0.5
 	}
 	send(ch, c.up, prometheus.GaugeValue, up)
-	send(ch, c.calls, prometheus.CounterValue, float64(st.Calls))
-	send(ch, c.failures, prometheus.CounterValue, float64(st.Failures))
-	send(ch, c.rejected, prometheus.CounterValue, float64(st.Rejected))
-	send(ch, c.breakerOpens, prometheus.CounterValue, float64(st.BreakerOpens))
-	send(ch, c.invalidations, prometheus.CounterValue, float64(st.Invalidations))
+	for _, m := range []struct {
+		desc *prometheus.Desc
+		v    uint64
+	}{
+		{c.calls, st.Calls}, {c.failures, st.Failures}, {c.rejected, st.Rejected},
+		{c.breakerOpens, st.BreakerOpens}, {c.invalidations, st.Invalidations},
+		{c.badValues, st.BadValues}, {c.resubscribes, st.Resubscribes},
+		{c.dialFailures, st.DialFailures}, {c.panics, st.Panics},
+	} {
+		send(ch, m.desc, prometheus.CounterValue, float64(m.v))
+	}
 }

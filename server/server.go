@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/jsonw"
 )
 
@@ -56,12 +57,20 @@ type Options struct {
 	// StoreStats reports a shared feature store's health for /readyz and
 	// /metrics; nil means an embedded store that is always up.
 	StoreStats func() StoreStats
+	// OverlayStats reports the embedded store's overlay for /metrics; nil
+	// leaves the overlay metrics out.
+	OverlayStats func() features.OverlayStats
 }
 
 // StoreStats describes a shared feature store (Redis).
 type StoreStats struct {
 	State                                                  string // up, degraded or down
 	Calls, Failures, Rejected, BreakerOpens, Invalidations uint64
+	// BadValues counts stored values lookups could not decode and skipped;
+	// Resubscribes, invalidation subscriptions re-established after a loss;
+	// DialFailures, new connections that could not be made; Panics,
+	// invalidation callbacks or receives that panicked and were recovered.
+	BadValues, Resubscribes, DialFailures, Panics uint64
 }
 
 // Error codes returned in {"error":{"code":…}}. Clients may switch on them;
@@ -175,6 +184,9 @@ func New(cfg Config, d Decider, opts Options) *Server {
 	s.metrics = newMetrics(d, opts.CacheStats, s.log, s.inflight.Load)
 	if opts.StoreStats != nil {
 		s.metrics.reg.MustRegister(newStoreCollector(opts.StoreStats))
+	}
+	if opts.OverlayStats != nil {
+		s.metrics.reg.MustRegister(newOverlayCollector(opts.OverlayStats))
 	}
 	s.states.New = func() any { return new(decideState) }
 

@@ -38,6 +38,9 @@ type featuresConfig struct {
 	// serves no known customers.
 	Customers string               `yaml:"customers"`
 	Cache     features.CacheConfig `yaml:"cache"`
+	// Overlay bounds what the embedded store keeps of the API's writes
+	// (event ids, features, consent, counters); Redis ignores it.
+	Overlay features.OverlayConfig `yaml:"overlay"`
 	// AnonymousPrefixes are customer id prefixes of visitors who cannot be
 	// in the store; they are decided without a lookup.
 	AnonymousPrefixes []string `yaml:"anonymous_prefixes"`
@@ -51,7 +54,7 @@ func defaultConfig() config {
 	return config{
 		Server:   server.DefaultConfig(),
 		Rules:    engine.DefaultConfig(),
-		Features: featuresConfig{Customers: "configs/demo/customers.jsonl", Cache: features.DefaultCacheConfig()},
+		Features: featuresConfig{Customers: "configs/demo/customers.jsonl", Cache: features.DefaultCacheConfig(), Overlay: features.DefaultOverlayConfig()},
 		Redis:    embeddedByDefault(redisstore.DefaultConfig()),
 		Log:      logConfig{Level: "info"},
 	}
@@ -66,6 +69,9 @@ func (c config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Features.Cache.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Features.Overlay.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Redis.URL != "" {

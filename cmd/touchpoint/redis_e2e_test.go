@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -186,13 +187,46 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	// After recovery, decisions use Redis again (the data survived in the
 	// restarted process only if it was persisted; this one was not, so
 	// write again and read back).
-	s.call(t, "PUT", "/v1/customers/c-1/features", `{"features":{"first_name":"Ada"}}`, true)
-	_, d, raw, _ := s.decide(`{"customer_id":"c-1","placements":["cart_banner"],"context":{"channel":"web","page":"/cart"}}`)
-	if !d.KnownCustomer || strings.Contains(raw, `"degraded":true`) {
-		t.Errorf("after recovery: %s", raw)
+	if code, body := s.call(t, "PUT", "/v1/customers/c-1/features", `{"features":{"first_name":"Ada"}}`, true); code != 200 {
+		t.Errorf("put features after recovery: %d %s", code, body)
 	}
-	_, metrics := s.call(t, "GET", "/metrics", "", false)
-	if !strings.Contains(metrics, "touchpoint_degraded_decisions_total") || strings.Contains(metrics, "touchpoint_degraded_decisions_total 0\n") {
-		t.Errorf("degraded decisions are not counted in metrics")
+	code, d, raw, err := s.decide(`{"customer_id":"c-1","placements":["cart_banner"],"context":{"channel":"web","page":"/cart"}}`)
+	if err != nil || code != 200 || !d.KnownCustomer || strings.Contains(raw, `"degraded":true`) {
+		t.Errorf("after recovery: %d %v %s", code, err, raw)
+	}
+	code, metrics := s.call(t, "GET", "/metrics", "", false)
+	if code != 200 || !strings.Contains(metrics, "touchpoint_degraded_decisions_total") || strings.Contains(metrics, "touchpoint_degraded_decisions_total 0\n") {
+		t.Errorf("degraded decisions are not counted in metrics: %d", code)
+	}
+	values := metricValues(metrics)
+	for name, positive := range map[string]bool{
+		"touchpoint_store_breaker_opens_total":       true,
+		"touchpoint_store_resubscribes_total":        true,
+		"touchpoint_store_dial_failures_total":       true,
+		"touchpoint_store_bad_values_total":          false,
+		"touchpoint_store_invalidation_panics_total": false,
+	} {
+		if v, ok := values[name]; !ok || (v > 0) != positive {
+			t.Errorf("%s = %v (exported %v); want it above zero: %v", name, v, ok, positive)
+		}
+	}
+	// Every log line is JSON, the client library's own included, and the
+	// outage is told as it starts and as it ends, not once per failure.
+	logs := s.logs.String()
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line is not JSON: %s", line)
+		}
+	}
+	opened, closed := strings.Count(logs, "redis circuit breaker opened"), strings.Count(logs, "redis circuit breaker closed")
+	if opened < 1 || opened > 2 || closed != opened {
+		t.Errorf("breaker logged opening %d and closing %d times; want once or twice each, as it changed", opened, closed)
+	}
+	lost, restored := strings.Count(logs, "invalidation subscription lost"), strings.Count(logs, "invalidation subscription restored")
+	if lost != 1 || restored != 1 {
+		t.Errorf("subscription logged lost %d and restored %d times; want once each", lost, restored)
+	}
+	if t.Failed() {
+		t.Logf("server log:\n%s", logs)
 	}
 }

@@ -98,17 +98,20 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			cfg.Features.Cache.TTL = m
 		}
 	}
-	st, err := openCustomerStore(cfg, log)
+	// The store tells this node's cache about every change it makes; the
+	// cache is created after the store, and before anything can write.
+	var cache *features.Cache
+	st, err := openCustomerStore(cfg, log, func(id string) { cache.Invalidate(id) })
 	if err != nil {
 		return err
 	}
 	defer st.close()
-	cache, err := features.NewCache(st.store, cfg.Features.Cache)
+	cache, err = features.NewCache(st.store, cfg.Features.Cache, features.WithCacheLogger(log))
 	if err != nil {
 		return fmt.Errorf("cannot start feature cache: %w", err)
 	}
 	defer cache.Close()
-	writer := features.Invalidating(st.writer, cache.Invalidate)
+	writer := st.writer
 	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(st.budgets), engine.WithWriter(writer),
 		engine.WithAnonymousPrefixes(cfg.Features.AnonymousPrefixes...))
 	if err != nil {
@@ -123,9 +126,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			s := cache.Stats()
 			return s.Hits, s.Misses
 		},
-		Customers:  writer,
-		Schema:     eng,
-		StoreStats: st.stats,
+		Customers:    writer,
+		Schema:       eng,
+		StoreStats:   st.stats,
+		OverlayStats: st.overlayStats,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -159,18 +163,26 @@ func serve(args []string, stdout, stderr io.Writer) error {
 // customerStore is the system of record serve runs on: Redis when
 // configured, else the embedded store with an in-process overlay.
 type customerStore struct {
-	name      string
-	store     features.Store
-	writer    features.Writer
-	budgets   features.Budgets
-	stats     func() server.StoreStats
-	subscribe func(ctx context.Context, onInvalidate func(string)) error
-	close     func()
+	name    string
+	store   features.Store
+	writer  features.Writer
+	budgets features.Budgets
+	stats   func() server.StoreStats
+	// overlayStats is the embedded store's, nil for Redis.
+	overlayStats func() features.OverlayStats
+	subscribe    func(ctx context.Context, onInvalidate func(string)) error
+	close        func()
 }
 
-func openCustomerStore(cfg config, log zerolog.Logger) (*customerStore, error) {
+// openCustomerStore opens the configured store. invalidate drops a changed
+// customer from this node's cache; the store's writer calls it after every
+// write and whenever a change reaches the store by other means.
+func openCustomerStore(cfg config, log zerolog.Logger, invalidate func(customerID string)) (*customerStore, error) {
 	if cfg.Redis.URL != "" {
-		rs, err := redisstore.Open(cfg.Redis)
+		// The client library's own log lines go through zerolog; its
+		// logger is process-wide, and this is the process's one store.
+		redisstore.SetClientLogger(log)
+		rs, err := redisstore.Open(cfg.Redis, redisstore.WithLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("cannot open Redis store: %w", err)
 		}
@@ -183,11 +195,12 @@ func openCustomerStore(cfg config, log zerolog.Logger) (*customerStore, error) {
 		cancel()
 		log.Info().Str("component", "cmd").Str("redis", cfg.Redis.RedactedURL()).Msg("feature store: redis")
 		return &customerStore{
-			name: "redis", store: rs, writer: rs, budgets: rs,
+			name: "redis", store: rs, writer: features.Invalidating(rs, invalidate), budgets: rs,
 			stats: func() server.StoreStats {
 				s := rs.Stats()
 				return server.StoreStats{State: rs.State(), Calls: s.Calls, Failures: s.Failures, Rejected: s.Rejected,
-					BreakerOpens: s.BreakerOpens, Invalidations: s.Invalidations}
+					BreakerOpens: s.BreakerOpens, Invalidations: s.Invalidations,
+					BadValues: s.BadValues, Resubscribes: s.Resubscribes, DialFailures: s.DialFailures, Panics: s.Panics}
 			},
 			subscribe: rs.Subscribe,
 			close:     func() { _ = rs.Close() },
@@ -199,11 +212,14 @@ func openCustomerStore(cfg config, log zerolog.Logger) (*customerStore, error) {
 	}
 	st := &customerStore{name: fmt.Sprintf("embedded (%d customers)", mem.Len()), close: func() {}}
 	// The overlay keeps what the API writes (features, consent, events,
-	// erasures, budgets) on top of the embedded store. Serve wraps its
-	// writes with features.Invalidating, which drops changed customers from
-	// the cache, so the overlay needs no notification of its own.
-	overlay := features.NewOverlay(mem, nil)
+	// erasures, budgets) on top of the embedded store, within bounds; it
+	// reports written customers, and those its bounds dropped, to the cache.
+	overlay, err := features.NewBoundedOverlay(mem, invalidate, cfg.Features.Overlay)
+	if err != nil {
+		return nil, err
+	}
 	st.store, st.writer, st.budgets = overlay, overlay, overlay
+	st.overlayStats = overlay.Stats
 	return st, nil
 }
 

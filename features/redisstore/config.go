@@ -50,11 +50,18 @@ type Config struct {
 	Breaker BreakerConfig `yaml:"breaker"`
 }
 
-// BreakerConfig configures the circuit breaker.
+// BreakerConfig configures the circuit breakers, one for lookups and one
+// for writes, so a lookup timeout cannot refuse writes that would succeed.
 type BreakerConfig struct {
-	// Failures is how many calls in a row must fail (errors or timeouts) to
-	// open the breaker.
+	// Failures is how many calls in a row must fail to open a breaker.
+	// Connection failures (refused, reset, no connection to be had) and
+	// replies that Redis cannot serve open it by their number alone.
 	Failures int `yaml:"failures"`
+	// Span is how long calls must have kept failing, without one success,
+	// before timeouts open a breaker: a single slow lookup only degrades
+	// its own decision, and a stall of this process that times out every
+	// call in flight at once is not an outage.
+	Span time.Duration `yaml:"span"`
 	// Backoff is how long the breaker stays open before it lets one probe
 	// through; each failed probe doubles it, up to MaxBackoff.
 	Backoff    time.Duration `yaml:"backoff"`
@@ -75,6 +82,7 @@ func DefaultConfig() Config {
 		InvalidationChannel: "tp:invalidate",
 		Breaker: BreakerConfig{
 			Failures:   5,
+			Span:       time.Second,
 			Backoff:    500 * time.Millisecond,
 			MaxBackoff: 30 * time.Second,
 		},
@@ -113,6 +121,7 @@ func (c Config) Validate() error {
 	if c.Breaker.Failures <= 0 {
 		errs = append(errs, fmt.Errorf("redis.breaker.failures must be positive, got %d", c.Breaker.Failures))
 	}
+	positive("breaker.span", c.Breaker.Span)
 	positive("breaker.backoff", c.Breaker.Backoff)
 	if c.Breaker.MaxBackoff < c.Breaker.Backoff {
 		errs = append(errs, fmt.Errorf("redis.breaker.max_backoff must be at least redis.breaker.backoff (%v), got %v",

@@ -25,8 +25,10 @@
 // share a key; other ids appear as they are. Touchpoint ids in budget keys are
 // encoded the same way.
 //
-// A customer is known when any of the f, n or k hashes exists; Lookup
-// answers (nil, nil) otherwise. Counter fields older than Config.CounterDays
+// Lookup returns a record when any of the f, n or k hashes exists and
+// answers (nil, nil) otherwise, but a customer is known (features.Record.Known)
+// only while the f hash exists: events may be reported for any id, and for a
+// customer erased since, without making them known. Counter fields older than Config.CounterDays
 // are not returned by Lookup, are not incremented, and are deleted by the
 // first counting write of each day (an HKEYS scan of that customer's counters
 // hash). Erase deletes f, n, k and p; the idempotency markers stay until
@@ -53,7 +55,11 @@
 // Commands are not retried by the client: consuming a budget or counting a
 // decision is not idempotent, and a lookup has milliseconds to answer. A
 // write that timed out may or may not have happened; for budgets that errs
-// towards handing out fewer units, never more.
+// towards handing out fewer units, never more. A write that could not get a
+// connection never reached Redis, so the store tries it again, with a short
+// backoff, within its WriteTimeout. Write errors that mean nothing reached
+// Redis (breaker open, no connection) are also features.ErrNotApplied; any
+// other write error leaves the outcome unknown.
 //
 // # Invalidation across nodes
 //
@@ -76,12 +82,38 @@
 //
 // # Degrading
 //
-// All calls go through a circuit breaker: after Config.Breaker.Failures
-// consecutive failures or timeouts it opens, and calls fail at once with
-// ErrUnavailable instead of waiting on a dead Redis. After a backoff one call
-// is let through as a probe; its success closes the breaker, its failure
-// doubles the backoff (up to Config.Breaker.MaxBackoff). The engine answers a
-// failed Lookup with empty features and marks the decision degraded. State
-// reports "up", "degraded" or "down" for readiness checks and Stats counts
-// calls, failures and breaker openings for metrics.
+// Calls go through two circuit breakers, one for lookups and one for
+// everything else, so lookup timeouts (milliseconds each) never refuse
+// writes that would succeed. A breaker opens after Config.Breaker.Failures
+// calls in a row have failed, if they include that many connection
+// failures (refused, reset, no connection to be had, or a reply that Redis
+// cannot serve) or no call has succeeded for Config.Breaker.Span: a slow
+// lookup degrades its own decision only, and a stall of this process that
+// times out every call in flight at once does not open it. Open, calls fail
+// at once with ErrUnavailable instead of waiting on a dead Redis. After a
+// backoff one call is let through as a probe; its success closes the
+// breaker, its failure opens it again, for twice as long (up to
+// Config.Breaker.MaxBackoff) if it could not connect. A breaker that opened
+// because calls could not connect also closes as soon as a call through the
+// other one reaches Redis; one that opened because calls were slow waits
+// for its own probe. A write that could not get a connection is tried
+// again within its time, each try counting with the breaker. The engine
+// answers a failed Lookup with empty features and marks the decision
+// degraded.
+//
+// go-redis keeps several connection pools (commands, pipelines, pub/sub);
+// each, after as many failed dials as it has connections, answers requests
+// for new connections with its last dial error until a background dial,
+// once a second, succeeds. The store dials itself and numbers its dials: a
+// dial error older than a dial that has succeeded since is such a pool
+// answering from memory, which says nothing about Redis and does not count
+// with the breakers, and a write that got one is tried again.
+//
+// State reports "down" while a breaker is open, "degraded" while calls fail,
+// new connections cannot be made (the last dial failed, or a pool answered
+// from an old dial error in the last two seconds) or an invalidation
+// subscription is being re-established, and "up" otherwise, for readiness
+// checks; Stats counts
+// calls, failures, breaker openings, undecodable values and resubscribes for
+// metrics. With WithLogger, each of these changes is logged once.
 package redisstore

@@ -19,9 +19,9 @@ func testConfig(url string) Config {
 	return cfg
 }
 
-func openStore(tb testing.TB, cfg Config) *Store {
+func openStore(tb testing.TB, cfg Config, opts ...Option) *Store {
 	tb.Helper()
-	s, err := Open(cfg)
+	s, err := Open(cfg, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/touchpoint-dev/touchpoint/features"
@@ -13,6 +15,9 @@ import (
 
 // maxLineBytes bounds one customer line, as the embedded store's loader does.
 const maxLineBytes = 16 << 20
+
+// errAfterFailure marks a batch not written because an earlier one failed.
+var errAfterFailure = errors.New("not written: an earlier batch failed")
 
 // ImportOptions configures Import. The zero value imports everything with
 // the defaults.
@@ -104,8 +109,13 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 		return stats, fmt.Errorf("cannot import customers: skip must not be negative, got %d", opts.Skip)
 	}
 	start := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// A bad batch stops the reading, and the writing of batches after it,
+	// but not the writing of batches before it: they were good, and
+	// Committed can only cover them if they finish.
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	var failedSeq atomic.Int64 // the lowest seq of a failed batch
+	failedSeq.Store(math.MaxInt64)
 
 	work := make(chan importBatch, opts.Pipelines)
 	results := make(chan importResult, opts.Pipelines)
@@ -115,7 +125,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 	// the workers, and results is closed once they have all returned.
 	go func() {
 		defer close(work)
-		linesRead, readErr = s.readBatches(ctx, r, opts, work)
+		linesRead, readErr = s.readBatches(readCtx, r, opts, work)
 	}()
 	done := make(chan struct{})
 	for range opts.Pipelines {
@@ -123,6 +133,10 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 			defer func() { done <- struct{}{} }()
 			var parser features.RecordParser
 			for b := range work {
+				if int64(b.seq) > failedSeq.Load() {
+					results <- importResult{seq: b.seq, last: b.last, err: errAfterFailure}
+					continue
+				}
 				results <- s.writeBatch(ctx, &parser, b, opts)
 			}
 		}()
@@ -135,14 +149,21 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 	}()
 
 	// Batches finish out of order; Committed only advances over an unbroken
-	// run of finished batches.
+	// run of finished batches, and the error reported is that of the first
+	// batch that failed in input order.
 	var firstErr error
+	firstErrSeq := math.MaxInt
 	pending := make(map[int]importResult)
 	next, blocked := 0, false
 	for res := range results {
-		if res.err != nil && firstErr == nil {
-			firstErr = res.err
-			cancel()
+		if res.err != nil && res.err != errAfterFailure && res.seq < firstErrSeq {
+			firstErr, firstErrSeq = res.err, res.seq
+			for cur := failedSeq.Load(); int64(res.seq) < cur && !failedSeq.CompareAndSwap(cur, int64(res.seq)); cur = failedSeq.Load() {
+			}
+			stopReading()
+			if s.importFailed != nil {
+				s.importFailed(res.seq)
+			}
 		}
 		pending[res.seq] = res
 		for !blocked {

@@ -4,19 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/rs/zerolog"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/valyala/fastjson"
 )
 
-// ErrUnavailable is returned, wrapped, by every call made while the circuit
+// ErrUnavailable is returned, wrapped, by every call made while a circuit
 // breaker is open: Redis failed repeatedly and is not being asked until a
-// probe succeeds.
+// probe succeeds. Such a write is also features.ErrNotApplied.
 var ErrUnavailable = errors.New("redis is unavailable (circuit breaker open)")
 
 // Store is the Redis-backed customer store. It is safe for concurrent use.
@@ -24,18 +26,28 @@ type Store struct {
 	cfg     Config
 	client  redis.UniversalClient
 	scripts scripts
-	breaker *breaker
-	now     func() time.Time
-	parsers fastjson.ParserPool
+	// reads guards Lookup, writes every other call: a run of lookup
+	// timeouts (5 ms each) must not refuse writes that would succeed.
+	reads, writes *breaker
+	log           zerolog.Logger
+	panicLog      zerolog.Logger // log, sampled: a panic may repeat per message
+	now           func() time.Time
+	parsers       fastjson.ParserPool
+	dial          dialState
 
 	calls, failures, rejected atomic.Uint64
 	badValues                 atomic.Uint64
 	invalidations             atomic.Uint64
 	resubscribes              atomic.Uint64
+	invalidationPanics        atomic.Uint64
 	// subscriptionsDown counts Subscribe calls currently without a live
 	// subscription after having had one; while any is, this node may miss
 	// invalidations and reports itself degraded.
 	subscriptionsDown atomic.Int32
+
+	// importFailed, when set by a test, is called as Import learns that a
+	// batch failed.
+	importFailed func(seq int)
 }
 
 var (
@@ -44,10 +56,21 @@ var (
 	_ features.Budgets = (*Store)(nil)
 )
 
+// Option configures a Store beyond its Config.
+type Option func(*Store)
+
+// WithLogger sends the store's state changes to log: a breaker opening or
+// closing, new connections failing or working again, an invalidation
+// subscription lost or restored. Each is logged once per change. Without
+// it they are not logged.
+func WithLogger(log zerolog.Logger) Option {
+	return func(s *Store) { s.log = log.With().Str("component", "redis").Logger() }
+}
+
 // Open creates a Store for cfg. It does not contact Redis, so a node can
 // start while Redis is away and serve degraded until it comes back; call
 // Ping to check the connection.
-func Open(cfg Config) (*Store, error) {
+func Open(cfg Config, opts ...Option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot open the Redis store: %w", err)
 	}
@@ -55,7 +78,16 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the Redis store: redis.url: %w", err)
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
+	s := &Store{cfg: cfg, scripts: newScripts(), now: time.Now, log: zerolog.Nop()}
+	for _, opt := range opts {
+		opt(s)
+	}
+	s.panicLog = s.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
+	s.reads = newBreaker("read", cfg.Breaker, s.now, s.log)
+	s.writes = newBreaker("write", cfg.Breaker, s.now, s.log)
+	s.reads.peer, s.writes.peer = s.writes, s.reads
+	s.dial.log = s.log
+	s.client = redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:         t.addrs,
 		IsClusterMode: t.cluster,
 		DB:            t.db,
@@ -63,9 +95,14 @@ func Open(cfg Config) (*Store, error) {
 		Password:      t.password,
 		TLSConfig:     t.tls,
 		ClientName:    "touchpoint",
+		// The store dials, so it knows whether new connections can be
+		// made: the pool answers from its last dial error for a while
+		// after many dials failed, even once Redis is back.
+		Dialer: s.dial.dialer(cfg.DialTimeout, t.tls),
 		// No client-side retries: budgets and decision counts are not
 		// idempotent, and a lookup has no time for a second attempt. The
-		// breaker decides when to try again.
+		// store retries a write only when it never reached Redis, and the
+		// breakers decide when to try again.
 		MaxRetries:    -1,
 		DialTimeout:   cfg.DialTimeout,
 		DialerRetries: 1,
@@ -81,13 +118,7 @@ func Open(cfg Config) (*Store, error) {
 			Mode: maintnotifications.ModeDisabled,
 		},
 	})
-	return &Store{
-		cfg:     cfg,
-		client:  client,
-		scripts: newScripts(),
-		breaker: newBreaker(cfg.Breaker, time.Now),
-		now:     time.Now,
-	}, nil
+	return s, nil
 }
 
 // Close closes every connection. Subscribe calls still running return.
@@ -100,7 +131,7 @@ func (s *Store) Close() error {
 
 // Ping checks that Redis answers, within WriteTimeout.
 func (s *Store) Ping(ctx context.Context) error {
-	err := s.do(ctx, s.cfg.WriteTimeout, func(ctx context.Context) error {
+	err := s.do(ctx, s.writes, s.cfg.WriteTimeout, func(ctx context.Context) error {
 		return s.client.Ping(ctx).Err()
 	})
 	if err != nil {
@@ -111,14 +142,16 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Lookup reads the customer's features, counters and consent in one round
 // trip within LookupTimeout. It answers (nil, nil) for a customer with none
-// of them, and fails at once with ErrUnavailable while the breaker is open.
+// of them, and fails at once with ErrUnavailable while the read breaker is
+// open. A record without features (Values == nil) is an unknown customer
+// with counters or consent.
 func (s *Store) Lookup(ctx context.Context, customerID string) (*features.Record, error) {
 	if customerID == "" {
 		return nil, nil
 	}
 	k := keysFor(customerID)
 	var f, n, c *redis.MapStringStringCmd
-	err := s.do(ctx, s.cfg.LookupTimeout, func(ctx context.Context) error {
+	err := s.do(ctx, s.reads, s.cfg.LookupTimeout, func(ctx context.Context) error {
 		pipe := s.client.Pipeline()
 		f = pipe.HGetAll(ctx, k.features())
 		n = pipe.HGetAll(ctx, k.counters())
@@ -148,26 +181,32 @@ const (
 	StateDown     = "down"
 )
 
-// State is "up" when Redis answers, "degraded" when calls are failing but
-// the breaker is still closed or an invalidation subscription is being
-// re-established, and "down" while the breaker is open and calls fail fast.
+// State is "up" when Redis answers, "down" while a circuit breaker is open
+// and calls fail fast, and "degraded" in between: calls are failing but the
+// breakers are still closed, new connections cannot be made, or an
+// invalidation subscription is being re-established.
 func (s *Store) State() string {
-	st := s.breaker.stateName()
-	if st == StateUp && s.subscriptionsDown.Load() > 0 {
+	r, w := s.reads.stateName(), s.writes.stateName()
+	switch {
+	case r == StateDown || w == StateDown:
+		return StateDown
+	case r == StateDegraded || w == StateDegraded || s.dial.degraded(s.now()) || s.subscriptionsDown.Load() > 0:
 		return StateDegraded
 	}
-	return st
+	return StateUp
 }
 
 // Stats counts the store's work since Open.
 type Stats struct {
 	Calls         uint64 // calls sent to Redis (a pipeline counts once)
 	Failures      uint64 // calls that failed for lack of Redis: errors, timeouts, overload replies
-	Rejected      uint64 // calls refused at once because the breaker was open
-	BreakerOpens  uint64 // times the breaker opened
+	Rejected      uint64 // calls refused at once because a breaker was open
+	BreakerOpens  uint64 // times a breaker opened (read and write together)
+	DialFailures  uint64 // new connections that could not be made
 	BadValues     uint64 // stored entries Lookup could not decode and skipped
 	Invalidations uint64 // invalidation messages received by Subscribe
 	Resubscribes  uint64 // subscriptions re-established after a loss
+	Panics        uint64 // invalidation callbacks or receives that panicked and were recovered
 }
 
 // Stats returns the counters. They are read one at a time, so under load the
@@ -177,31 +216,110 @@ func (s *Store) Stats() Stats {
 		Calls:         s.calls.Load(),
 		Failures:      s.failures.Load(),
 		Rejected:      s.rejected.Load(),
-		BreakerOpens:  s.breaker.opens.Load(),
+		BreakerOpens:  s.reads.opens.Load() + s.writes.opens.Load(),
+		DialFailures:  s.dial.failures.Load(),
 		BadValues:     s.badValues.Load(),
 		Invalidations: s.invalidations.Load(),
 		Resubscribes:  s.resubscribes.Load(),
+		Panics:        s.invalidationPanics.Load(),
 	}
 }
 
-// do runs op against Redis through the breaker, with timeout on top of
-// ctx's own deadline.
-func (s *Store) do(ctx context.Context, timeout time.Duration, op func(ctx context.Context) error) error {
-	ok, probe := s.breaker.allow()
+// do runs op against Redis through breaker b, with timeout on top of
+// ctx's own deadline. An error for a call the breaker refused, or that
+// could not get a connection, is also features.ErrNotApplied: nothing
+// reached Redis.
+func (s *Store) do(ctx context.Context, b *breaker, timeout time.Duration, op func(ctx context.Context) error) error {
+	ok, probe := b.allow()
 	if !ok {
 		s.rejected.Add(1)
-		return ErrUnavailable
+		return notApplied{ErrUnavailable}
 	}
 	s.calls.Add(1)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	err := op(cctx)
 	cancel()
+	s.settle(ctx, b, probe, err)
+	if err != nil && notSent(err) {
+		return notApplied{err}
+	}
+	return err
+}
+
+// write is do for writes, which have time to wait: one that could not get
+// a connection never reached Redis, so it is tried again, with a short
+// backoff, until it gets one, its time is up or the write breaker opens.
+// Each try counts with the breaker, so when Redis is down the breaker opens
+// after a few tries and every write fails fast again; when a few dials
+// merely failed, the write goes through on a later try.
+func (s *Store) write(ctx context.Context, op func(ctx context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	var err error
+	for wait := writeRetryBackoff; ; wait = min(2*wait, maxWriteRetryBackoff) {
+		ok, probe := s.writes.allow()
+		if !ok {
+			s.rejected.Add(1)
+			return notApplied{ErrUnavailable}
+		}
+		s.calls.Add(1)
+		err = op(cctx)
+		s.settle(ctx, s.writes, probe, err)
+		if err == nil || !notSent(err) {
+			return err
+		}
+		if dl, _ := cctx.Deadline(); time.Until(dl) < wait || !sleep(cctx, wait) {
+			return notApplied{err}
+		}
+	}
+}
+
+// Backoff between tries of a write that could not get a connection.
+const (
+	writeRetryBackoff    = 10 * time.Millisecond
+	maxWriteRetryBackoff = 200 * time.Millisecond
+)
+
+// settle counts a finished call and feeds its outcome to b.
+func (s *Store) settle(ctx context.Context, b *breaker, probe bool, err error) {
 	o := classify(ctx, err)
-	if o == outcomeFailure {
+	if o == outcomeFailure && s.dial.stale(err, s.now()) {
+		// A pool answered from an old dial error while dials work again:
+		// no news about Redis.
+		o = outcomeNeutral
+	}
+	if o == outcomeFailure || o == outcomeSlow {
 		s.failures.Add(1)
 	}
-	s.breaker.record(probe, o)
-	return err
+	b.record(probe, o, err)
+}
+
+// notApplied marks an error after which nothing reached Redis: it is both
+// the error and features.ErrNotApplied, with the error's message.
+type notApplied struct{ err error }
+
+func (e notApplied) Error() string   { return e.err.Error() }
+func (e notApplied) Unwrap() []error { return []error{e.err, features.ErrNotApplied} }
+
+// notSent reports whether err means the command never left this process:
+// no connection could be had (a dial failed, or the pool answered with its
+// last dial error, or gave no connection in time) or the client is closed.
+// A timeout or a broken connection after sending is not: Redis may have
+// run the command. A pipeline's error counts only if every command in it
+// failed so (see pipelineNotSent).
+func notSent(err error) bool {
+	if err == nil {
+		return false
+	}
+	var sent sentError
+	if errors.As(err, &sent) {
+		return false
+	}
+	if errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // classify says what a call's error tells about Redis's health. ctx is the
@@ -223,7 +341,16 @@ func classify(ctx context.Context, err error) outcome {
 		// working server.
 		return outcomeSuccess
 	}
-	// Network errors, timeouts, an exhausted pool.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return outcomeFailure // even a dial that timed out: no connection
+	}
+	var nerr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) ||
+		errors.As(err, &nerr) && nerr.Timeout() {
+		return outcomeSlow
+	}
+	// Refused or reset connections, an exhausted pool.
 	return outcomeFailure
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/redistest"
 )
@@ -334,6 +335,56 @@ func runSuite(t *testing.T, url string) {
 		}
 	})
 
+	t.Run("KnownNeedsFeatures", func(t *testing.T) {
+		// Events and consent keep state for any id, but only features make
+		// a customer known, and an erased customer stays unknown until
+		// features are written again.
+		lookup := func(id string) *features.Record {
+			t.Helper()
+			rec, err := s.Lookup(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rec
+		}
+		click := func(id, eventID string) {
+			t.Helper()
+			if n, err := s.ApplyEvents(ctx, []features.Event{event(id, eventID, features.EventClick, "t", time.Now())}); n != 1 || err != nil {
+				t.Fatalf("ApplyEvents(%s) = %d, %v", id, n, err)
+			}
+		}
+		click("ghost-1", "g1")
+		if rec := lookup("ghost-1"); rec == nil || rec.Known() || len(rec.Counters) == 0 {
+			t.Errorf("after an event for an unknown id: %+v; want counters and not known", rec)
+		}
+		if err := s.PutConsent(ctx, "ghost-2", map[string]features.Consent{"email": {Granted: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if rec := lookup("ghost-2"); rec == nil || rec.Known() || len(rec.Consent) != 1 {
+			t.Errorf("after consent for an unknown id: %+v; want consent and not known", rec)
+		}
+		id := "known-1"
+		if err := s.PutFeatures(ctx, id, map[string]features.Value{"tier": features.String("gold")}); err != nil {
+			t.Fatal(err)
+		}
+		if !lookup(id).Known() {
+			t.Fatal("a customer with features is not known")
+		}
+		if err := s.Erase(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		click(id, "k1")
+		if rec := lookup(id); rec.Known() {
+			t.Errorf("an event after erasure made the customer known again: %+v", rec)
+		}
+		if err := s.PutFeatures(ctx, id, map[string]features.Value{"tier": features.String("silver")}); err != nil {
+			t.Fatal(err)
+		}
+		if rec := lookup(id); !rec.Known() || len(rec.Values) != 1 {
+			t.Errorf("after features are written again: %+v; want known", rec)
+		}
+	})
+
 	t.Run("BudgetsExact", func(t *testing.T) {
 		other := openStore(t, testConfig(url)) // a second node
 		day := features.Day(time.Now())
@@ -577,7 +628,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := testConfig(srv.URL())
 	cfg.LookupTimeout = 200 * time.Millisecond
-	cfg.Breaker = BreakerConfig{Failures: 3, Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	cfg.Breaker = BreakerConfig{Failures: 3, Span: time.Second, Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	s := openStore(t, cfg)
 	ctx := context.Background()
 	in := subscribe(t, s)
@@ -715,5 +766,64 @@ func TestOpenWithoutRedis(t *testing.T) {
 	}
 	if s.State() != StateDown {
 		t.Errorf("State = %s; want down", s.State())
+	}
+}
+
+// holdHook holds back the pipeline that writes key until release is closed
+// or the pipeline's context ends.
+type holdHook struct {
+	key     string
+	release chan struct{}
+}
+
+func (h holdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && len(cmds[0].Args()) > 1 && cmds[0].Args()[1] == h.key {
+			select {
+			case <-h.release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestImportKeepsBatchesBeforeAFailure: a bad line must not cancel the
+// batches before it that are still being written; they all commit and
+// Committed says so. The first batch is held back until the import has
+// seen the bad one fail.
+func TestImportKeepsBatchesBeforeAFailure(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openStore(t, testConfig(srv.URL()))
+	release := make(chan struct{})
+	var once sync.Once
+	s.importFailed = func(int) { once.Do(func() { close(release) }) }
+	s.client.AddHook(holdHook{key: keysFor("r-1").features(), release: release})
+
+	var in strings.Builder
+	for i := 1; i <= 95; i++ {
+		if i == 70 {
+			in.WriteString(`{"id":"r-70","features":{"bad":{"nested":1}}}` + "\n")
+			continue
+		}
+		fmt.Fprintf(&in, `{"id":"r-%d","features":{"n":%d}}`+"\n", i, i)
+	}
+	stats, err := s.Import(context.Background(), strings.NewReader(in.String()), ImportOptions{Name: "c.jsonl", BatchSize: 10, Pipelines: 3})
+	var le *features.LoadError
+	if !errors.As(err, &le) || le.Line != 70 {
+		t.Fatalf("Import = %v; want an error at c.jsonl:70", err)
+	}
+	if stats.Committed != 60 || stats.Customers != 60 {
+		t.Errorf("stats = %+v; want the 60 lines before the bad batch committed", stats)
+	}
+	for i := 1; i <= 60; i++ {
+		if rec, err := s.Lookup(context.Background(), fmt.Sprintf("r-%d", i)); err != nil || !rec.Known() {
+			t.Fatalf("r-%d = %+v, %v; want it imported", i, rec, err)
+		}
 	}
 }

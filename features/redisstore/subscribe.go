@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,25 +23,31 @@ const (
 // errStalled ends a subscription whose connection stopped answering.
 var errStalled = errors.New("invalidation subscription stopped answering")
 
+// errPanicked ends a subscription whose receiving code panicked.
+var errPanicked = errors.New("invalidation subscription panicked")
+
 // Subscribe calls onInvalidate with the id of every customer any node
 // changes, and with "" (drop everything) when the subscription was lost and
 // re-established, since messages may have been missed meanwhile. It runs
 // until ctx is cancelled, reconnecting after errors with a backoff, and
 // returns nil then; it returns an error only when the store is closed. The
 // caller owns the goroutine it runs on; onInvalidate is called on it, one
-// call at a time, and should be quick (features.Cache.Invalidate is).
+// call at a time, and should be quick (features.Cache.Invalidate is). A
+// panic in onInvalidate, or in the client while receiving, is logged and
+// recovered: the subscription drops everything, as after any loss, and goes
+// on, since a node without invalidations would serve stale records.
 func (s *Store) Subscribe(ctx context.Context, onInvalidate func(customerID string)) error {
 	if onInvalidate == nil {
 		return errors.New("cannot subscribe to invalidations: onInvalidate is nil")
 	}
 	sub := subscription{store: s, onInvalidate: onInvalidate, backoff: resubscribeBackoff}
-	defer sub.setDown(false)
+	defer sub.release()
 	for {
 		ps := s.client.Subscribe(ctx, s.cfg.InvalidationChannel)
 		// Receive does not watch ctx while it waits for a message; closing
 		// the subscription wakes it.
 		stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
-		err := sub.listen(ctx, ps)
+		err := sub.listenSafely(ctx, ps)
 		stop()
 		_ = ps.Close()
 		if ctx.Err() != nil {
@@ -51,7 +58,43 @@ func (s *Store) Subscribe(ctx context.Context, onInvalidate func(customerID stri
 		}
 		// errStalled: start over on a new connection at once.
 		sub.setDown(sub.subscribed)
+		if errors.Is(err, errPanicked) {
+			// Whatever panicked may panic again at once: do not spin.
+			if !sleep(ctx, sub.backoff) {
+				return nil
+			}
+			sub.backoff = min(2*sub.backoff, maxResubscribeDelay)
+		}
 	}
+}
+
+// listenSafely is listen with a panic turned into errPanicked.
+func (sub *subscription) listenSafely(ctx context.Context, ps *redis.PubSub) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sub.store.invalidationPanics.Add(1)
+			sub.store.panicLog.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).
+				Msg("invalidation subscription panicked; subscribing again")
+			err = errPanicked
+		}
+	}()
+	return sub.listen(ctx, ps)
+}
+
+// deliver calls onInvalidate, recovering a panic in it: the one
+// invalidation is lost, so everything is dropped instead.
+func (sub *subscription) deliver(id string) {
+	defer func() {
+		if r := recover(); r != nil {
+			sub.store.invalidationPanics.Add(1)
+			sub.store.panicLog.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).
+				Msg("invalidation callback panicked; dropping every cached record instead")
+			if id != "" {
+				sub.deliver("")
+			}
+		}
+	}()
+	sub.onInvalidate(id)
 }
 
 // subscription is the state of one Subscribe call.
@@ -98,14 +141,14 @@ func (sub *subscription) listen(ctx context.Context, ps *redis.PubSub) error {
 		switch m := msg.(type) {
 		case *redis.Message:
 			sub.store.invalidations.Add(1)
-			sub.onInvalidate(m.Payload)
+			sub.deliver(m.Payload)
 		case *redis.Subscription:
 			if m.Kind != "subscribe" {
 				continue
 			}
 			if sub.subscribed {
 				sub.store.resubscribes.Add(1)
-				sub.onInvalidate("")
+				sub.deliver("")
 			}
 			sub.subscribed = true
 			sub.backoff = resubscribeBackoff
@@ -114,7 +157,8 @@ func (sub *subscription) listen(ctx context.Context, ps *redis.PubSub) error {
 	}
 }
 
-// setDown records whether this subscription is currently lost.
+// setDown records whether this subscription is currently lost, and logs a
+// change.
 func (sub *subscription) setDown(down bool) {
 	if down == sub.down {
 		return
@@ -122,7 +166,19 @@ func (sub *subscription) setDown(down bool) {
 	sub.down = down
 	if down {
 		sub.store.subscriptionsDown.Add(1)
+		sub.store.log.Warn().Str("channel", sub.store.cfg.InvalidationChannel).
+			Msg("invalidation subscription lost; this node may serve stale records until it is back")
 	} else {
+		sub.store.subscriptionsDown.Add(-1)
+		sub.store.log.Info().Str("channel", sub.store.cfg.InvalidationChannel).
+			Msg("invalidation subscription restored; cached records dropped")
+	}
+}
+
+// release stops counting this subscription as lost, when it ends.
+func (sub *subscription) release() {
+	if sub.down {
+		sub.down = false
 		sub.store.subscriptionsDown.Add(-1)
 	}
 }

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/valyala/fastjson"
 )
@@ -100,41 +102,96 @@ func TestRedactedURL(t *testing.T) {
 	}
 }
 
-func TestBreaker(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	b := newBreaker(BreakerConfig{Failures: 3, Backoff: time.Second, MaxBackoff: 4 * time.Second}, func() time.Time { return now })
-	call := func(o outcome) (allowed bool) {
-		ok, probe := b.allow()
-		if ok {
-			b.record(probe, o)
-		}
-		return ok
+// breakerClock is a settable clock for breakers under test.
+type breakerClock struct{ t time.Time }
+
+func (c *breakerClock) now() time.Time          { return c.t }
+func (c *breakerClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestBreaker(clock *breakerClock, log zerolog.Logger) *breaker {
+	return newBreaker("read", BreakerConfig{Failures: 3, Span: time.Second, Backoff: time.Second, MaxBackoff: 4 * time.Second}, clock.now, log)
+}
+
+func (b *breaker) call(o outcome) (allowed bool) {
+	ok, probe := b.allow()
+	if ok {
+		b.record(probe, o, nil)
 	}
-	if b.stateName() != StateUp {
-		t.Fatalf("new breaker is %s", b.stateName())
+	return ok
+}
+
+func TestBreakerOpening(t *testing.T) {
+	type step struct {
+		advance time.Duration
+		o       outcome
+		times   int
 	}
-	call(outcomeFailure)
-	call(outcomeFailure)
-	if b.stateName() != StateDegraded {
-		t.Fatalf("after 2 failures: %s, want degraded", b.stateName())
+	tests := []struct {
+		name  string
+		steps []step
+		want  string
+	}{
+		{"a single timeout degrades only", []step{{0, outcomeSlow, 1}}, StateDegraded},
+		{"a stall times out every call at once", []step{{0, outcomeSlow, 500}}, StateDegraded},
+		{"timeouts interleaved with successes", []step{
+			{0, outcomeSlow, 2}, {300 * time.Millisecond, outcomeSuccess, 1},
+			{300 * time.Millisecond, outcomeSlow, 2}, {300 * time.Millisecond, outcomeSuccess, 1},
+			{300 * time.Millisecond, outcomeSlow, 2}, {300 * time.Millisecond, outcomeSuccess, 1},
+		}, StateUp},
+		{"timeouts for a span without a success", []step{
+			{0, outcomeSlow, 2}, {600 * time.Millisecond, outcomeSlow, 1}, {500 * time.Millisecond, outcomeSlow, 1},
+		}, StateDown},
+		{"a span without success but too few failures", []step{
+			{0, outcomeSlow, 1}, {5 * time.Second, outcomeSlow, 1},
+		}, StateDegraded},
+		{"connection failures open by number", []step{{0, outcomeFailure, 3}}, StateDown},
+		{"a success resets the run", []step{
+			{0, outcomeFailure, 2}, {0, outcomeSuccess, 1}, {0, outcomeFailure, 2},
+		}, StateDegraded},
+		{"neutral outcomes say nothing", []step{
+			{0, outcomeFailure, 2}, {0, outcomeNeutral, 5}, {0, outcomeFailure, 1},
+		}, StateDown},
+		{"timeouts then connection failures", []step{
+			{0, outcomeSlow, 5}, {0, outcomeFailure, 3},
+		}, StateDown},
 	}
-	call(outcomeSuccess) // resets the run
-	call(outcomeFailure)
-	call(outcomeFailure)
-	call(outcomeNeutral) // says nothing
-	if b.stateName() != StateDegraded {
-		t.Fatalf("after success then 2 failures: %s", b.stateName())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &breakerClock{t: time.Unix(1_000_000, 0)}
+			b := newTestBreaker(clock, zerolog.Nop())
+			for _, st := range tc.steps {
+				clock.advance(st.advance)
+				for range st.times {
+					b.call(st.o)
+				}
+			}
+			if got := b.stateName(); got != tc.want {
+				t.Errorf("state = %s, want %s", got, tc.want)
+			}
+		})
 	}
-	call(outcomeFailure)
+}
+
+func TestBreakerProbes(t *testing.T) {
+	clock := &breakerClock{t: time.Unix(1_000_000, 0)}
+	var logs strings.Builder
+	b := newTestBreaker(clock, zerolog.New(&logs))
+	for range 3 {
+		b.call(outcomeFailure)
+	}
 	if b.stateName() != StateDown || b.opens.Load() != 1 {
-		t.Fatalf("after 3 failures in a row: %s, opens %d", b.stateName(), b.opens.Load())
+		t.Fatalf("after 3 connection failures: %s, opens %d", b.stateName(), b.opens.Load())
 	}
-	if call(outcomeSuccess) {
+	if b.call(outcomeSuccess) {
 		t.Fatal("open breaker let a call through before the backoff")
+	}
+	b.record(false, outcomeSuccess, nil) // a call from before it opened
+	if b.stateName() != StateDown {
+		t.Fatal("a call that started before the breaker opened closed it")
 	}
 
 	// After the backoff (±10%) exactly one probe goes through.
-	now = now.Add(1100 * time.Millisecond)
+	clock.advance(1100 * time.Millisecond)
 	ok, probe := b.allow()
 	if !ok || !probe {
 		t.Fatalf("after backoff: allow = %v, probe %v", ok, probe)
@@ -142,40 +199,55 @@ func TestBreaker(t *testing.T) {
 	if ok2, _ := b.allow(); ok2 {
 		t.Fatal("a second call went through while the probe was under way")
 	}
-	b.record(true, outcomeFailure) // probe failed: backoff doubles to 2s
-	now = now.Add(1500 * time.Millisecond)
+	b.record(true, outcomeFailure, nil) // probe could not connect: backoff doubles to 2s
+	clock.advance(1500 * time.Millisecond)
 	if ok, _ := b.allow(); ok {
 		t.Fatal("breaker let a probe through before the doubled backoff")
 	}
-	now = now.Add(time.Second)
+	clock.advance(time.Second)
 	ok, probe = b.allow()
 	if !ok || !probe {
 		t.Fatal("no probe after the doubled backoff")
 	}
-	b.record(true, outcomeNeutral) // the probe's caller gave up: try another
+	b.record(true, outcomeSlow, nil) // a slow probe reopens without doubling
+	if b.backoff != 2*time.Second {
+		t.Errorf("backoff after a slow probe = %v, want 2s", b.backoff)
+	}
+	clock.advance(2200 * time.Millisecond)
+	ok, probe = b.allow()
+	if !ok || !probe {
+		t.Fatal("no probe after the backoff")
+	}
+	b.record(true, outcomeNeutral, nil) // the probe's caller gave up: try another
 	ok, probe = b.allow()
 	if !ok || !probe {
 		t.Fatal("no new probe after a neutral one")
 	}
-	b.record(true, outcomeSuccess)
+	b.record(true, outcomeSuccess, nil)
 	if b.stateName() != StateUp {
 		t.Fatalf("after a good probe: %s", b.stateName())
 	}
-	if b.opens.Load() != 2 {
-		t.Errorf("opens = %d, want 2", b.opens.Load())
+	if b.opens.Load() != 1 {
+		t.Errorf("opens = %d, want 1: failed probes reopen, they do not open anew", b.opens.Load())
+	}
+	// One line per change: opened once, closed once, whatever the probes.
+	if got := strings.Count(logs.String(), "\n"); got != 2 ||
+		!strings.Contains(logs.String(), `"level":"warn","breaker":"read"`) || !strings.Contains(logs.String(), "circuit breaker opened") ||
+		!strings.Contains(logs.String(), "circuit breaker closed") {
+		t.Errorf("logs:\n%s\nwant one line for opening and one for closing", logs.String())
 	}
 
 	// Backoff is capped.
 	for range 3 {
-		call(outcomeFailure)
+		b.call(outcomeFailure)
 	}
 	for range 5 {
-		now = now.Add(10 * time.Second)
+		clock.advance(10 * time.Second)
 		ok, probe := b.allow()
 		if !ok || !probe {
 			t.Fatal("no probe")
 		}
-		b.record(true, outcomeFailure)
+		b.record(true, outcomeFailure, nil)
 	}
 	if b.backoff != 4*time.Second {
 		t.Errorf("backoff = %v, want the 4s cap", b.backoff)
@@ -186,29 +258,50 @@ func TestClassify(t *testing.T) {
 	live := context.Background()
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, tt := range []struct {
-		ctx  context.Context
-		err  error
-		want outcome
+	dialErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		err     error
+		want    outcome
+		notSent bool
 	}{
-		{live, nil, outcomeSuccess},
-		{live, redis.Nil, outcomeSuccess},
-		{live, io.EOF, outcomeFailure},
-		{live, &net.OpError{Op: "dial", Err: errors.New("connection refused")}, outcomeFailure},
-		{live, context.DeadlineExceeded, outcomeFailure},
-		{gone, context.Canceled, outcomeNeutral},
-		{live, redis.ErrClosed, outcomeNeutral},
-		{live, redisError("LOADING Redis is loading the dataset in memory"), outcomeFailure},
-		{live, redisError("CLUSTERDOWN The cluster is down"), outcomeFailure},
-		{live, redisError("ERR max number of clients reached"), outcomeFailure},
-		{live, redisError("WRONGTYPE Operation against a key holding the wrong kind of value"), outcomeSuccess},
-		{live, redisError("ERR user_script:1: Script attempted to access nonexistent global variable"), outcomeSuccess},
-	} {
-		if got := classify(tt.ctx, tt.err); got != tt.want {
-			t.Errorf("classify(%v) = %d, want %d", tt.err, got, tt.want)
-		}
+		{"success", live, nil, outcomeSuccess, false},
+		{"nil reply", live, redis.Nil, outcomeSuccess, false},
+		{"connection closed by redis", live, io.EOF, outcomeFailure, false},
+		{"refused", live, dialErr, outcomeFailure, true},
+		{"dial timed out", live, &net.OpError{Op: "dial", Net: "tcp", Err: timeoutError{}}, outcomeFailure, true},
+		{"wrapped dial error", live, fmt.Errorf("cannot look up: %w", dialErr), outcomeFailure, true},
+		{"reset after sending", live, &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, outcomeFailure, false},
+		{"timeout", live, context.DeadlineExceeded, outcomeSlow, false},
+		{"read timeout", live, &net.OpError{Op: "read", Net: "tcp", Err: timeoutError{}}, outcomeSlow, false},
+		{"no connection free in time", live, redis.ErrPoolTimeout, outcomeSlow, true},
+		{"caller gave up", gone, context.Canceled, outcomeNeutral, false},
+		{"store closed", live, redis.ErrClosed, outcomeNeutral, true},
+		{"loading", live, redisError("LOADING Redis is loading the dataset in memory"), outcomeFailure, false},
+		{"cluster down", live, redisError("CLUSTERDOWN The cluster is down"), outcomeFailure, false},
+		{"too many clients", live, redisError("ERR max number of clients reached"), outcomeFailure, false},
+		{"wrong type", live, redisError("WRONGTYPE Operation against a key holding the wrong kind of value"), outcomeSuccess, false},
+		{"script error", live, redisError("ERR user_script:1: Script attempted to access nonexistent global variable"), outcomeSuccess, false},
+		{"part of a pipeline was sent", live, sentError{dialErr}, outcomeFailure, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classify(tc.ctx, tc.err); got != tc.want {
+				t.Errorf("classify(%v) = %d, want %d", tc.err, got, tc.want)
+			}
+			if got := notSent(tc.err); got != tc.notSent {
+				t.Errorf("notSent(%v) = %v, want %v", tc.err, got, tc.notSent)
+			}
+		})
 	}
 }
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
 
 type redisError string
 
@@ -290,5 +383,54 @@ func TestCounterField(t *testing.T) {
 		if _, _, _, ok := parseCounterField(bad); ok {
 			t.Errorf("parseCounterField(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestClientLogger(t *testing.T) {
+	var logs strings.Builder
+	l := newClientLogger(zerolog.New(&logs))
+	for i := range 50 {
+		l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts", i)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 10 {
+		t.Errorf("%d lines logged for 50 in a burst; want the 10 the sampler lets through", len(lines))
+	}
+	if want := `{"level":"warn","component":"redis-client","message":"redis: connection pool: failed to dial after 0 attempts"}`; lines[0] != want {
+		t.Errorf("first line = %s, want %s", lines[0], want)
+	}
+}
+
+// TestBreakerPeers: the read and write breakers share connections. One
+// that opened because calls could not connect closes when the other's call
+// reaches Redis; one that opened because calls were slow waits for its own
+// probe, so slow lookups and fast writes stay apart.
+func TestBreakerPeers(t *testing.T) {
+	clock := &breakerClock{t: time.Unix(1_000_000, 0)}
+	reads, writes := newTestBreaker(clock, zerolog.Nop()), newTestBreaker(clock, zerolog.Nop())
+	reads.peer, writes.peer = writes, reads
+
+	for range 3 {
+		writes.call(outcomeFailure)
+	}
+	if writes.stateName() != StateDown {
+		t.Fatal("write breaker did not open on connection failures")
+	}
+	reads.call(outcomeSuccess)
+	if writes.stateName() != StateUp {
+		t.Errorf("write breaker = %s after a lookup reached Redis; want it closed", writes.stateName())
+	}
+
+	for range 2 {
+		reads.call(outcomeSlow)
+	}
+	clock.advance(2 * time.Second)
+	reads.call(outcomeSlow)
+	if reads.stateName() != StateDown {
+		t.Fatal("read breaker did not open on slow lookups")
+	}
+	writes.call(outcomeSuccess)
+	if reads.stateName() != StateDown {
+		t.Errorf("read breaker = %s after a write succeeded; want it open until its own probe", reads.stateName())
 	}
 }

@@ -161,14 +161,19 @@ func parseConsent(s string) (features.Consent, bool) {
 }
 
 // decodeRecord builds a Record from the three hashes, or nil when all are
-// empty (an unknown customer). Entries that do not decode, which only a
-// foreign writer can produce, are skipped and counted in bad, so one bad
-// value does not make the customer unknown.
+// empty. Values is nil when the features hash is: counters or consent alone
+// (events for an unknown or erased id) do not make a customer known.
+// Entries that do not decode, which only a foreign writer can produce, are
+// skipped and counted in bad, so one bad value does not make the customer
+// unknown.
 func decodeRecord(pp *fastjson.ParserPool, id string, feats, counters, consent map[string]string, cutoff int32) (rec *features.Record, bad int) {
 	if len(feats) == 0 && len(counters) == 0 && len(consent) == 0 {
 		return nil, 0
 	}
-	rec = &features.Record{ID: id, Values: make(map[string]features.Value, len(feats))}
+	rec = &features.Record{ID: id}
+	if len(feats) > 0 {
+		rec.Values = make(map[string]features.Value, len(feats))
+	}
 	for name, raw := range feats {
 		v, ok := decodeValue(pp, raw)
 		if !ok {

@@ -143,10 +143,10 @@ func (s *Store) ApplyEvents(ctx context.Context, events []features.Event) (appli
 			features.Subjects(ev.Touchpoint, ev.Kind, ev.Rule, ev.Channel))
 	}
 	var cmds []*redis.Cmd
-	err = s.do(ctx, s.cfg.WriteTimeout, func(ctx context.Context) error {
+	err = s.write(ctx, func(ctx context.Context) error {
 		var err error
 		cmds, err = evalAll(ctx, s.client, s.scripts.count, calls)
-		return err
+		return pipelineErr(cmds, err)
 	})
 	for _, cmd := range cmds {
 		if n, cerr := cmd.Int(); cerr == nil {
@@ -174,7 +174,7 @@ func (s *Store) ReserveDecisions(ctx context.Context, customerID string, day int
 		args = append(args, l.Subject, l.Days, l.Count)
 	}
 	var granted int64
-	err := s.do(ctx, s.cfg.WriteTimeout, func(ctx context.Context) error {
+	err := s.write(ctx, func(ctx context.Context) error {
 		var err error
 		granted, err = s.scripts.reserve.Run(ctx, s.client, []string{keysFor(customerID).counters()}, args...).Int64()
 		return err
@@ -224,7 +224,7 @@ func (s *Store) Consume(ctx context.Context, touchpoint string, day int32, total
 	// The day's count is kept through the next day, for inspection.
 	expireAt := (int64(day) + 2) * 86400
 	var granted int64
-	err := s.do(ctx, s.cfg.WriteTimeout, func(ctx context.Context) error {
+	err := s.write(ctx, func(ctx context.Context) error {
 		var err error
 		granted, err = s.scripts.consume.Run(ctx, s.client, []string{totalKey, dayKey},
 			max(total, 0), max(perDay, 0), expireAt).Int64()
@@ -236,12 +236,34 @@ func (s *Store) Consume(ctx context.Context, touchpoint string, day int32, total
 	return granted == 1, nil
 }
 
-// run runs one script through the breaker within WriteTimeout.
+// run runs one script through the write breaker within WriteTimeout.
 func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args []any) error {
-	return s.do(ctx, s.cfg.WriteTimeout, func(ctx context.Context) error {
+	return s.write(ctx, func(ctx context.Context) error {
 		return sc.Run(ctx, s.client, keys, args...).Err()
 	})
 }
+
+// pipelineErr is err, the first error of a pipeline, unless some command
+// of it did reach Redis: in a Cluster a pipeline goes to several nodes, and
+// one node's dial error does not mean nothing was applied.
+func pipelineErr(cmds []*redis.Cmd, err error) error {
+	if err == nil || !notSent(err) {
+		return err
+	}
+	for _, cmd := range cmds {
+		if cmd != nil && !notSent(cmd.Err()) {
+			return sentError{err}
+		}
+	}
+	return err
+}
+
+// sentError is an error after which some commands did reach Redis, whatever
+// the error it wraps says.
+type sentError struct{ err error }
+
+func (e sentError) Error() string { return e.err.Error() }
+func (e sentError) Unwrap() error { return e.err }
 
 // scriptCall is one script invocation in a pipeline.
 type scriptCall struct {

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -123,6 +124,35 @@ func (s *Server) Restart() {
 	}
 }
 
+// Pause stops the server process (SIGSTOP) without closing its
+// connections, as a stalled or overloaded server would: commands sent
+// meanwhile are neither answered nor refused. Resume continues it. A paused
+// server is resumed when the test ends.
+func (s *Server) Pause() {
+	s.tb.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a paused server; the commands it received meanwhile run
+// then.
+func (s *Server) Resume() {
+	s.tb.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.tb.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.tb.Fatalf("redistest: %v to a server that is not running", sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.tb.Fatalf("redistest: cannot send %v to redis-server: %v", sig, err)
+	}
+}
+
 // Do sends one command and returns its reply as text (simple strings, bulk
 // strings and integers; errors are returned as errors).
 func (s *Server) Do(args ...string) (string, error) {
@@ -206,6 +236,9 @@ func (s *Server) stop() bool {
 	if cmd == nil {
 		return false
 	}
+	// A paused process would not die of SIGKILL until continued on some
+	// systems; continue it first.
+	_ = cmd.Process.Signal(syscall.SIGCONT)
 	_ = cmd.Process.Kill()
 	<-exited
 	return true

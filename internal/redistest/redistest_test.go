@@ -3,6 +3,7 @@ package redistest
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServerKillRestart(t *testing.T) {
@@ -46,4 +47,26 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("node %s: CLUSTER INFO = %q, %v", s.Addr(), info, err)
 		}
 	}
+}
+
+func TestServerPauseResume(t *testing.T) {
+	s := Start(t)
+	s.Pause()
+	if _, err := command(s.Addr(), 200*time.Millisecond, "PING"); err == nil {
+		t.Fatal("a paused server answered")
+	}
+	// A command sent while paused runs once the server is resumed.
+	done := make(chan error, 1)
+	go func() {
+		_, err := command(s.Addr(), startTimeout, "SET", "k", "v")
+		done <- err
+	}()
+	s.Resume()
+	if err := <-done; err != nil {
+		t.Fatalf("SET sent while paused: %v", err)
+	}
+	if got, err := s.Do("GET", "k"); err != nil || got != "v" {
+		t.Fatalf("GET k = %q, %v; want v", got, err)
+	}
+	s.Pause() // stopping a paused server at the end of the test must work
 }
