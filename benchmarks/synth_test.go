@@ -2,6 +2,7 @@ package benchmarks
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // Paths of the demo data, relative to this package.
@@ -425,5 +427,35 @@ func TestSyntheticRuleset(t *testing.T) {
 		if err != nil || string(a) != string(b) {
 			t.Fatalf("%s differs between two generations", filepath.Base(f))
 		}
+	}
+}
+
+// -synth-out keeps the ruleset TestWriteSyntheticRuleset writes, to serve
+// it (benchmarks/overload.sh does):
+//
+//	go test ./benchmarks -run TestWriteSyntheticRuleset -args -synth-out DIR -synth-rules 3000
+//	touchpoint serve --rules DIR --schema configs/features.yaml
+var (
+	synthOut   = flag.String("synth-out", "", "directory to keep the synthetic ruleset of TestWriteSyntheticRuleset in")
+	synthRules = flag.Int("synth-rules", 1000, "rules in the synthetic ruleset of TestWriteSyntheticRuleset")
+)
+
+// TestWriteSyntheticRuleset writes a synthetic ruleset of -synth-rules rules
+// (into -synth-out when given) and checks that it loads against the demo
+// schema with every rule.
+func TestWriteSyntheticRuleset(t *testing.T) {
+	dir := *synthOut
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeSyntheticRules(t, dir, *synthRules)
+	rs, err := rules.Load(dir, demoSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.Rules) != *synthRules {
+		t.Fatalf("%d rules loaded, want %d", len(rs.Rules), *synthRules)
 	}
 }

@@ -84,6 +84,7 @@ type recorder struct {
 
 	mu       sync.Mutex
 	lat      *hdrhistogram.Histogram
+	latOK    *hdrhistogram.Histogram // 2xx answers only
 	sec      *hdrhistogram.Histogram // the second being filled
 	cur      int
 	curOK    int64
@@ -125,7 +126,7 @@ type tally struct {
 }
 
 func newRecorder(start time.Duration) *recorder {
-	r := &recorder{start: start, lat: newHist(), sec: newHist(), status: map[int]int64{}, lastSec: -1}
+	r := &recorder{start: start, lat: newHist(), latOK: newHist(), sec: newHist(), status: map[int]int64{}, lastSec: -1}
 	for i := range r.kinds {
 		r.kinds[i].lat = newHist()
 		r.kinds[i].status = map[int]int64{}
@@ -213,6 +214,7 @@ func (r *recorder) record(start, sent, done time.Duration, o outcome) {
 		r.sec.RecordValue(lat)
 		k.lat.RecordValue(lat)
 		if status >= 200 && status < 300 {
+			r.latOK.RecordValue(lat)
 			r.ok++
 			r.curOK++
 			k.ok++
@@ -318,6 +320,7 @@ func (r *recorder) finish(st *Step, end time.Duration) {
 	st.Seconds = r.seconds
 	st.hist = r.lat
 	st.Latency = summarize(r.lat)
+	st.LatencyOK = summarize(r.latOK)
 	st.Spectrum = spectrum(r.lat)
 	if enc, err := r.lat.Encode(hdrhistogram.V2CompressedEncodingCookieBase); err == nil {
 		st.Histogram = string(enc)

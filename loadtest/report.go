@@ -109,8 +109,11 @@ type Step struct {
 	Errors       Errors  `json:"errors"`
 	// Latency covers every answer (any status) and every timeout (at the
 	// moment it was given up); connection errors have no latency.
-	Latency  Latency         `json:"latency_us"`
-	Spectrum []SpectrumPoint `json:"spectrum"`
+	Latency Latency `json:"latency_us"`
+	// LatencyOK covers the 2xx answers alone: what the requests a server
+	// accepted experienced, when it refused others (503 under overload).
+	LatencyOK Latency         `json:"latency_ok_us"`
+	Spectrum  []SpectrumPoint `json:"spectrum"`
 	// Histogram is the full latency distribution in microseconds, in
 	// HdrHistogram's compressed V2 base64 form.
 	Histogram string `json:"histogram"`

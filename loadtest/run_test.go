@@ -113,6 +113,14 @@ func TestErrorsByKind(t *testing.T) {
 	if st.Latency.Max < 150_000 {
 		t.Errorf("max latency %s is below the timeout; timeouts were left out", fmtUS(st.Latency.Max))
 	}
+	// The 2xx latency leaves out the 503s and the timeouts.
+	if st.LatencyOK.Count != st.OK || st.LatencyOK.Max >= 150_000 {
+		t.Errorf("2xx latency counts %d answers with max %s; want the %d successes, none timed out", st.LatencyOK.Count, fmtUS(st.LatencyOK.Max), st.OK)
+	}
+	var table strings.Builder
+	if err := WriteTable(&table, &Report{Steps: []Step{st}}); err != nil || !strings.Contains(table.String(), "2xx only step 1: ") {
+		t.Errorf("the table does not show the 2xx latency of a step with errors:\n%s", table.String())
+	}
 }
 
 func TestConnectionErrors(t *testing.T) {

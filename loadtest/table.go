@@ -150,6 +150,14 @@ func notes(rep *Report) []string {
 		}
 	}
 	for i := range rep.Steps {
+		st := &rep.Steps[i]
+		if st.Errors.Total > 0 && st.OK > 0 {
+			l := st.LatencyOK
+			out = append(out, fmt.Sprintf("2xx only %s %d: %s answers, p50 %s, p90 %s, p99 %s, p99.9 %s, max %s",
+				per, st.Index, fmtInt(st.OK), fmtUS(l.P50), fmtUS(l.P90), fmtUS(l.P99), fmtUS(l.P999), fmtUS(l.Max)))
+		}
+	}
+	for i := range rep.Steps {
 		if line := feedbackNote(rep, &rep.Steps[i], per); line != "" {
 			out = append(out, line)
 		}

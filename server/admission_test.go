@@ -3,8 +3,10 @@ package server
 import (
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,7 +19,9 @@ func TestAdmissionControl(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxInflightDecides = limit
 	fd := newFakeDecider()
-	ts := startServer(t, cfg, fd)
+	// Only the decides in the handler count here, not this test's own
+	// goroutines waiting for a CPU.
+	ts := startServerWith(t, cfg, fd, Options{runnable: func() int64 { return 0 }})
 
 	var wg sync.WaitGroup
 	statuses := make(chan int, limit)
@@ -105,11 +109,43 @@ func TestAdmissionControl(t *testing.T) {
 	}
 }
 
+// A server short of CPU has few decides in the handler but many requests
+// waiting for a CPU; those count toward max_inflight_decides too. While the
+// scheduler's queue is past the bound decides are refused at once, and they
+// are admitted again once a later reading finds it short.
+func TestAdmissionCountsTheCPUQueue(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxInflightDecides = 8
+	var queue atomic.Int64
+	ts := startServerWith(t, cfg, newFakeDecider(), Options{runnable: func() int64 { return queue.Load() }})
+	const body = `{"customer_id":"c-1","placements":["a"]}`
+	if r := ts.decide(t, body); r.status != http.StatusOK {
+		t.Fatalf("decide with an empty queue: %d %s", r.status, r.body)
+	}
+
+	// Readings are at most a millisecond old, so within a few decides the
+	// long queue is seen and decides are refused.
+	queue.Store(8)
+	waitFor(t, 20*time.Second, "a decide refused for the CPU queue", func() bool {
+		return ts.decide(t, body).status == http.StatusServiceUnavailable
+	})
+	r := ts.decide(t, body)
+	eb := expectError(t, r, http.StatusServiceUnavailable, "overloaded")
+	if !strings.Contains(eb.Error.Message, "waiting for a CPU") {
+		t.Errorf("message %q does not say what was counted", eb.Error.Message)
+	}
+
+	queue.Store(7) // 7 waiting plus this decide is within 8
+	waitFor(t, 20*time.Second, "decides admitted again", func() bool {
+		return ts.decide(t, body).status == http.StatusOK
+	})
+}
+
 // A panicking decide leaves the in-flight count as it found it.
 func TestAdmissionSurvivesPanics(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxInflightDecides = 1
-	ts := startServer(t, cfg, newFakeDecider())
+	ts := startServerWith(t, cfg, newFakeDecider(), Options{runnable: func() int64 { return 0 }})
 	for range 3 {
 		expectError(t, ts.decide(t, `{"customer_id":"c-panic","placements":["a"]}`), http.StatusInternalServerError, "internal")
 	}
@@ -164,4 +200,28 @@ func TestMalformedRequestsLogBounded(t *testing.T) {
 	if !strings.Contains(ts.logs.String(), `"source":"fasthttp"`) {
 		t.Errorf("fasthttp's lines are not logged at all:\n%.2000s", ts.logs.String())
 	}
+}
+
+// The scheduler's queue is read from runtime/metrics; if a Go release
+// stopped reporting it, admission would silently count only the handler.
+// Goroutines that spin outnumbering the CPUs must show up in the reading.
+func TestRunnableGoroutinesAreRead(t *testing.T) {
+	runnable := runnableGoroutines()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 * runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	waitFor(t, 20*time.Second, "runnable goroutines in the scheduler's reading", func() bool { return runnable() > 0 })
 }

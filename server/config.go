@@ -18,10 +18,10 @@ type Config struct {
 	// MaxEventsBodyBytes caps a POST /v1/events body; larger bodies get
 	// 413. The default holds a batch of 1,000 events several times over.
 	MaxEventsBodyBytes int `yaml:"max_events_body_bytes"`
-	// MaxInflightDecides bounds the decides being served at once; a decide
-	// beyond it is answered 503 overloaded at once, before its body is
-	// decoded. Zero means 16 per GOMAXPROCS, resolved when the server
-	// starts.
+	// MaxInflightDecides bounds the decides in flight: those being served
+	// and the requests waiting for a CPU (see admission). A decide beyond
+	// it is answered 503 overloaded at once, before its body is decoded.
+	// Zero means 32 per GOMAXPROCS, resolved when the server starts.
 	MaxInflightDecides int `yaml:"max_inflight_decides"`
 	// ReadTimeout bounds reading one request (headers and body).
 	ReadTimeout time.Duration `yaml:"read_timeout"`
@@ -58,11 +58,13 @@ const (
 	maxBodyBytesCap       = 8 << 20
 	maxCORSMaxAge         = 24 * time.Hour
 	maxInflightDecidesCap = 1 << 20
-	// inflightPerProc sizes the default in-flight bound. A decide on the
-	// embedded store is CPU-bound and rarely has company beyond GOMAXPROCS;
-	// the bound matters when decides wait on a shared store, where it keeps
-	// the waiting to about the store's connection pool (ten per GOMAXPROCS).
-	inflightPerProc = 16
+	// inflightPerProc sizes the default in-flight bound. Requests waiting
+	// for a CPU count, so the bound is also how many decides' worth of
+	// queueing an admitted decide may meet per CPU: 32 keeps that to a few
+	// milliseconds with a ruleset of 1,000 rules, and lets a decide waiting
+	// on a shared store share the CPU with as many others (README,
+	// Overload).
+	inflightPerProc = 32
 )
 
 // DefaultConfig returns settings suited to a decide API answering in well

@@ -48,13 +48,13 @@ func (s *Server) releaseState(st *decideState) {
 func (s *Server) handleDecide(ctx *fasthttp.RequestCtx) {
 	s.cors.apply(ctx)
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	if n := s.inflight.Add(1); n > s.maxInflight {
-		s.inflight.Add(-1)
+	// fasthttp reads the clock for every request; admission uses that reading.
+	if !s.admission.admit(ctx.Time()) {
 		s.overloaded(ctx)
 		return
 	}
 	// Deferred so that a panicking decide is not counted in flight forever.
-	defer s.inflight.Add(-1)
+	defer s.admission.done()
 	start := time.Now()
 	s.decide(ctx)
 	s.metrics.decideDuration.Observe(time.Since(start).Seconds())
@@ -63,8 +63,8 @@ func (s *Server) handleDecide(ctx *fasthttp.RequestCtx) {
 // overloaded answers a decide refused by admission control.
 func (s *Server) overloaded(ctx *fasthttp.RequestCtx) {
 	s.metrics.overloaded.Inc()
-	s.overloadLog.Warn().Int64("max_inflight_decides", s.maxInflight).
-		Msg("refusing decides: too many in flight (logged at most once per 10s)")
+	s.overloadLog.Warn().Int64("max_inflight_decides", s.admission.limit).
+		Msg("refusing decides: too many in flight or waiting for a CPU (logged at most once per 10s)")
 	ctx.Response.Header.Set("Retry-After", "1")
 	writeJSON(ctx, fasthttp.StatusServiceUnavailable, s.overloadedBody)
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// OverlayStats reports the embedded store's overlay for /metrics; nil
 	// leaves the overlay metrics out.
 	OverlayStats func() features.OverlayStats
+
+	// runnable replaces admission's reading of the scheduler's runnable
+	// goroutines; tests set it, so that their own goroutines do not count.
+	runnable func() int64
 }
 
 // StoreStats describes a shared feature store (Redis).
@@ -146,10 +150,9 @@ type Server struct {
 
 	states sync.Pool // *decideState
 
-	// inflight counts decides being served; maxInflight bounds it.
-	inflight    atomic.Int64
-	maxInflight int64
-	// overloadedBody is the 503 answer of a decide beyond maxInflight,
+	// admission bounds the decides in flight.
+	admission *admission
+	// overloadedBody is the 503 answer of a decide refused by admission,
 	// encoded once.
 	overloadedBody []byte
 
@@ -173,15 +176,18 @@ func New(cfg Config, d Decider, opts Options) *Server {
 	s.errLog = sampled(s.log, 10, time.Second)
 	s.storeLog = sampled(s.log, 10, time.Second)
 	s.overloadLog = sampled(s.log, 1, 10*time.Second)
-	s.maxInflight = int64(cfg.inflightLimit())
+	s.admission = newAdmission(int64(cfg.inflightLimit()))
+	if opts.runnable != nil {
+		s.admission.runnable = opts.runnable
+	}
 	s.overloadedBody = appendError(nil, codeOverloaded, "",
-		"the server is deciding "+strconv.FormatInt(s.maxInflight, 10)+" requests already (server.max_inflight_decides); retry after a second or show the page's default content")
+		"the server has "+strconv.FormatInt(s.admission.limit, 10)+" decides in flight or waiting for a CPU already (server.max_inflight_decides); retry after a second or show the page's default content")
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	if cfg.AdminKey != "" {
 		s.adminEnabled = true
 		s.adminKeyHash = sha256.Sum256([]byte(cfg.AdminKey))
 	}
-	s.metrics = newMetrics(d, opts.CacheStats, s.log, s.inflight.Load)
+	s.metrics = newMetrics(d, opts.CacheStats, s.log, s.admission.inflight.Load)
 	if opts.StoreStats != nil {
 		s.metrics.reg.MustRegister(newStoreCollector(opts.StoreStats))
 	}
