@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/touchpoint
 
-.PHONY: run test build bench bench-main bench-opa bench-peer lint fmt clean
+.PHONY: run test build bench bench-main bench-opa bench-peer bench-overload lint fmt clean
 
 ## run: serve the demo on the embedded store (no Redis needed) at :8080
 run: build
@@ -32,6 +32,10 @@ bench-opa:
 ## bench-peer: the decide server against a bare fasthttp handler under the load generator, each pinned to its own core
 bench-peer:
 	@GO='$(GO)' bash benchmarks/peer.sh
+
+## bench-overload: the decide server at 75% and 200% of its sustainable rate, admission control on and off, pinned
+bench-overload:
+	@GO='$(GO)' bash benchmarks/overload.sh
 
 ## lint: formatting and vet
 lint:

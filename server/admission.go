@@ -24,9 +24,11 @@ import (
 type admission struct {
 	limit    int64
 	inflight atomic.Int64
-	// queued is the scheduler's runnable goroutines at the last reading,
-	// taken at request time sampledAt (unix nanoseconds).
+	// queued is the smaller of the scheduler's runnable goroutines at the
+	// last two readings (last is the latest), the latest taken at request
+	// time sampledAt (unix nanoseconds).
 	queued    atomic.Int64
+	last      int64
 	sampledAt atomic.Int64
 	// sampling lets one decide read at a time; the others go on with the
 	// previous reading.
@@ -63,7 +65,12 @@ func runnableGoroutines() func() int64 {
 // it may be served; every admitted decide must be followed by done.
 func (a *admission) admit(now time.Time) bool {
 	if t := now.UnixNano(); t-a.sampledAt.Load() >= int64(queueSampleEvery) && a.sampling.TryLock() {
-		a.queued.Store(a.runnable())
+		// A queue counts only once two readings a millisecond apart both
+		// see it: the runnable goroutines jump for a moment at every
+		// garbage collection, and a lasting queue is what overload is.
+		q := a.runnable()
+		a.queued.Store(min(q, a.last))
+		a.last = q
 		a.sampledAt.Store(t)
 		a.sampling.Unlock()
 	}

@@ -225,3 +225,30 @@ func TestRunnableGoroutinesAreRead(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	waitFor(t, 20*time.Second, "runnable goroutines in the scheduler's reading", func() bool { return runnable() > 0 })
 }
+
+// A queue counts once two readings a millisecond apart see it: a moment's
+// jump of the runnable goroutines (a garbage collection) refuses nothing.
+func TestAdmissionIgnoresMomentaryQueues(t *testing.T) {
+	a := newAdmission(4)
+	readings := []int64{0, 10, 0, 10, 10, 2}
+	next := 0
+	a.runnable = func() int64 { next++; return readings[next-1] }
+	want := []bool{true, true, true, true, false, true}
+	start := time.Unix(1_000_000, 0)
+	for i, w := range want {
+		now := start.Add(time.Duration(i) * queueSampleEvery)
+		if got := a.admit(now); got != w {
+			t.Fatalf("decide %d (reading %d): admitted %v, want %v", i, readings[i], got, w)
+		} else if got {
+			a.done()
+		}
+	}
+	if next != len(readings) {
+		t.Errorf("%d readings taken, want one per millisecond: %d", next, len(readings))
+	}
+	// Within the millisecond, no new reading is taken.
+	a.admit(start.Add(time.Duration(len(want)-1)*queueSampleEvery + time.Microsecond))
+	if next != len(readings) {
+		t.Errorf("a reading was taken within the millisecond")
+	}
+}
