@@ -110,9 +110,9 @@ func TestAdmissionControl(t *testing.T) {
 }
 
 // A server short of CPU has few decides in the handler but many requests
-// waiting for a CPU; those count toward max_inflight_decides too. While the
-// scheduler's queue is past the bound decides are refused at once, and they
-// are admitted again once a later reading finds it short.
+// waiting for a CPU. A queue past max_inflight_decides that lasts is
+// overload: decides are refused at once while the queue holds more than
+// half the bound, and admitted again once it has stayed short.
 func TestAdmissionCountsTheCPUQueue(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxInflightDecides = 8
@@ -123,9 +123,7 @@ func TestAdmissionCountsTheCPUQueue(t *testing.T) {
 		t.Fatalf("decide with an empty queue: %d %s", r.status, r.body)
 	}
 
-	// Readings are at most a millisecond old, so within a few decides the
-	// long queue is seen and decides are refused.
-	queue.Store(8)
+	queue.Store(9)
 	waitFor(t, 20*time.Second, "a decide refused for the CPU queue", func() bool {
 		return ts.decide(t, body).status == http.StatusServiceUnavailable
 	})
@@ -135,10 +133,56 @@ func TestAdmissionCountsTheCPUQueue(t *testing.T) {
 		t.Errorf("message %q does not say what was counted", eb.Error.Message)
 	}
 
-	queue.Store(7) // 7 waiting plus this decide is within 8
+	queue.Store(3) // within half the bound: 3 waiting plus this decide
 	waitFor(t, 20*time.Second, "decides admitted again", func() bool {
 		return ts.decide(t, body).status == http.StatusOK
 	})
+}
+
+// The queue's readings drive admission step by step: a backlog shorter
+// than queueHold refuses nothing, a longer one is overload, under which a
+// decide is refused while the handler and the queue hold more than half the
+// bound, and overload ends when the queue has stayed within half the bound
+// for queueHold.
+func TestAdmissionHoldsOverloadOnALastingQueue(t *testing.T) {
+	a := newAdmission(8)
+	var queue int64
+	reads := 0
+	a.runnable = func() int64 { reads++; return queue }
+	start := time.Unix(1_000_000, 0)
+	ms := 0
+	step := func(q int64, n int, want bool, what string) {
+		t.Helper()
+		queue = q
+		for range n {
+			now := start.Add(time.Duration(ms) * queueSampleEvery)
+			ok := a.admit(now)
+			if ok {
+				a.done()
+			}
+			if ok != want {
+				t.Fatalf("%s: at %d ms with %d waiting, admitted %v, want %v", what, ms, q, ok, want)
+			}
+			ms++
+		}
+	}
+	hold := int(queueHold / queueSampleEvery)
+	step(20, hold-1, true, "a backlog that clears within the hold")
+	step(0, 1, true, "the backlog cleared")
+	step(20, hold, true, "a backlog not yet held long enough")
+	step(20, 1, false, "a backlog held past the hold is overload")
+	step(3, 1, true, "overload: 3 waiting and this decide are half the bound")
+	step(5, 1, false, "overload: 5 waiting are more than half the bound")
+	step(2, hold+1, true, "overload, queue short again")
+	step(20, 1, true, "overload ended after the queue stayed short")
+	if reads != ms {
+		t.Errorf("%d readings in %d ms, want one per millisecond", reads, ms)
+	}
+	// Within the millisecond no new reading is taken.
+	a.admit(start.Add(time.Duration(ms-1)*queueSampleEvery + time.Microsecond))
+	if reads != ms {
+		t.Errorf("a reading was taken within the millisecond")
+	}
 }
 
 // A panicking decide leaves the in-flight count as it found it.
@@ -224,31 +268,4 @@ func TestRunnableGoroutinesAreRead(t *testing.T) {
 	}
 	defer func() { close(stop); wg.Wait() }()
 	waitFor(t, 20*time.Second, "runnable goroutines in the scheduler's reading", func() bool { return runnable() > 0 })
-}
-
-// A queue counts once two readings a millisecond apart see it: a moment's
-// jump of the runnable goroutines (a garbage collection) refuses nothing.
-func TestAdmissionIgnoresMomentaryQueues(t *testing.T) {
-	a := newAdmission(4)
-	readings := []int64{0, 10, 0, 10, 10, 2}
-	next := 0
-	a.runnable = func() int64 { next++; return readings[next-1] }
-	want := []bool{true, true, true, true, false, true}
-	start := time.Unix(1_000_000, 0)
-	for i, w := range want {
-		now := start.Add(time.Duration(i) * queueSampleEvery)
-		if got := a.admit(now); got != w {
-			t.Fatalf("decide %d (reading %d): admitted %v, want %v", i, readings[i], got, w)
-		} else if got {
-			a.done()
-		}
-	}
-	if next != len(readings) {
-		t.Errorf("%d readings taken, want one per millisecond: %d", next, len(readings))
-	}
-	// Within the millisecond, no new reading is taken.
-	a.admit(start.Add(time.Duration(len(want)-1)*queueSampleEvery + time.Microsecond))
-	if next != len(readings) {
-		t.Errorf("a reading was taken within the millisecond")
-	}
 }
