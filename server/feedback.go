@@ -130,38 +130,49 @@ func badField(code, field, msg string) *apiError {
 	return &apiError{status: fasthttp.StatusBadRequest, code: code, field: field, message: msg}
 }
 
-func decodeEvents(body []byte, schema Schema, now time.Time) ([]features.Event, *apiError) {
-	var p fastjson.Parser
-	root, apiErr := parseBody(&p, body)
+// envelope parses a body that is an object with one member, key (as the
+// events, features and consent bodies are), and returns that member's value.
+// example shows the body's shape in errors.
+func envelope(p *fastjson.Parser, body []byte, key, example string) (*fastjson.Value, *apiError) {
+	root, apiErr := parseBody(p, body)
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	obj, err := root.Object()
+	top, err := root.Object()
 	if err != nil {
-		return nil, badField(codeInvalidJSON, "", "request body must be a JSON object with an events list, got "+root.Type().String())
+		return nil, badField(codeInvalidJSON, "", "request body must be a JSON object such as "+example+", got "+root.Type().String())
 	}
-	var list []*fastjson.Value
+	var member *fastjson.Value
 	var fail *apiError
-	seen := false
-	obj.Visit(func(k []byte, v *fastjson.Value) {
+	top.Visit(func(k []byte, v *fastjson.Value) {
 		switch {
 		case fail != nil:
-		case string(k) != "events":
-			fail = badField(codeUnknownField, string(k), string(k)+" is not a known field; expected events")
-		case seen:
-			fail = badField(codeInvalidField, "events", "events is given more than once")
+		case string(k) != key:
+			fail = badField(codeUnknownField, string(k), string(k)+" is not a known field; expected "+key)
+		case member != nil:
+			fail = badField(codeInvalidField, key, key+" is given more than once")
 		default:
-			seen = true
-			if list, err = v.Array(); err != nil {
-				fail = badField(codeInvalidField, "events", "events must be a list, got "+v.Type().String())
-			}
+			member = v
 		}
 	})
 	if fail != nil {
 		return nil, fail
 	}
-	if !seen {
-		return nil, badField(codeMissingField, "events", "events is required")
+	if member == nil {
+		return nil, badField(codeMissingField, key, key+" is required: "+example)
+	}
+	return member, nil
+}
+
+func decodeEvents(body []byte, schema Schema, now time.Time) ([]features.Event, *apiError) {
+	var p fastjson.Parser
+	v, apiErr := envelope(&p, body, "events", `{"events": [{"event_id": "ev-1", …}]}`)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	list, err := v.Array()
+	if err != nil {
+		return nil, badField(codeInvalidField, "events", "events must be a list, got "+v.Type().String())
 	}
 	if len(list) == 0 || len(list) > maxEventsPerBatch {
 		return nil, badField(codeInvalidField, "events", "events must hold 1 to "+strconv.Itoa(maxEventsPerBatch)+" events, got "+strconv.Itoa(len(list)))
@@ -375,37 +386,15 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 // check happens after, in the engine.
 func decodeFeatures(body []byte) (map[string]features.Value, *apiError) {
 	var p fastjson.Parser
-	root, apiErr := parseBody(&p, body)
+	v, apiErr := envelope(&p, body, "features", `{"features": {"tier": "gold"}}`)
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	top, err := root.Object()
+	obj, err := v.Object()
 	if err != nil {
-		return nil, badField(codeInvalidJSON, "", `request body must be a JSON object such as {"features": {"tier": "gold"}}, got `+root.Type().String())
+		return nil, badField(codeInvalidField, "features", "features must be an object of feature values, got "+v.Type().String())
 	}
-	var obj *fastjson.Object
 	var fail *apiError
-	seen := false
-	top.Visit(func(k []byte, v *fastjson.Value) {
-		switch {
-		case fail != nil:
-		case string(k) != "features":
-			fail = badField(codeUnknownField, string(k), string(k)+" is not a known field; expected features")
-		case seen:
-			fail = badField(codeInvalidField, "features", "features is given more than once")
-		default:
-			seen = true
-			if obj, err = v.Object(); err != nil {
-				fail = badField(codeInvalidField, "features", "features must be an object of feature values, got "+v.Type().String())
-			}
-		}
-	})
-	if fail != nil {
-		return nil, fail
-	}
-	if !seen {
-		return nil, badField(codeMissingField, "features", `features is required: {"features": {"tier": "gold"}}`)
-	}
 	out := map[string]features.Value{}
 	obj.Visit(func(k []byte, v *fastjson.Value) {
 		if fail != nil {
@@ -464,35 +453,16 @@ func decodeFeatures(body []byte) (map[string]features.Value, *apiError) {
 func (s *Server) decodeConsent(body []byte, now time.Time) (map[string]features.Consent, *apiError) {
 	const example = `{"channels": {"email": true, "sms": false}}`
 	var p fastjson.Parser
-	root, apiErr := parseBody(&p, body)
+	v, apiErr := envelope(&p, body, "channels", example)
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	top, err := root.Object()
+	channels, err := v.Object()
 	if err != nil {
-		return nil, badField(codeInvalidJSON, "", "request body must be a JSON object such as "+example+", got "+root.Type().String())
+		return nil, badField(codeInvalidField, "channels", "channels must be an object such as "+example+", got "+v.Type().String())
 	}
-	var channels *fastjson.Object
 	var fail *apiError
-	seen := false
-	top.Visit(func(k []byte, v *fastjson.Value) {
-		switch {
-		case fail != nil:
-		case string(k) != "channels":
-			fail = badField(codeUnknownField, string(k), string(k)+" is not a known field; expected channels")
-		case seen:
-			fail = badField(codeInvalidField, "channels", "channels is given more than once")
-		default:
-			seen = true
-			if channels, err = v.Object(); err != nil {
-				fail = badField(codeInvalidField, "channels", "channels must be an object such as "+example+", got "+v.Type().String())
-			}
-		}
-	})
-	if fail != nil {
-		return nil, fail
-	}
-	if !seen || channels.Len() == 0 {
+	if channels.Len() == 0 {
 		return nil, badField(codeMissingField, "channels", "channels is required and must name at least one channel: "+example)
 	}
 	if channels.Len() > maxConsentChannels {
