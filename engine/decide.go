@@ -57,15 +57,21 @@ type scratch struct {
 
 	// Rule selection: placement indexes of the request, the candidate
 	// rules, and per-rule stamps that dedupe candidates without clearing.
+	oneTP          [1]int
+	traces         []CandidateTrace // explanations of eligible candidates, by candidate.trace
 	placementIdx   []int
+	wanted         uint64 // placement bits of the request
 	candidateRules []int32
 	seen           []uint32
 	epoch          uint32
 	idBuf          [32]byte
 }
 
+// match is a matched offer rule: for every touchpoint it offers (tp < 0),
+// or, for a rule evaluated per candidate, for touchpoint tp alone.
 type match struct {
 	rule  int
+	tp    int
 	score float64
 }
 
@@ -73,9 +79,10 @@ type candidate struct {
 	tp       int
 	rule     int
 	priority int
-	score    float64 // rule score × touchpoint value
+	score    float64 // the placement's arbitration: propensity × value × lever × rule score by default
 
 	chosen bool
+	trace  int // index in scratch.traces, with explain
 	// skip and skipBy say why a candidate that won arbitration was still
 	// not issued: its budget was spent or a decision cap had no room.
 	skip, skipBy string
@@ -352,7 +359,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			res.Items = append(res.Items, s.item(c.tp, rs.Rules[c.rule].ID, c.score, false))
 		}
 		if ex != nil {
-			traceArbitration(ex, rs, s.cands, pl.ID)
+			s.traceArbitration(ex, pl.ID)
 		}
 		if len(res.Items) == 0 && pl.Fallback >= 0 {
 			fb := pl.Fallback
@@ -378,6 +385,10 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 func (s *scratch) evaluateRules(req *Request, ruleErrors []*atomic.Uint64, ex *Explanation) (suppressDone bool) {
 	rs, env := s.rs, s.env
 	suppressDone = true
+	s.wanted = 0
+	for _, p := range req.Placements {
+		s.wanted |= rules.PlacementBit(rs.Placement(p.ID))
+	}
 	if ex != nil {
 		// Explanations evaluate every rule so they can say what each did.
 		ex.Rules = make([]RuleTrace, len(rs.Rules))
@@ -409,12 +420,10 @@ func (s *scratch) evaluateRules(req *Request, ruleErrors []*atomic.Uint64, ex *E
 	} else {
 		// Otherwise only the rules the index says could matter; the others
 		// are certain to be false or to offer nothing that fits.
-		var wanted uint64
+		wanted := s.wanted
 		s.placementIdx = s.placementIdx[:0]
 		for _, p := range req.Placements {
-			pi := rs.Placement(p.ID)
-			wanted |= rules.PlacementBit(pi)
-			s.placementIdx = append(s.placementIdx, pi)
+			s.placementIdx = append(s.placementIdx, rs.Placement(p.ID))
 		}
 		s.epoch++
 		if s.epoch == 0 {
@@ -617,17 +626,15 @@ func (s *scratch) evaluate(i int, ruleErrors []*atomic.Uint64, ex *Explanation) 
 		trace(OutcomeInactiveSchedule, "", 0)
 		return
 	}
-	matched := false
-	if r.WhenNative != nil {
-		matched = r.WhenNative(s.env)
-	} else {
-		out, err := s.vm.Run(r.When, s.envValue)
-		if err != nil {
-			countRuleError(ruleErrors, i)
-			trace(OutcomeExpressionError, "when: "+errMessage(err), 0)
-			return
-		}
-		matched, _ = out.(bool)
+	if r.PerCandidate && !r.IsSuppress() {
+		s.evaluatePerCandidate(i, ruleErrors, ex)
+		return
+	}
+	matched, errText := s.when(r)
+	if errText != "" {
+		countRuleError(ruleErrors, i)
+		trace(OutcomeExpressionError, errText, 0)
+		return
 	}
 	if !matched {
 		trace(OutcomeConditionFalse, "", 0)
@@ -651,22 +658,89 @@ func (s *scratch) evaluate(i int, ruleErrors []*atomic.Uint64, ex *Explanation) 
 		trace(OutcomeMatched, "", 0)
 		return
 	}
-	score := 1.0
-	if r.ScoreNative != nil {
-		score = r.ScoreNative(s.env)
-	} else if r.Score != nil {
-		out, err := s.vm.Run(r.Score, s.envValue)
-		if err == nil {
-			score, err = toFloat(out)
+	score, errText := s.ruleScore(r)
+	if errText != "" {
+		countRuleError(ruleErrors, i)
+		trace(OutcomeExpressionError, errText, 0)
+		return
+	}
+	s.matched = append(s.matched, match{rule: i, tp: -1, score: score})
+	trace(OutcomeMatched, "", score)
+}
+
+// evaluatePerCandidate evaluates a rule that reads touchpoint attributes
+// once for each touchpoint it offers that could fill the request.
+func (s *scratch) evaluatePerCandidate(i int, ruleErrors []*atomic.Uint64, ex *Explanation) {
+	r := &s.rs.Rules[i]
+	outcome, errText, best := OutcomeConditionFalse, "", 0.0
+	for _, tp := range r.Offer {
+		t := &s.rs.Touchpoints[tp]
+		if !t.FitsChannelBit(s.channelBit) || !t.FitsAnyPlacement(s.wanted) {
+			continue
 		}
-		if err != nil {
-			countRuleError(ruleErrors, i)
-			trace(OutcomeExpressionError, "score: "+errMessage(err), 0)
-			return
+		s.env.SetTouchpoint(tp, t)
+		matched, e := s.when(r)
+		if e == "" && matched {
+			var score float64
+			if score, e = s.ruleScore(r); e == "" {
+				s.matched = append(s.matched, match{rule: i, tp: tp, score: score})
+				if outcome != OutcomeMatched || score > best {
+					best = score
+				}
+				outcome = OutcomeMatched
+			}
+		}
+		if e != "" && errText == "" {
+			errText = t.ID + ": " + e
 		}
 	}
-	s.matched = append(s.matched, match{rule: i, score: score})
-	trace(OutcomeMatched, "", score)
+	if errText != "" {
+		countRuleError(ruleErrors, i)
+		if outcome != OutcomeMatched {
+			outcome = OutcomeExpressionError
+		}
+	}
+	if ex != nil {
+		ex.Rules[i] = RuleTrace{Rule: r.ID, Action: ruleAction(r), Outcome: outcome, Error: errText, Score: best}
+	}
+}
+
+// when evaluates a rule's condition; errText is set when it failed.
+func (s *scratch) when(r *rules.Rule) (matched bool, errText string) {
+	if r.WhenNative != nil {
+		return r.WhenNative(s.env), ""
+	}
+	if len(r.Models) > 0 {
+		s.env.PrepareModels(r.Models)
+	}
+	out, err := s.vm.Run(r.When, s.envValue)
+	if err != nil {
+		return false, "when: " + errMessage(err)
+	}
+	matched, _ = out.(bool)
+	return matched, ""
+}
+
+// ruleScore evaluates a matched offer rule's score (1 without one).
+func (s *scratch) ruleScore(r *rules.Rule) (float64, string) {
+	if r.ScoreNative != nil {
+		return r.ScoreNative(s.env), ""
+	}
+	if r.Score == nil {
+		return 1, ""
+	}
+	if len(r.Models) > 0 {
+		s.env.PrepareModels(r.Models)
+	}
+	out, err := s.vm.Run(r.Score, s.envValue)
+	score := 0.0
+	if err == nil {
+		score, err = toFloat(out)
+	}
+	if err != nil {
+		return 0, "score: " + errMessage(err)
+	}
+	return score, ""
 }
 
 // ruleAction is "offer" or "suppress", as explanations name it.
@@ -702,9 +776,14 @@ func (s *scratch) item(tp int, rule string, score float64, fallback bool) Item {
 func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string, ex *Explanation, req *Request) {
 	rs := s.rs
 	s.cands = s.cands[:0]
+	s.traces = s.traces[:0]
 	for _, m := range s.matched {
 		r := &rs.Rules[m.rule]
-		for _, tp := range r.Offer {
+		offers := r.Offer
+		if m.tp >= 0 {
+			offers = s.one(m.tp)
+		}
+		for _, tp := range offers {
 			t := &rs.Touchpoints[tp]
 			reason, by := "", ""
 			switch {
@@ -719,13 +798,23 @@ func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string
 			default:
 				reason, by = s.policyBlocks(t, r)
 			}
-			c := candidate{tp: tp, rule: m.rule, priority: r.Priority, score: m.score * t.Value}
 			if reason != "" {
 				if ex != nil {
-					ex.Candidates = append(ex.Candidates, CandidateTrace{Placement: pl.ID, Touchpoint: t.ID, Rule: r.ID,
-						Priority: r.Priority, Score: c.score, Reason: reason, By: by})
+					ct := CandidateTrace{Placement: pl.ID, Touchpoint: t.ID, Rule: r.ID, Priority: r.Priority, Reason: reason, By: by}
+					if reason != ReasonPlacementMismatch && reason != ReasonChannelMismatch {
+						ct.Score = s.rank(pl, r, m.score, tp, t, &ct)
+					}
+					ex.Candidates = append(ex.Candidates, ct)
 				}
 				continue
+			}
+			c := candidate{tp: tp, rule: m.rule, priority: r.Priority}
+			if ex != nil {
+				c.trace = len(s.traces)
+				s.traces = append(s.traces, CandidateTrace{})
+				c.score = s.rank(pl, r, m.score, tp, t, &s.traces[c.trace])
+			} else {
+				c.score = s.rank(pl, r, m.score, tp, t, nil)
 			}
 			s.insert(c, ex, pl.ID)
 		}
@@ -734,6 +823,98 @@ func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string
 		s.candAt[c.tp] = -1
 	}
 	slices.SortFunc(s.cands, s.compare)
+}
+
+// one returns a one-element list holding tp, without allocating.
+func (s *scratch) one(tp int) []int {
+	s.oneTP[0] = tp
+	return s.oneTP[:]
+}
+
+// rank scores candidate touchpoint tp offered by rule r (whose score was
+// ruleScore) for placement pl: the placement's arbitration formula, or
+// propensity × value × lever × rule score. With ct it also records the
+// parts and the models that took part.
+func (s *scratch) rank(pl *rules.Placement, r *rules.Rule, ruleScore float64, tp int, t *rules.Touchpoint, ct *CandidateTrace) float64 {
+	env := s.env
+	env.SetTouchpoint(tp, t)
+	model := t.Propensity
+	if model < 0 {
+		model = r.Propensity
+	}
+	propensity := 1.0
+	if model >= 0 {
+		propensity = env.Model(model)
+	} else if pl.Arbitration != nil {
+		// A formula over propensity reads the rule's score when no model
+		// gives one, so that rules without models still rank.
+		propensity = ruleScore
+	}
+	value := t.Value
+	if t.ValueNative != nil {
+		value = t.ValueNative(env)
+	} else if t.ValueExpr != nil {
+		env.PrepareModels(t.ValueModels)
+		value = s.runNumber(t.ValueExpr)
+	}
+	lever := r.Lever * t.Lever
+	var score float64
+	switch {
+	case pl.Arbitration == nil:
+		score = propensity * value * lever * ruleScore
+	case pl.ArbitrationNative != nil:
+		env.SetArbitration(propensity, value, lever, ruleScore)
+		score = pl.ArbitrationNative(env)
+	default:
+		env.SetArbitration(propensity, value, lever, ruleScore)
+		env.PrepareModels(pl.ArbitrationModels)
+		score = s.runNumber(pl.Arbitration)
+	}
+	if ct != nil {
+		ct.RuleScore, ct.Propensity, ct.Value, ct.Lever = ruleScore, propensity, value, lever
+		ct.Models = s.explainModels(pl, r, t, model)
+	}
+	return score
+}
+
+// runNumber runs a number expression on the VM; a failure counts as 0,
+// which ranks the candidate last among its priority.
+func (s *scratch) runNumber(p *vm.Program) float64 {
+	out, err := s.vm.Run(p, s.envValue)
+	if err != nil {
+		return 0
+	}
+	f, err := toFloat(out)
+	if err != nil {
+		return 0
+	}
+	return f
+}
+
+// explainModels lists every model that took part in ranking a candidate:
+// those the rule reads, its propensity model, and those its value and the
+// placement's formula read.
+func (s *scratch) explainModels(pl *rules.Placement, r *rules.Rule, t *rules.Touchpoint, propensity int) []rules.ModelExplanation {
+	var ids []int
+	add := func(list ...int) {
+		for _, m := range list {
+			if m >= 0 && !slices.Contains(ids, m) {
+				ids = append(ids, m)
+			}
+		}
+	}
+	add(propensity)
+	add(r.Models...)
+	add(t.ValueModels...)
+	add(pl.ArbitrationModels...)
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]rules.ModelExplanation, len(ids))
+	for i, m := range ids {
+		out[i] = s.env.ExplainModel(m)
+	}
+	return out
 }
 
 // insert adds c, keeping one entry per touchpoint (its best); arbitrate
@@ -771,9 +952,10 @@ func (s *scratch) traceDuplicate(ex *Explanation, placement string, loser, winne
 		return
 	}
 	rs := s.rs
-	ex.Candidates = append(ex.Candidates, CandidateTrace{Placement: placement, Touchpoint: rs.Touchpoints[loser.tp].ID,
-		Rule: rs.Rules[loser.rule].ID, Priority: loser.priority, Score: loser.score, Reason: ReasonLostArbitration,
-		By: rs.Touchpoints[winner.tp].ID + " via rule " + rs.Rules[winner.rule].ID})
+	t := s.traces[loser.trace]
+	t.Placement, t.Touchpoint, t.Rule, t.Priority, t.Score = placement, rs.Touchpoints[loser.tp].ID, rs.Rules[loser.rule].ID, loser.priority, loser.score
+	t.Reason, t.By = ReasonLostArbitration, rs.Touchpoints[winner.tp].ID+" via rule "+rs.Rules[winner.rule].ID
+	ex.Candidates = append(ex.Candidates, t)
 }
 
 // better ranks by priority, then weighted score, then touchpoint id.
@@ -787,11 +969,12 @@ func (s *scratch) better(a, b candidate) bool {
 	return s.rs.Touchpoints[a.tp].ID < s.rs.Touchpoints[b.tp].ID
 }
 
-func traceArbitration(ex *Explanation, rs *rules.Ruleset, cands []candidate, placement string) {
+func (s *scratch) traceArbitration(ex *Explanation, placement string) {
+	rs := s.rs
 	lastChosen := ""
-	for _, c := range cands {
-		t := CandidateTrace{Placement: placement, Touchpoint: rs.Touchpoints[c.tp].ID, Rule: rs.Rules[c.rule].ID,
-			Priority: c.priority, Score: c.score}
+	for _, c := range s.cands {
+		t := s.traces[c.trace]
+		t.Placement, t.Touchpoint, t.Rule, t.Priority, t.Score = placement, rs.Touchpoints[c.tp].ID, rs.Rules[c.rule].ID, c.priority, c.score
 		switch {
 		case c.chosen:
 			t.Chosen, t.Reason = true, ReasonChosen

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +23,11 @@ type FixtureResult struct {
 // Error renders a failed fixture in the file:line:col: message form.
 func (r FixtureResult) Error() string {
 	f := r.Fixture
-	return fmt.Sprintf("%s:%d:%d: rule %s, test %q: %s", f.File, f.Line, f.Col, f.Rule, f.Name, r.Problem)
+	owner := "rule " + f.Rule
+	if f.Rule == "" {
+		owner = "model " + f.Model
+	}
+	return fmt.Sprintf("%s:%d:%d: %s, test %q: %s", f.File, f.Line, f.Col, owner, f.Name, r.Problem)
 }
 
 // RunFixtures runs every fixture of rs through the same decision path that
@@ -36,6 +42,9 @@ func RunFixtures(rs *rules.Ruleset) []FixtureResult {
 }
 
 func runFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureResult {
+	if f.Model != "" {
+		return runModelFixture(rs, f, d)
+	}
 	req := Request{CustomerID: "fixture", Now: f.Now, Explain: true}
 	if req.Now.IsZero() {
 		req.Now = time.Now()
@@ -161,3 +170,53 @@ func fixtureRecord(rs *rules.Ruleset, f rules.Fixture) *features.Record {
 	}
 	return rec
 }
+
+// runModelFixture checks one model's output for the fixture's customer,
+// context and touchpoint, bound as a decision binds them.
+func runModelFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureResult {
+	res := FixtureResult{Fixture: f}
+	mi := rs.Model(f.Model)
+	m := &rs.Models[mi]
+	s := d.prepare(rs)
+	env, schema := s.env, rs.Schema
+	rec := fixtureRecord(rs, f)
+	env.SetKnown(rec.Known())
+	if rec != nil {
+		for _, b := range rec.Derived(schema, s.bind).([]boundFeature) {
+			env.SetCustomer(b.field, b.value)
+		}
+		now := f.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		for _, fi := range schema.Counters {
+			env.SetCustomer(fi, features.Number(schema.Customer[fi].Counter.Value(rec.Counters, features.Day(now))))
+		}
+	}
+	for _, c := range f.Context {
+		env.SetContext(schema.ContextField(c.Name), c.Value)
+	}
+	switch ti := rs.Touchpoint(f.Touchpoint); {
+	case ti >= 0:
+		env.SetTouchpoint(ti, &rs.Touchpoints[ti])
+	case m.PerCandidate:
+		res.Problem = "model " + m.ID + " reads touchpoint attributes; name the touchpoint the test ranks (touchpoint: <id>)"
+		return res
+	}
+	ex := env.ExplainModel(mi)
+	if math.Abs(ex.Output-f.ExpectScore) <= f.Tolerance {
+		res.Passed = true
+		return res
+	}
+	res.Problem = fmt.Sprintf("model %s: expected %s ± %s, got %s", m.ID, fmtScore(f.ExpectScore), fmtScore(f.Tolerance), fmtScore(ex.Output))
+	if len(ex.Top) > 0 {
+		parts := make([]string, len(ex.Top))
+		for i, c := range ex.Top {
+			parts[i] = fmt.Sprintf("%s %+.4g", c.Input, c.Value)
+		}
+		res.Problem += " (largest contributions: " + strings.Join(parts, ", ") + ")"
+	}
+	return res
+}
+
+func fmtScore(v float64) string { return strconv.FormatFloat(v, 'g', 10, 64) }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // Request is one decide call, already decoded from the wire. Strings may point
@@ -111,7 +112,8 @@ type Item struct {
 	// Rule is the rule that offered it; empty for a placement fallback.
 	Rule     string
 	Fallback bool
-	// Score is the rule's score times the touchpoint's value.
+	// Score is what arbitration ranked it by: by default the rule's score
+	// × propensity × the touchpoint's value × lever.
 	Score float64
 	// Content is the rendered content as a JSON object (never nil; "{}" when empty).
 	Content []byte
@@ -169,6 +171,14 @@ type CandidateTrace struct {
 	// By names the suppressing rule (suppressed), the winning touchpoint
 	// (lost_arbitration) or the placement that already shows it (already_shown).
 	By string
+	// What Score was made of: the rule's score, the propensity (a model's
+	// output, or 1 when none is named), the touchpoint's value and the
+	// levers; Score is their product unless the placement has its own
+	// arbitration formula. Not set for placement or channel mismatches.
+	RuleScore, Propensity, Value, Lever float64
+	// Models are the models that took part, with their inputs and top
+	// contributions.
+	Models []rules.ModelExplanation
 }
 
 // RequestError is a client mistake found while deciding (unknown placement,

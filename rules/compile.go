@@ -24,6 +24,23 @@ type exprKind int
 const (
 	exprBool exprKind = iota
 	exprNumber
+	exprAny // number, bool or string: model inputs
+)
+
+// exprScope says what an expression may read besides customer, context
+// and known.
+type exprScope uint8
+
+const (
+	scopeTouchpoint  exprScope = 1 << iota // touchpoint.<name>
+	scopeModels                            // model("id")
+	scopeArbitration                       // propensity, value, lever, score
+
+	// scopeRule is what rule conditions, scores, segments and touchpoint
+	// values read.
+	scopeRule       = scopeTouchpoint | scopeModels
+	scopeModelInput = scopeTouchpoint
+	scopePlacement  = scopeRule | scopeArbitration
 )
 
 // segmentDef is a named condition as written; it is inlined wherever a rule
@@ -42,6 +59,7 @@ type exprCompiler struct {
 	schema   *Schema
 	layout   *envLayout
 	segments map[string]*segmentDef
+	modelIDs []string
 	// configs holds one expr configuration per compiling goroutine: making
 	// one copies expr's built-in table and describes the environment
 	// struct, which was most of the cost of compiling a short expression,
@@ -93,9 +111,14 @@ func compileWith(cfg *conf.Config, input string, kind exprKind, visitor ast.Visi
 	return compiler.Compile(tree, cfg)
 }
 
-// compile type-checks and compiles one expression written in node n,
-// reporting problems at their file position.
+// compile type-checks and compiles one expression of a rule written in
+// node n, reporting problems at their file position.
 func (c *exprCompiler) compile(r *reader, n *yaml.Node, kind exprKind, what string, worker int) *vm.Program {
+	return c.compileScoped(r, n, kind, what, worker, scopeRule)
+}
+
+// compileScoped is compile for an expression that may read what scope allows.
+func (c *exprCompiler) compileScoped(r *reader, n *yaml.Node, kind exprKind, what string, worker int, scope exprScope) *vm.Program {
 	if n.Kind != yaml.ScalarNode || strings.TrimSpace(n.Value) == "" {
 		r.errf(n, "%s must be an expression", what)
 		return nil
@@ -104,15 +127,27 @@ func (c *exprCompiler) compile(r *reader, n *yaml.Node, kind exprKind, what stri
 	var visitor ast.Visitor
 	// The inliner makes expr check the tree twice; most expressions use
 	// no segment and skip it.
-	if strings.Contains(n.Value, "segment") {
+	if strings.Contains(n.Value, "segment") || strings.Contains(n.Value, "model") {
 		visitor = inliner
 	}
 	loops := loopWalker{limit: MaxLoopNesting}
+	var outOfScope ast.Node
+	var outOfScopeMsg string
 	prog, err := compileWith(c.configs[worker], n.Value, kind, visitor, func(root ast.Node) bool {
+		outOfScope, outOfScopeMsg = scopeViolation(root, scope)
+		if outOfScope != nil {
+			return false
+		}
 		loops.inlined = inliner.inlined
 		loops.walk(root)
 		return loops.tooDeep == nil
 	})
+	if outOfScope != nil {
+		line, col := offsetPosition(n.Value, outOfScope.Location().From)
+		line, col = scalarPosition(r.src, n, line, col)
+		*r.errs = append(*r.errs, r.src.errorAt(line, col, "%s: %s", what, outOfScopeMsg))
+		return nil
+	}
 	if inliner.usesInvalid {
 		return nil // the broken segment is reported at its definition
 	}
@@ -139,7 +174,7 @@ func (c *exprCompiler) compile(r *reader, n *yaml.Node, kind exprKind, what stri
 		*r.errs = append(*r.errs, r.src.errorAt(fl, fc, "%s: %s", what, msg))
 		return nil
 	}
-	if kind == exprNumber {
+	if kind == exprNumber && prog != nil {
 		switch prog.Node().Type().Kind().String() {
 		case "int", "float64", "interface":
 		default:
@@ -225,7 +260,11 @@ func (p *segmentInliner) Visit(node *ast.Node) {
 		return
 	}
 	ident, ok := call.Callee.(*ast.IdentifierNode)
-	if !ok || ident.Value != "segment" {
+	if !ok || ident.Value != "segment" && ident.Value != "model" {
+		return
+	}
+	if ident.Value == "model" {
+		p.model(node, call)
 		return
 	}
 	fail := func(format string, args ...any) {
@@ -280,6 +319,58 @@ func (p *segmentInliner) Visit(node *ast.Node) {
 		p.inlined = map[ast.Node]string{}
 	}
 	p.inlined[*node] = def.name
+}
+
+// model rewrites model("id") into a read of the model's output, which the
+// engine computes on first use.
+func (p *segmentInliner) model(node *ast.Node, call *ast.CallNode) {
+	fail := func(format string, args ...any) {
+		p.err = fmt.Errorf(format, args...)
+		p.errLine, p.errCol = offsetPosition(p.source, call.Location().From)
+	}
+	if len(call.Arguments) != 1 {
+		fail(`model() takes one model id, as in model("coupon_response")`)
+		return
+	}
+	name, ok := call.Arguments[0].(*ast.StringNode)
+	if !ok {
+		fail(`model() needs a quoted model id, as in model("coupon_response")`)
+		return
+	}
+	if !contains(p.c.modelIDs, name.Value) {
+		if len(p.c.modelIDs) == 0 {
+			fail("unknown model %q (no models: section declares any)", name.Value)
+		} else {
+			fail("unknown model %q%s (models: %s)", name.Value, suggest(name.Value, p.c.modelIDs), strings.Join(p.c.modelIDs, ", "))
+		}
+		return
+	}
+	member := &ast.MemberNode{Node: &ast.IdentifierNode{Value: modelsIdent}, Property: &ast.StringNode{Value: name.Value}}
+	member.SetLocation(call.Location())
+	ast.Patch(node, member)
+}
+
+// scopeViolation finds the first node reading what scope does not allow.
+func scopeViolation(root ast.Node, scope exprScope) (ast.Node, string) {
+	var at ast.Node
+	var msg string
+	walk(root, func(n ast.Node) {
+		if at != nil {
+			return
+		}
+		switch n := n.(type) {
+		case *ast.IdentifierNode:
+			switch {
+			case n.Value == touchpointIdent && scope&scopeTouchpoint == 0:
+				at, msg = n, "touchpoint.<attribute> is only known while ranking a touchpoint: in rules, touchpoint values, model inputs and arbitration formulas"
+			case n.Value == modelsIdent && scope&scopeModels == 0:
+				at, msg = n, "a model input cannot call model(); bind it to a feature or an expression over features"
+			case contains(arbitrationVars, n.Value) && scope&scopeArbitration == 0:
+				at, msg = n, n.Value+" is read only by a placement's arbitration formula (arbitration: {score: propensity * value * lever})"
+			}
+		}
+	})
+	return at, msg
 }
 
 func (c *exprCompiler) segmentNames() []string {

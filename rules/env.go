@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"unsafe"
 
+	"github.com/expr-lang/expr/vm"
+
 	"github.com/touchpoint-dev/touchpoint/features"
 )
 
@@ -20,7 +22,29 @@ type envLayout struct {
 	customer []slot
 	context  []slot
 	known    uintptr
+
+	// touchpoint holds the slots of touchpoint.<name>: id and kind, then
+	// the attributes touchpoints declare (attrNames, in that order).
+	touchpoint []slot
+	attrIndex  map[string]int
+	// model holds the slot of each model's output, in Ruleset.Models order.
+	model []uintptr
+	// The arbitration variables, read by placements' arbitration formulas.
+	propensity, value, lever, score uintptr
+	// models is filled in once the models are compiled; Env.Model reads it.
+	models []Model
 }
+
+// Names the expressions of a ruleset see besides customer, context and known.
+const (
+	touchpointIdent = "touchpoint"
+	// modelsIdent is where model("id") calls point after rewriting; the
+	// name cannot be written in an expression, so only model() reaches it.
+	modelsIdent = "model()"
+)
+
+// arbitrationVars are the names only placements' arbitration formulas read.
+var arbitrationVars = []string{"propensity", "value", "lever", "score"}
 
 type slot struct {
 	offset uintptr
@@ -46,18 +70,47 @@ func structOf(fields []Field) reflect.Type {
 	return reflect.StructOf(sf)
 }
 
-func newEnvLayout(s *Schema) *envLayout {
+func newEnvLayout(s *Schema) *envLayout { return newRulesetLayout(s, nil, nil) }
+
+// newRulesetLayout lays out the environment of a ruleset whose touchpoints
+// declare attrs and whose models are named modelIDs.
+func newRulesetLayout(s *Schema, attrs []Field, modelIDs []string) *envLayout {
 	custT, ctxT := structOf(s.Customer), structOf(s.Context)
+	tpFields := append([]Field{{Name: "id", Type: TypeString}, {Name: "kind", Type: TypeString}}, attrs...)
+	tpT := structOf(tpFields)
+	modelFields := make([]Field, len(modelIDs))
+	for i, id := range modelIDs {
+		modelFields[i] = Field{Name: id, Type: TypeNumber}
+	}
+	modelT := structOf(modelFields)
+	num := reflect.TypeOf(float64(0))
 	typ := reflect.StructOf([]reflect.StructField{
 		{Name: "Customer", Type: custT, Tag: `expr:"customer"`},
 		{Name: "Context", Type: ctxT, Tag: `expr:"context"`},
 		{Name: "Known", Type: reflect.TypeOf(false), Tag: `expr:"known"`},
+		{Name: "Touchpoint", Type: tpT, Tag: reflect.StructTag(`expr:"` + touchpointIdent + `"`)},
+		{Name: "Models", Type: modelT, Tag: reflect.StructTag(`expr:"` + modelsIdent + `"`)},
+		{Name: "Propensity", Type: num, Tag: `expr:"propensity"`},
+		{Name: "Value", Type: num, Tag: `expr:"value"`},
+		{Name: "Lever", Type: num, Tag: `expr:"lever"`},
+		{Name: "Score", Type: num, Tag: `expr:"score"`},
 	})
-	l := &envLayout{typ: typ}
+	l := &envLayout{typ: typ, attrIndex: map[string]int{}}
 	l.zero = reflect.New(typ).Elem().Interface()
 	l.typeWord = (*eface)(unsafe.Pointer(&l.zero)).typ
 	custOff, ctxOff := typ.Field(0).Offset, typ.Field(1).Offset
 	l.known = typ.Field(2).Offset
+	tpOff, modelOff := typ.Field(3).Offset, typ.Field(4).Offset
+	for i, f := range tpFields {
+		l.touchpoint = append(l.touchpoint, slot{offset: tpOff + tpT.Field(i).Offset, typ: f.Type})
+		if i >= 2 {
+			l.attrIndex[f.Name] = i
+		}
+	}
+	for i := range modelIDs {
+		l.model = append(l.model, modelOff+modelT.Field(i).Offset)
+	}
+	l.propensity, l.value, l.lever, l.score = typ.Field(5).Offset, typ.Field(6).Offset, typ.Field(7).Offset, typ.Field(8).Offset
 	for i, f := range s.Customer {
 		l.customer = append(l.customer, slot{offset: custOff + custT.Field(i).Offset, typ: f.Type})
 	}
@@ -118,18 +171,42 @@ type Env struct {
 	base    unsafe.Pointer
 	present []bool // customer features the record carried
 	ctxSet  []bool // context fields the request carried
+
+	// The touchpoint being ranked (-1 when none) and the attributes it
+	// declares, indexed like layout.touchpoint.
+	tp        int
+	tpPresent []bool
+	// Model outputs are computed on first use and kept until the customer
+	// or, for models reading touchpoint attributes, the touchpoint changes.
+	modelDone []bool
+	modelX    [][]float64 // per model: its input vector
+	vm        vm.VM       // for model inputs the native compiler does not cover
 }
 
 func newEnv(l *envLayout, customers, contexts int) *Env {
 	ptr := reflect.New(l.typ)
-	return &Env{layout: l, ptr: ptr, base: ptr.UnsafePointer(), present: make([]bool, customers), ctxSet: make([]bool, contexts)}
+	e := &Env{layout: l, ptr: ptr, base: ptr.UnsafePointer(), present: make([]bool, customers), ctxSet: make([]bool, contexts),
+		tp: -1, tpPresent: make([]bool, len(l.touchpoint)), modelDone: make([]bool, len(l.model)), modelX: make([][]float64, len(l.model))}
+	for i := range l.models {
+		e.modelX[i] = make([]float64, len(l.models[i].Inputs))
+	}
+	e.vm.MemoryBudget = vmMemoryBudget
+	return e
 }
 
-// Reset restores every field to its schema default and forgets the customer.
+// vmMemoryBudget bounds what one evaluation on the expr VM may build:
+// items of ranges (1..n), literal lists and maps.
+const vmMemoryBudget = 1000
+
+// Reset restores every field to its schema default and forgets the
+// customer, the touchpoint and the model outputs.
 func (e *Env) Reset() {
 	e.ptr.Elem().Set(e.layout.defaults.Elem())
 	clear(e.present)
 	clear(e.ctxSet)
+	clear(e.tpPresent)
+	clear(e.modelDone)
+	e.tp = -1
 }
 
 // SetKnown records whether the customer was found in the store.

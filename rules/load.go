@@ -3,6 +3,7 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -60,7 +61,7 @@ func Load(dir, schemaPath string) (*Ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, err := Compile(schema, paths, files)
+	rs, err := compile(schema, paths, files, modelReaderIn(dir))
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +76,15 @@ func Load(dir, schemaPath string) (*Ruleset, error) {
 		}
 		fmt.Fprintf(h, "\x00%s\x00%d\x00", filepath.ToSlash(rel), len(files[p]))
 		h.Write(files[p])
+	}
+	modelPaths := make([]string, 0, len(rs.modelFiles))
+	for p := range rs.modelFiles {
+		modelPaths = append(modelPaths, p)
+	}
+	sort.Strings(modelPaths)
+	for _, p := range modelPaths {
+		fmt.Fprintf(h, "\x00model\x00%s\x00%d\x00", p, len(rs.modelFiles[p]))
+		h.Write(rs.modelFiles[p])
 	}
 	rs.Version = hex.EncodeToString(h.Sum(nil))[:12]
 	return rs, nil
@@ -143,9 +153,43 @@ type item struct {
 	idAt *yaml.Node
 }
 
+// modelReaderIn reads model files named relative to dir, at most
+// modelMaxFileBytes each.
+func modelReaderIn(dir string) modelFile {
+	return func(rel string) ([]byte, error) {
+		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, errors.New("no such file in the rules directory")
+			}
+			return nil, err
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, modelMaxFileBytes+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(data) > modelMaxFileBytes {
+			return nil, fmt.Errorf("the file is larger than %d MiB, the most a model file may be", modelMaxFileBytes>>20)
+		}
+		return data, nil
+	}
+}
+
 // Compile builds a Ruleset from file contents already read; paths gives the
-// order and the names used in errors.
+// order and the names used in errors. Model files are looked up in files
+// too, by their path relative to the rules directory (models/m.json).
 func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset, error) {
+	return compile(schema, paths, files, func(rel string) ([]byte, error) {
+		data, ok := files[rel]
+		if !ok {
+			return nil, errors.New("no such file")
+		}
+		return data, nil
+	})
+}
+
+func compile(schema *Schema, paths []string, files map[string][]byte, readModel modelFile) (*Ruleset, error) {
 	var errs ErrorList
 	rs := &Ruleset{
 		Files:           paths,
@@ -153,12 +197,12 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 		LoadedAt:        time.Now(),
 		placementIndex:  map[string]int{},
 		touchpointIndex: map[string]int{},
-		layout:          newEnvLayout(schema),
+		modelFiles:      map[string][]byte{},
 	}
-	comp := newExprCompiler(schema, rs.layout)
-	var placements, touchpoints, ruleItems []item
+	segments := map[string]*segmentDef{}
+	var placements, touchpoints, ruleItems, modelItems []item
 	policySeen := false
-	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}}
+	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}, "model": {}}
 
 	collect := func(r *reader, n *yaml.Node, kind string, into *[]item) {
 		for _, el := range r.sequence(n, kind+"s") {
@@ -197,7 +241,7 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 		if root == nil {
 			continue
 		}
-		r.mapping(root, "a rule file", []string{"placements", "segments", "touchpoints", "rules", "policy"}, func(key string, _, v *yaml.Node) {
+		r.mapping(root, "a rule file", []string{"placements", "segments", "touchpoints", "rules", "models", "policy"}, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "policy":
 				r.policy(v, &rs.Policy, schema, &policySeen)
@@ -207,9 +251,11 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 				collect(r, v, "touchpoint", &touchpoints)
 			case "rules":
 				collect(r, v, "rule", &ruleItems)
+			case "models":
+				collect(r, v, "model", &modelItems)
 			case "segments":
 				r.mapping(v, "segments", nil, func(name string, k, sv *yaml.Node) {
-					if prev, dup := comp.segments[name]; dup {
+					if prev, dup := segments[name]; dup {
 						r.errf(k, "duplicate segment %q (first defined at %s:%d:%d)", name, prev.src.path, prev.node.Line, prev.node.Column)
 						return
 					}
@@ -217,11 +263,18 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 						r.errf(k, "segment name %q must start with a letter and use only letters, digits and _", name)
 						return
 					}
-					comp.segments[name] = &segmentDef{name: name, source: sv.Value, node: sv, src: src}
+					segments[name] = &segmentDef{name: name, source: sv.Value, node: sv, src: src}
 				})
 			}
 		})
 	}
+
+	// The expression environment has a field per touchpoint attribute and
+	// per model, so both are known before any expression compiles.
+	ids := modelIDs(modelItems, &errs)
+	rs.layout = newRulesetLayout(schema, attributeRegistry(touchpoints, &errs), ids)
+	comp := newExprCompiler(schema, rs.layout)
+	comp.segments, comp.modelIDs = segments, ids
 
 	// Segments are checked on their own so that a broken segment is
 	// reported once, at its definition.
@@ -234,19 +287,30 @@ func Compile(schema *Schema, paths []string, files map[string][]byte) (*Ruleset,
 		def.checked = true
 	}
 
+	// Models come first: touchpoints, placements and rules name them.
+	reading := &recordingReader{read: readModel, files: rs.modelFiles}
+	for _, it := range modelItems {
+		rs.Models = append(rs.Models, it.r.model(it, rs, comp, reading.Read))
+	}
+	rs.layout.models = rs.Models
 	for _, it := range touchpoints {
-		tp := it.r.touchpoint(it, schema)
+		tp := it.r.touchpoint(it, rs, comp)
 		rs.touchpointIndex[tp.ID] = len(rs.Touchpoints)
 		rs.Touchpoints = append(rs.Touchpoints, tp)
 	}
 	for _, it := range placements {
-		pl := it.r.placement(it, rs)
+		pl := it.r.placement(it, rs, comp)
 		rs.placementIndex[pl.ID] = len(rs.Placements)
 		rs.Placements = append(rs.Placements, pl)
 	}
 	for _, it := range touchpoints {
 		tp := &rs.Touchpoints[rs.touchpointIndex[it.id]]
 		it.r.checkTouchpointRefs(it, tp, rs)
+	}
+	for i, it := range modelItems {
+		if m := &rs.Models[i]; m.testsNode != nil {
+			m.Tests = it.r.fixtures(m.testsNode, rs, fixtureOwner{model: m.ID})
+		}
 	}
 	rs.Rules = compileRules(ruleItems, rs, comp, &errs)
 	if len(errs) > 0 {
@@ -306,8 +370,9 @@ func index(rs *Ruleset) {
 				r.Loops = max(r.Loops, loopDepth(p.Node()))
 			}
 		}
-		r.WhenNative = nativeBool(r.When, rs.Schema, rs.layout)
-		r.ScoreNative = nativeNumber(r.Score, rs.Schema, rs.layout)
+		ids := rs.modelIDs()
+		r.WhenNative = nativeBool(r.When, rs.Schema, rs.layout, ids...)
+		r.ScoreNative = nativeNumber(r.Score, rs.Schema, rs.layout, ids...)
 		anyChannel := false
 		var channels []string
 		for _, ti := range r.Offer {
@@ -419,11 +484,13 @@ func compileRules(items []item, rs *Ruleset, comp *exprCompiler, errs *ErrorList
 	return out
 }
 
-func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
-	tp := Touchpoint{ID: it.id, Value: 1, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Content: emptyContent, KindIndex: -1}
+func (r *reader) touchpoint(it item, rs *Ruleset, comp *exprCompiler) Touchpoint {
+	schema := rs.Schema
+	tp := Touchpoint{ID: it.id, Value: 1, Lever: 1, Propensity: -1, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Content: emptyContent, KindIndex: -1}
 	what := "touchpoint " + it.id
-	keys := []string{"id", "kind", "description", "channels", "placements", "value", "content", "cap", "budget"}
+	keys := []string{"id", "kind", "description", "channels", "placements", "value", "content", "cap", "budget", "attributes", "propensity", "lever"}
 	hasKind := false
+	var valueNode *yaml.Node
 	r.mapping(it.node, what, keys, func(key string, _, v *yaml.Node) {
 		switch key {
 		case "kind":
@@ -440,10 +507,7 @@ func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
 		case "placements":
 			tp.Placements, _ = r.strList(v, what+".placements")
 		case "value":
-			tp.Value, _ = r.number(v, what+".value")
-			if tp.Value < 0 {
-				r.errf(v, "%s: value must not be negative", what)
-			}
+			valueNode = v
 		case "content":
 			if c := r.compileContent(v, schema, what+".content"); c != nil {
 				tp.Content = c
@@ -452,12 +516,60 @@ func (r *reader) touchpoint(it item, schema *Schema) Touchpoint {
 			tp.Cap = r.cap(v, what+".cap", "tp:"+it.id, nil, nil)
 		case "budget":
 			tp.Budget = r.budget(v, what+".budget")
+		case "attributes":
+			r.attributes(v, &tp, comp.layout)
+		case "propensity":
+			tp.Propensity = r.modelRef(v, rs, what+".propensity")
+		case "lever":
+			tp.Lever = r.lever(v, what+".lever")
 		}
 	})
+	if valueNode != nil {
+		// A number is the value; anything else is an expression, so that
+		// a coupon's value can follow the cart.
+		if valueNode.Kind == yaml.ScalarNode && (valueNode.Tag == "!!int" || valueNode.Tag == "!!float") {
+			tp.Value, _ = r.number(valueNode, what+".value")
+			if tp.Value < 0 {
+				r.errf(valueNode, "%s: value must not be negative", what)
+			}
+		} else if prog := comp.compile(r, valueNode, exprNumber, what+".value", 0); prog != nil {
+			tp.ValueExpr = prog
+			tp.ValueModels = modelsRead(prog.Node(), comp.layout, comp.modelIDs)
+			tp.ValueNative = nativeNumber(prog, schema, comp.layout, comp.modelIDs...)
+		}
+	}
 	if !hasKind {
 		r.errf(it.idAt, "%s needs a kind (offer, coupon, message or content)", what)
 	}
 	return tp
+}
+
+// modelRef resolves a model id written in a rule file, or reports it.
+func (r *reader) modelRef(v *yaml.Node, rs *Ruleset, what string) int {
+	id, ok := r.nonEmptyStr(v, what)
+	if !ok {
+		return -1
+	}
+	i := rs.Model(id)
+	if i < 0 {
+		ids := make([]string, len(rs.Models))
+		for k := range rs.Models {
+			ids[k] = rs.Models[k].ID
+		}
+		r.errf(v, "%s names unknown model %q%s", what, id, suggest(id, ids))
+	}
+	return i
+}
+
+func (r *reader) lever(v *yaml.Node, what string) float64 {
+	f, ok := r.number(v, what)
+	if ok && f < 0 {
+		r.errf(v, "%s must not be negative", what)
+	}
+	if !ok {
+		return 1
+	}
+	return f
 }
 
 // checkTouchpointRefs runs once placements are known.
@@ -503,13 +615,23 @@ func touchpointIDs(rs *Ruleset) []string {
 	return out
 }
 
-func (r *reader) placement(it item, rs *Ruleset) Placement {
+func (r *reader) placement(it item, rs *Ruleset, comp *exprCompiler) Placement {
 	pl := Placement{ID: it.id, Count: 1, Fallback: -1}
 	what := "placement " + it.id
 	maxSet := false
 	var countNode *yaml.Node
-	r.mapping(it.node, what, []string{"id", "description", "count", "max_count", "fallback"}, func(key string, _, v *yaml.Node) {
+	r.mapping(it.node, what, []string{"id", "description", "count", "max_count", "fallback", "arbitration"}, func(key string, _, v *yaml.Node) {
 		switch key {
+		case "arbitration":
+			r.mapping(v, what+".arbitration", []string{"score"}, func(_ string, _, sv *yaml.Node) {
+				prog := comp.compileScoped(r, sv, exprNumber, what+".arbitration.score", 0, scopePlacement)
+				if prog == nil {
+					return
+				}
+				pl.Arbitration, pl.ArbitrationSource = prog, sv.Value
+				pl.ArbitrationNative = nativeNumber(prog, rs.Schema, comp.layout, comp.modelIDs...)
+				pl.ArbitrationModels = modelsRead(prog.Node(), comp.layout, comp.modelIDs)
+			})
 		case "description":
 			pl.Description, _ = r.str(v, what+".description")
 		case "count":
@@ -545,9 +667,9 @@ func (r *reader) placement(it item, rs *Ruleset) Placement {
 }
 
 func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule {
-	rule := Rule{ID: it.id, File: r.src.path, Line: it.node.Line, Col: it.node.Column}
+	rule := Rule{ID: it.id, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Propensity: -1, Lever: 1}
 	what := "rule " + it.id
-	keys := []string{"id", "description", "when", "offer", "suppress", "priority", "score", "active", "tests", "cap"}
+	keys := []string{"id", "description", "when", "offer", "suppress", "priority", "score", "active", "tests", "cap", "propensity", "lever"}
 	var whenNode, offerNode, suppressNode, testsNode *yaml.Node
 	r.mapping(it.node, what, keys, func(key string, _, v *yaml.Node) {
 		switch key {
@@ -570,8 +692,24 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule
 			rule.Cap = r.cap(v, what+".cap", "rule:"+it.id, nil, nil)
 		case "tests":
 			testsNode = v
+		case "propensity":
+			rule.Propensity = r.modelRef(v, rs, what+".propensity")
+		case "lever":
+			rule.Lever = r.lever(v, what+".lever")
 		}
 	})
+	for _, p := range []*vm.Program{rule.When, rule.Score} {
+		if p == nil {
+			continue
+		}
+		for _, m := range modelsRead(p.Node(), comp.layout, comp.modelIDs) {
+			if !containsInt(rule.Models, m) {
+				rule.Models = append(rule.Models, m)
+			}
+			rule.PerCandidate = rule.PerCandidate || rs.Models[m].PerCandidate
+		}
+		rule.PerCandidate = rule.PerCandidate || readsTouchpoint(p.Node())
+	}
 	if whenNode == nil {
 		r.errf(it.idAt, "%s needs a when condition", what)
 	}
@@ -598,7 +736,10 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule
 		r.suppressList(suppressNode, rs, &rule, what)
 	}
 	if testsNode != nil {
-		rule.Tests = r.fixtures(testsNode, rs, rule.ID)
+		rule.Tests = r.fixtures(testsNode, rs, fixtureOwner{rule: rule.ID})
+	}
+	if rule.IsSuppress() && (rule.Propensity >= 0 || rule.Lever != 1) {
+		r.errf(it.idAt, "%s suppresses; propensity and lever weigh what a rule offers", what)
 	}
 	return rule
 }
@@ -692,14 +833,75 @@ func containsInt(list []int, v int) bool {
 	return false
 }
 
-func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, ruleID string) []Fixture {
+// fixtureOwner is what a list of fixtures is written under: a rule, or a
+// model (whose fixtures all check that model).
+type fixtureOwner struct {
+	rule  string
+	model string
+}
+
+func (o fixtureOwner) String() string {
+	if o.rule != "" {
+		return "rule " + o.rule
+	}
+	return "model " + o.model
+}
+
+func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixture {
 	var out []Fixture
-	for i, el := range r.sequence(n, "rule "+ruleID+".tests") {
-		what := fmt.Sprintf("rule %s.tests[%d]", ruleID, i)
-		f := Fixture{Rule: ruleID, File: r.src.path, Line: el.Line, Col: el.Column, Expect: map[string][]string{}}
-		var expectNode *yaml.Node
+	for i, el := range r.sequence(n, owner.String()+".tests") {
+		what := fmt.Sprintf("%s.tests[%d]", owner, i)
+		f := Fixture{Rule: owner.rule, Model: owner.model, File: r.src.path, Line: el.Line, Col: el.Column, Expect: map[string][]string{}, Tolerance: 1e-6}
+		var expectNode, scoreNode, modelNode, touchpointNode *yaml.Node
 		counts := map[string]int{}
-		r.mapping(el, what, []string{"name", "customer", "context", "now", "placements", "expect", "history", "consent"}, func(key string, _, v *yaml.Node) {
+		keys := []string{"name", "customer", "context", "now", "placements", "expect", "history", "consent", "model", "touchpoint", "expect_score", "tolerance"}
+		if owner.rule == "" {
+			keys = []string{"name", "customer", "context", "now", "touchpoint", "expect_score", "tolerance"}
+		}
+		r.mapping(el, what, keys, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "model":
+				modelNode = v
+				if m := r.modelRef(v, rs, what+".model"); m >= 0 {
+					f.Model = rs.Models[m].ID
+				}
+			case "touchpoint":
+				touchpointNode = v
+				f.Touchpoint, _ = r.nonEmptyStr(v, what+".touchpoint")
+				if f.Touchpoint != "" && rs.Touchpoint(f.Touchpoint) < 0 {
+					r.errf(v, "%s: unknown touchpoint %q%s", what, f.Touchpoint, suggest(f.Touchpoint, touchpointIDs(rs)))
+				}
+			case "expect_score":
+				scoreNode = v
+				f.ExpectScore, _ = r.number(v, what+".expect_score")
+			case "tolerance":
+				f.Tolerance, _ = r.number(v, what+".tolerance")
+				if f.Tolerance < 0 {
+					r.errf(v, "%s.tolerance must not be negative", what)
+				}
+			}
+		})
+		if f.Model != "" || modelNode != nil || scoreNode != nil {
+			if f.Name == "" {
+				f.Name = fmt.Sprintf("test %d", i+1)
+			}
+			switch {
+			case owner.rule != "" && modelNode == nil:
+				r.errf(el, "%s has expect_score but no model: name the model whose output it checks", what)
+			case scoreNode == nil:
+				r.errf(el, "%s needs expect_score: the model output it expects", what)
+			}
+			for _, k := range []string{"expect", "placements", "history", "consent"} {
+				for c := 0; c+1 < len(el.Content); c += 2 {
+					if el.Content[c].Value == k {
+						r.errf(el.Content[c], "%s checks a model's output; %s belongs to tests of a decision", what, k)
+					}
+				}
+			}
+		} else if touchpointNode != nil {
+			r.errf(touchpointNode, "%s: touchpoint belongs to tests of a model's output (model: and expect_score:)", what)
+		}
+		r.mapping(el, what, nil, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "history":
 				f.History = r.history(v, rs, what+".history")
@@ -761,6 +963,10 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, ruleID string) []Fixture {
 		})
 		if f.Name == "" {
 			f.Name = fmt.Sprintf("test %d", i+1)
+		}
+		if f.Model != "" || modelNode != nil || scoreNode != nil {
+			out = append(out, f)
+			continue
 		}
 		if expectNode == nil {
 			r.errf(el, "%s needs expect: the touchpoints each placement should show", what)

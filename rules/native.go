@@ -29,16 +29,17 @@ type (
 // nativeCompiler compiles one expression tree; ok turns false at the first
 // node outside the subset.
 type nativeCompiler struct {
-	schema *Schema
-	layout *envLayout
+	schema   *Schema
+	layout   *envLayout
+	modelIDs []string
 }
 
 // nativeBool compiles a boolean program, or returns nil.
-func nativeBool(prog *vm.Program, schema *Schema, layout *envLayout) func(*Env) bool {
+func nativeBool(prog *vm.Program, schema *Schema, layout *envLayout, modelIDs ...string) func(*Env) bool {
 	if prog == nil {
 		return nil
 	}
-	c := nativeCompiler{schema: schema, layout: layout}
+	c := nativeCompiler{schema: schema, layout: layout, modelIDs: modelIDs}
 	f := c.boolean(prog.Node())
 	if f == nil {
 		return nil
@@ -47,11 +48,11 @@ func nativeBool(prog *vm.Program, schema *Schema, layout *envLayout) func(*Env) 
 }
 
 // nativeNumber compiles a numeric program, or returns nil.
-func nativeNumber(prog *vm.Program, schema *Schema, layout *envLayout) func(*Env) float64 {
+func nativeNumber(prog *vm.Program, schema *Schema, layout *envLayout, modelIDs ...string) func(*Env) float64 {
 	if prog == nil {
 		return nil
 	}
-	c := nativeCompiler{schema: schema, layout: layout}
+	c := nativeCompiler{schema: schema, layout: layout, modelIDs: modelIDs}
 	f := c.number(prog.Node())
 	if f == nil {
 		return nil
@@ -112,8 +113,33 @@ func (c *nativeCompiler) field(n ast.Node) (slot, bool) {
 		if i := c.schema.ContextField(prop.Value); i >= 0 {
 			return c.layout.context[i], true
 		}
+	case touchpointIdent:
+		switch prop.Value {
+		case "id":
+			return c.layout.touchpoint[0], true
+		case "kind":
+			return c.layout.touchpoint[1], true
+		}
+		if i, ok := c.layout.attrIndex[prop.Value]; ok {
+			return c.layout.touchpoint[i], true
+		}
 	}
 	return slot{}, false
+}
+
+// modelRead resolves a rewritten model("id") call to the model's index.
+func (c *nativeCompiler) modelRead(n *ast.MemberNode) (int, bool) {
+	id, ok := n.Node.(*ast.IdentifierNode)
+	prop, ok2 := n.Property.(*ast.StringNode)
+	if !ok || !ok2 || id.Value != modelsIdent {
+		return 0, false
+	}
+	for i, m := range c.modelIDs {
+		if m == prop.Value {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func (c *nativeCompiler) boolean(n ast.Node) boolFn {
@@ -342,10 +368,28 @@ func (c *nativeCompiler) number(n ast.Node) numFn {
 		}
 		return func(*Env, string) float64 { return v }
 	case *ast.MemberNode:
+		if i, ok := c.modelRead(n); ok {
+			return func(e *Env, _ string) float64 { return e.Model(i) }
+		}
 		if s, ok := c.field(n); ok && s.typ == TypeNumber {
 			off := s.offset
 			return func(e *Env, _ string) float64 { return *(*float64)(unsafe.Add(e.base, off)) }
 		}
+	case *ast.IdentifierNode:
+		var off uintptr
+		switch n.Value {
+		case "propensity":
+			off = c.layout.propensity
+		case "value":
+			off = c.layout.value
+		case "lever":
+			off = c.layout.lever
+		case "score":
+			off = c.layout.score
+		default:
+			return nil
+		}
+		return func(e *Env, _ string) float64 { return *(*float64)(unsafe.Add(e.base, off)) }
 	case *ast.UnaryNode:
 		f := c.number(n.Node)
 		if f == nil {

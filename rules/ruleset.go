@@ -26,6 +26,7 @@ type Ruleset struct {
 	Placements  []Placement
 	Touchpoints []Touchpoint
 	Rules       []Rule
+	Models      []Model
 	Policy      Policy
 	// CountsDecisions is set when some cap counts decisions, so serving a
 	// decision must record it.
@@ -40,6 +41,9 @@ type Ruleset struct {
 	placementIndex  map[string]int
 	touchpointIndex map[string]int
 	layout          *envLayout
+	// modelFiles are the model files read, by path relative to the rules
+	// directory, so that the version covers them.
+	modelFiles map[string][]byte
 }
 
 // Placement is a slot on a page or screen that a decide call asks to fill.
@@ -49,6 +53,14 @@ type Placement struct {
 	Count       int // default number of touchpoints
 	MaxCount    int
 	Fallback    int // touchpoint index shown when nothing is eligible; -1 = none
+	// Arbitration, when set, scores each candidate (after priority) with
+	// a formula over propensity, value, lever and score instead of the
+	// rule's score × the touchpoint's value.
+	Arbitration       *vm.Program
+	ArbitrationNative func(*Env) float64
+	ArbitrationSource string
+	// ArbitrationModels are the models the formula reads through model().
+	ArbitrationModels []int
 }
 
 // Touchpoint is something that can be shown: an offer, a coupon, a message or content.
@@ -60,14 +72,28 @@ type Touchpoint struct {
 	Channels    []string // empty = every channel
 	Placements  []string // empty = every placement
 	Value       float64
-	Content     *Content
-	Cap         *Cap    // nil = no cap of its own
-	Budget      *Budget // nil = unlimited
-	File        string
-	Line, Col   int
+	// ValueExpr, when set, computes the value per request instead
+	// (ValueNative without the VM when it can); ValueModels are the
+	// models it reads.
+	ValueExpr   *vm.Program
+	ValueNative func(*Env) float64
+	ValueModels []int
+	// Attributes are what models and expressions read as touchpoint.<name>.
+	Attributes []NamedValue
+	// Propensity is the model whose output is this touchpoint's
+	// propensity in arbitration formulas (-1 = the rule's).
+	Propensity int
+	// Lever is the marketer's weight in arbitration formulas (default 1).
+	Lever     float64
+	Content   *Content
+	Cap       *Cap    // nil = no cap of its own
+	Budget    *Budget // nil = unlimited
+	File      string
+	Line, Col int
 
 	placementMask uint64 // bit per placement index it may fill
 	channelMask   uint64 // bit per channel (Ruleset.ChannelBit) it may appear on
+	attrs         []attrValue
 }
 
 // FitsChannelBit reports whether the touchpoint may be shown on the channel
@@ -87,6 +113,10 @@ func (t *Touchpoint) Fits(i int, id string) bool {
 	}
 	return t.placementMask&(1<<uint(i)) != 0
 }
+
+// FitsAnyPlacement reports whether the touchpoint may fill one of the
+// placements whose PlacementBit are set in mask.
+func (t *Touchpoint) FitsAnyPlacement(mask uint64) bool { return t.placementMask&mask != 0 }
 
 // FitsPlacement reports whether the touchpoint may fill placement.
 func (t *Touchpoint) FitsPlacement(placement string) bool {
@@ -109,9 +139,20 @@ type Rule struct {
 	SuppressIDs   []int
 	Active        *Schedule
 	Cap           *Cap // caps what this rule offers, together
-	Tests         []Fixture
-	File          string
-	Line, Col     int
+	// Propensity is the model whose output is the propensity of what
+	// this rule offers in arbitration formulas (-1 = none: the score).
+	Propensity int
+	// Lever is the marketer's weight in arbitration formulas (default 1).
+	Lever float64
+	// Models are the models When and Score read through model().
+	Models []int
+	// PerCandidate is set when When or Score reads touchpoint.<name>,
+	// directly or through a model: the rule is evaluated once per
+	// touchpoint it offers rather than once per request.
+	PerCandidate bool
+	Tests        []Fixture
+	File         string
+	Line, Col    int
 
 	// WhenNative and ScoreNative, when set, compute When and Score without
 	// the VM (see native.go); they always agree with the programs.
@@ -168,13 +209,19 @@ func (r *Rule) Suppresses(t *Touchpoint, i int) bool {
 // IsSuppress reports whether the rule suppresses rather than offers.
 func (r *Rule) IsSuppress() bool { return r.Offer == nil }
 
-// Fixture is one test case written under a rule.
+// Fixture is one test case written under a rule or a model.
 type Fixture struct {
-	Rule string
-	Name string
-	File string
-	Line int
-	Col  int
+	Rule string // the rule it is written under; empty under a model
+	// Model, when set, makes the fixture check that model's output for
+	// the customer, context and Touchpoint: ExpectScore within Tolerance.
+	Model       string
+	Touchpoint  string
+	ExpectScore float64
+	Tolerance   float64
+	Name        string
+	File        string
+	Line        int
+	Col         int
 	// Customer is nil for a fixture about an unknown customer.
 	Customer   *features.Record
 	Context    []NamedValue
@@ -225,9 +272,13 @@ func (rs *Ruleset) NewEnv() *Env {
 	return e
 }
 
-// Fixtures lists every fixture in rule order.
+// Fixtures lists every fixture: the models' in model order, then the
+// rules' in rule order.
 func (rs *Ruleset) Fixtures() []Fixture {
 	var out []Fixture
+	for _, m := range rs.Models {
+		out = append(out, m.Tests...)
+	}
 	for _, r := range rs.Rules {
 		out = append(out, r.Tests...)
 	}
