@@ -4,7 +4,9 @@ import (
 	"strconv"
 
 	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/jsonw"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // The decide response is written by hand into a reused buffer: it is on the
@@ -219,9 +221,66 @@ func appendExplanation(dst []byte, ex *engine.Explanation) []byte {
 		o.boolean("chosen", c.Chosen)
 		o.str("reason", c.Reason)
 		o.optional("by", c.By)
+		if c.Reason != engine.ReasonPlacementMismatch && c.Reason != engine.ReasonChannelMismatch {
+			o.num("rule_score", c.RuleScore)
+			o.num("propensity", c.Propensity)
+			o.num("value", c.Value)
+			o.num("lever", c.Lever)
+		}
+		if len(c.Models) > 0 {
+			o.key("models")
+			o.b = appendModels(o.b, c.Models)
+		}
 		dst = o.close()
 	}
 	return append(dst, ']', '}')
+}
+
+// appendModels encodes the models that ranked a candidate: output, every
+// input as the model read it (null when missing) and the top contributions.
+func appendModels(dst []byte, ms []rules.ModelExplanation) []byte {
+	dst = append(dst, '[')
+	for i := range ms {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		m := &ms[i]
+		o := openObject(dst)
+		o.str("model", m.Model)
+		o.num("output", m.Output)
+		o.key("inputs")
+		o.b = append(o.b, '{')
+		for k, in := range m.Inputs {
+			if k > 0 {
+				o.b = append(o.b, ',')
+			}
+			o.b = appendKey(o.b, in.Name)
+			switch {
+			case in.Missing:
+				o.b = append(o.b, "null"...)
+			case in.Value.Kind == features.KindString:
+				o.b = jsonw.AppendString(o.b, in.Value.Str)
+			default:
+				o.b = jsonw.AppendFloat(o.b, in.Value.Num)
+			}
+		}
+		o.b = append(o.b, '}')
+		o.num("bias", m.Bias)
+		o.key("top")
+		o.b = append(o.b, '[')
+		for k, c := range m.Top {
+			if k > 0 {
+				o.b = append(o.b, ',')
+			}
+			co := openObject(o.b)
+			co.str("input", c.Input)
+			co.num("contribution", c.Value)
+			o.b = co.close()
+		}
+		o.b = append(o.b, ']')
+		dst = o.close()
+	}
+	return append(dst, ']')
 }
 
 // appendError encodes the error body shared by every 4xx/5xx answer.
