@@ -1,8 +1,15 @@
 // Package models reads ranking models (XGBoost's JSON model format,
 // LightGBM's text model format, and logistic regressions written inline in
-// rule files) and scores them natively: no reflection and no allocation
-// per prediction. It knows nothing of rules or customers; the rules package
-// binds a model's inputs to features.
+// rule files or in JSON or YAML files) and scores them natively: no
+// reflection and no allocation per prediction. It knows nothing of rules or
+// customers; the rules package binds a model's inputs to features.
+//
+// It owns what a model file means: the readers check every file in full and
+// say where it is wrong, and the scorers reproduce the training library's
+// own arithmetic (XGBoost's float32 comparisons and sums, LightGBM's missing
+// value and categorical rules), so that a score here is the score the data
+// scientist saw. Tree ensembles of both formats share one flat layout
+// (trees.go), which also gives per-input contributions for explanations.
 package models
 
 import "math"
@@ -60,6 +67,9 @@ type Model struct {
 
 	// impl holds the format-specific scorer.
 	impl scorer
+	// slope scales the margin inside the sigmoid: LightGBM's binary
+	// objective takes sigmoid(slope × margin); 1 for every other model.
+	slope float64
 }
 
 type scorer interface {
@@ -73,7 +83,7 @@ type scorer interface {
 func (m *Model) Predict(x []float64) float64 {
 	z := m.impl.margin(x)
 	if m.Probability {
-		return sigmoid(z)
+		return sigmoid(m.slope * z)
 	}
 	return z
 }
