@@ -619,7 +619,7 @@ func (s *scratch) evaluate(i int, ruleErrors []*atomic.Uint64, ex *Explanation) 
 	r := &s.rs.Rules[i]
 	trace := func(outcome, errText string, score float64) {
 		if ex != nil {
-			ex.Rules[i] = RuleTrace{Rule: r.ID, Action: ruleAction(r), Outcome: outcome, Error: errText, Score: score}
+			ex.Rules[i] = RuleTrace{Rule: r.ID, Action: ruleAction(r), Outcome: outcome, Error: errText, Score: score, Models: s.ruleModels(r)}
 		}
 	}
 	if r.Active != nil && !r.Active.ActiveOn(&s.schedClock) {
@@ -703,6 +703,18 @@ func (s *scratch) evaluatePerCandidate(i int, ruleErrors []*atomic.Uint64, ex *E
 	if ex != nil {
 		ex.Rules[i] = RuleTrace{Rule: r.ID, Action: ruleAction(r), Outcome: outcome, Error: errText, Score: best}
 	}
+}
+
+// ruleModels explains the models a rule's condition and score read once
+// per request; those read per candidate are explained on the candidates.
+func (s *scratch) ruleModels(r *rules.Rule) []rules.ModelExplanation {
+	var out []rules.ModelExplanation
+	for _, m := range r.Models {
+		if !s.rs.Models[m].PerCandidate {
+			out = append(out, s.env.ExplainModel(m))
+		}
+	}
+	return out
 }
 
 // when evaluates a rule's condition; errText is set when it failed.

@@ -143,6 +143,9 @@ type RuleTrace struct {
 	Outcome string
 	Error   string  // for expression_error
 	Score   float64 // the rule's score (before touchpoint value) when matched
+	// Models are the models the condition and score read once per
+	// request, with what they read and what moved them.
+	Models []rules.ModelExplanation
 }
 
 // Candidate reasons in a CandidateTrace.

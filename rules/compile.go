@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -203,6 +204,13 @@ func (c *exprCompiler) explain(src string, fe *file.Error) string {
 			return fmt.Sprintf("unknown feature customer.%s%s", name, suggest(name, fieldNames(c.schema.Customer)))
 		case strings.HasSuffix(before, "context."):
 			return fmt.Sprintf("unknown context field context.%s%s", name, suggest(name, fieldNames(c.schema.Context)))
+		case strings.HasSuffix(before, touchpointIdent+"."):
+			attrs := []string{"id", "kind"}
+			for a := range c.layout.attrIndex {
+				attrs = append(attrs, a)
+			}
+			sort.Strings(attrs[2:])
+			return fmt.Sprintf("unknown touchpoint attribute touchpoint.%s%s (touchpoints declare: %s)", name, suggest(name, attrs), strings.Join(attrs, ", "))
 		}
 		return "unknown field " + name
 	}

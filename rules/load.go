@@ -892,7 +892,7 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 				r.errf(el, "%s needs expect_score: the model output it expects", what)
 			}
 			for _, k := range []string{"expect", "placements", "history", "consent"} {
-				for c := 0; c+1 < len(el.Content); c += 2 {
+				for c := 0; owner.rule != "" && c+1 < len(el.Content); c += 2 {
 					if el.Content[c].Value == k {
 						r.errf(el.Content[c], "%s checks a model's output; %s belongs to tests of a decision", what, k)
 					}

@@ -268,6 +268,9 @@ func (r *reader) attributes(n *yaml.Node, tp *Touchpoint, layout *envLayout) {
 		if !ok {
 			return // reported by attributeRegistry
 		}
+		if typ, ok := attributeType(v); !ok || typ != layout.touchpoint[slot].typ {
+			return // reported by attributeRegistry
+		}
 		var val features.Value
 		switch layout.touchpoint[slot].typ {
 		case TypeNumber:
@@ -277,9 +280,6 @@ func (r *reader) attributes(n *yaml.Node, tp *Touchpoint, layout *envLayout) {
 			}
 			val = features.Number(f)
 		default:
-			if v.Tag != "!!str" {
-				return // reported by attributeRegistry
-			}
 			val = features.String(v.Value)
 		}
 		tp.attrs = append(tp.attrs, attrValue{slot: slot, value: val})

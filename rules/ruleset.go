@@ -1,6 +1,8 @@
-// Package rules loads marketer-written rule files, type-checks their
-// expressions against the feature schema and compiles them into an immutable
-// Ruleset. It does no network I/O and keeps no global state.
+// Package rules loads marketer-written rule files and the ranking models
+// they name, type-checks their expressions and model inputs against the
+// feature schema and compiles them into an immutable Ruleset. It does no
+// network I/O and keeps no global state; the models package reads the
+// model formats.
 package rules
 
 import (

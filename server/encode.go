@@ -202,6 +202,10 @@ func appendExplanation(dst []byte, ex *engine.Explanation) []byte {
 		if r.Outcome == engine.OutcomeMatched {
 			o.num("score", r.Score)
 		}
+		if len(r.Models) > 0 {
+			o.key("models")
+			o.b = appendModels(o.b, r.Models)
+		}
 		dst = o.close()
 	}
 	dst = append(dst, ']', ',')

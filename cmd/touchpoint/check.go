@@ -70,10 +70,14 @@ func rulesCheck(args []string, stdout, stderr io.Writer) error {
 	if len(rs.Warnings) > 0 || failed > 0 {
 		fmt.Fprintln(stdout)
 	}
-	fmt.Fprintf(stdout, "%s: %d %s, %d %s, %d %s; %d %s passed, %d failed; %d %s (ruleset %s)\n",
+	models := ""
+	if len(rs.Models) > 0 {
+		models = fmt.Sprintf(", %d %s", len(rs.Models), plural(len(rs.Models), "model", "models"))
+	}
+	fmt.Fprintf(stdout, "%s: %d %s, %d %s, %d %s%s; %d %s passed, %d failed; %d %s (ruleset %s)\n",
 		dir, len(rs.Rules), plural(len(rs.Rules), "rule", "rules"),
 		len(rs.Touchpoints), plural(len(rs.Touchpoints), "touchpoint", "touchpoints"),
-		len(rs.Placements), plural(len(rs.Placements), "placement", "placements"),
+		len(rs.Placements), plural(len(rs.Placements), "placement", "placements"), models,
 		len(results)-failed, plural(len(results)-failed, "test", "tests"), failed,
 		len(rs.Warnings), plural(len(rs.Warnings), "warning", "warnings"), rs.Version)
 	if failed > 0 || len(rs.Warnings) > 0 {
