@@ -95,8 +95,8 @@ type candidate struct {
 const vmMemoryBudget = 1000
 
 // checkEvery is how many rules may run between two readings of the clock
-// for the decide deadline; a rule that loops over lists is followed by a
-// reading whatever the count.
+// for the decide deadline; a rule that loops over lists or runs models is
+// followed by a reading whatever the count.
 const checkEvery = 16
 
 // ruleClock tells when the decide deadline has passed, reading the clock
@@ -412,7 +412,7 @@ func (s *scratch) evaluateRules(req *Request, ruleErrors []*atomic.Uint64, ex *E
 					continue
 				}
 				s.evaluate(i, ruleErrors, ex)
-				if r.Loops > 0 {
+				if r.Loops > 0 || len(r.Models) > 0 {
 					s.clock.readSoon()
 				}
 			}
@@ -445,7 +445,7 @@ func (s *scratch) evaluateRules(req *Request, ruleErrors []*atomic.Uint64, ex *E
 				break
 			}
 			s.evaluate(int(ri), ruleErrors, nil)
-			if r.Loops > 0 {
+			if r.Loops > 0 || len(r.Models) > 0 {
 				s.clock.readSoon()
 			}
 		}

@@ -379,11 +379,11 @@ func (r *reader) modelFromFile(fileNode *yaml.Node, typ, rel, what string, read 
 		mod, err = models.ReadLightGBM(data)
 	}
 	if err != nil {
-		where := ""
+		where := fmt.Sprintf("%s model file %q", typ, rel)
 		if me, ok := err.(*models.Error); ok && me.Line > 0 {
-			where = fmt.Sprintf(" at %d:%d", me.Line, me.Col)
+			where = fmt.Sprintf("%s model file %s:%d:%d", typ, rel, me.Line, me.Col)
 		}
-		r.errf(fileNode, "%s: %s model file %q%s: %v", what, typ, rel, where, err)
+		r.errf(fileNode, "%s: %s: %v", what, where, err)
 		return nil
 	}
 	return mod
@@ -492,14 +492,25 @@ func (r *reader) bindInputs(m *Model, inputsNode, fileNode *yaml.Node, rs *Rules
 		at = &yaml.Node{Line: m.Line, Column: m.Col}
 	}
 	out := make([]ModelInput, len(want))
+	var unbound []string
+	defer func() {
+		switch len(unbound) {
+		case 0:
+		case 1:
+			r.errf(at, "%s reads input %q, which is not a customer feature; declare it in the feature schema or bind it under inputs:%s",
+				what, unbound[0], suggest(unbound[0], fieldNames(rs.Schema.Customer)))
+		default:
+			r.errf(at, "%s reads inputs that are not customer features: %s; declare them in the feature schema or bind them under inputs:",
+				what, strings.Join(unbound, ", "))
+		}
+	}()
 	for k, in := range want {
 		mi := ModelInput{Name: in.Name, source: inputExpression}
 		n, bound := exprs[in.Name]
 		if !bound {
 			fi := rs.Schema.CustomerField(in.Name)
 			if fi < 0 {
-				r.errf(at, "%s reads input %q, which is not a customer feature; declare it in the feature schema or bind it under inputs:%s",
-					what, in.Name, suggest(in.Name, fieldNames(rs.Schema.Customer)))
+				unbound = append(unbound, in.Name)
 				continue
 			}
 			mi.Expr = "customer." + in.Name
