@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -196,3 +198,55 @@ func checkGolden(t *testing.T, dir string) {
 }
 
 func TestGoldenCommitted(t *testing.T) { checkGolden(t, "testdata") }
+
+// TestGoldenRegenerated reruns make_golden.py into a temporary directory
+// and checks the fresh predictions: the committed files cannot drift from
+// what the script and the installed libraries write.
+func TestGoldenRegenerated(t *testing.T) {
+	const python = "/usr/bin/python3"
+	if out, err := exec.Command(python, "-c", "import numpy, sklearn, xgboost").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("%s with xgboost and scikit-learn is not available (%v: %s); install them with `apt-get install python3-xgboost python3-sklearn`",
+			python, err, bytes.TrimSpace(out))
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + "; CI must not skip the regenerated golden test")
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	out, err := exec.Command(python, "testdata/make_golden.py", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("make_golden.py: %v\n%s", err, out)
+	}
+	checkGolden(t, dir)
+}
+
+// Scoring allocates nothing, whatever the model.
+func TestScoringDoesNotAllocate(t *testing.T) {
+	for _, c := range []struct{ typ, path string }{
+		{XGBoost, "testdata/xgb_binary.json"},
+		{Logistic, "testdata/logistic_spec.json"},
+	} {
+		m := readModel(t, c.typ, c.path)
+		x := make([]float64, len(m.Inputs))
+		for i := range x {
+			x[i] = float64(i%3) - 0.5
+		}
+		x[0] = math.NaN()
+		contrib := make([]float64, len(m.Inputs))
+		var sink float64
+		if n := testing.AllocsPerRun(100, func() {
+			sink += m.Predict(x) + m.Margin(x) + m.Contributions(x, contrib)
+		}); n != 0 {
+			t.Errorf("%s: %v allocations per prediction", c.path, n)
+		}
+		_ = sink
+	}
+	m, err := ReadLightGBM([]byte(tinyLGB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := []float64{0.3, math.NaN(), 3}
+	if n := testing.AllocsPerRun(100, func() { m.Predict(x) }); n != 0 {
+		t.Errorf("LightGBM: %v allocations per prediction", n)
+	}
+}

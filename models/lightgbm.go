@@ -275,7 +275,9 @@ func (r *lgbReader) build(header map[string]lgbLine, trees []lgbTree) (*Model, e
 // when want < 0), each through parse, which reports a bad one.
 func numbers[T any](r *lgbReader, t lgbTree, key string, want int, required bool, parse func(string) (T, bool)) ([]T, error) {
 	l, ok := t.fields[key]
-	if !ok {
+	if !ok || (!required && l.value == "") {
+		// Data counts feed contributions only; without them splits weigh
+		// their children equally.
 		if required && want != 0 {
 			return nil, r.errf(t.head, 1, "tree %s has no %s line", t.head.value, key)
 		}

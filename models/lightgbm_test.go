@@ -302,7 +302,10 @@ func TestLightGBMGoldenLeaves(t *testing.T) {
 
 // Against leaves, on random rows with missing values, zeros and values on
 // the thresholds: leaves reimplements LightGBM's decisions, so the two
-// must agree wherever leaves follows LightGBM.
+// must agree wherever leaves follows LightGBM. (It does not where an input
+// within ±1e-35 of zero meets a threshold within that range: LightGBM's
+// prediction API turns such inputs into 0 and so do we, leaves does not.
+// The rows here hold exact zeros, not such inputs.)
 func TestLightGBMAgainstLeaves(t *testing.T) {
 	for _, name := range []string{"lg_breast_cancer.txt", "lg_dart_breast_cancer.model", "model_simple.txt", "genlin_fmtp_poisson_Frequency.model"} {
 		t.Run(name, func(t *testing.T) {
@@ -396,5 +399,228 @@ func checkContributionsSum(t *testing.T, m *Model, rows [][]float64, tol float64
 		if margin := m.Margin(x); !closeTo(sum, margin, tol) {
 			t.Fatalf("row %d: bias %v + contributions = %v, margin %v", r, bias, sum, margin)
 		}
+	}
+}
+
+// tinyLGB exercises each of LightGBM's decision rules. Tree 0 splits a at
+// 0.5 (missing type None: NaN is 0) and then b at 0 (missing type NaN,
+// default left; a threshold of 0, where LightGBM's zeroing of inputs
+// within ±1e-35 matters). Tree 1 is categorical on c, categories {1, 3,
+// 33}. Tree 2 splits a at 0.25 with missing type Zero, default right.
+// Tree 3 is a single leaf.
+const tinyLGB = `tree
+version=v4
+num_class=1
+num_tree_per_iteration=1
+label_index=0
+max_feature_idx=2
+objective=binary sigmoid:2
+feature_names=a b c
+feature_infos=[-5:5] [-1:1] 1:2:3:33
+tree_sizes=1 1 1 1
+
+Tree=0
+num_leaves=3
+num_cat=0
+split_feature=0 1
+split_gain=1 1
+threshold=0.5 0
+decision_type=0 10
+left_child=1 -1
+right_child=-3 -2
+leaf_value=0.3 -0.2 0.7
+leaf_weight=1 1 1
+leaf_count=5 3 2
+internal_value=0 0
+internal_weight=0 0
+internal_count=10 8
+is_linear=0
+shrinkage=1
+
+
+Tree=1
+num_leaves=2
+num_cat=1
+split_feature=2
+split_gain=1
+threshold=0
+decision_type=1
+left_child=-1
+right_child=-2
+leaf_value=1 -1
+leaf_weight=1 1
+leaf_count=6 4
+internal_value=0
+internal_weight=0
+internal_count=10
+cat_boundaries=0 2
+cat_threshold=10 2
+is_linear=0
+shrinkage=1
+
+
+Tree=2
+num_leaves=2
+num_cat=0
+split_feature=0
+split_gain=1
+threshold=0.25
+decision_type=4
+left_child=-1
+right_child=-2
+leaf_value=0.1 -0.1
+leaf_weight=1 1
+leaf_count=1 1
+internal_value=0
+internal_weight=0
+internal_count=2
+is_linear=0
+shrinkage=1
+
+
+Tree=3
+num_leaves=1
+num_cat=0
+split_feature=
+split_gain=
+threshold=
+decision_type=
+left_child=
+right_child=
+leaf_value=0.05
+leaf_weight=
+leaf_count=
+internal_value=
+internal_weight=
+internal_count=
+is_linear=0
+shrinkage=1
+
+
+end of trees
+
+feature_importances:
+a=2
+`
+
+func TestLightGBMDecisionRules(t *testing.T) {
+	m, err := ReadLightGBM([]byte(tinyLGB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Trees != 4 || m.MaxDepth != 2 || !m.Probability || m.Objective != "binary" || len(m.Inputs) != 3 {
+		t.Fatalf("model %+v", m)
+	}
+	nan, inf := math.NaN(), math.Inf(1)
+	cases := []struct {
+		a, b, c float64
+		want    float64
+		why     string
+	}{
+		{nan, nan, 1, 0.3 + 1 + -0.1 + 0.05, "NaN is 0 for a, NaN goes the default way for b; 1 is in the set; NaN is missing for Zero"},
+		{0.6, 0, 2, 0.7 + -1 + -0.1 + 0.05, "2 is not in the set"},
+		{0.2, 5e-36, -0.5, 0.3 + -1 + 0.1 + 0.05, "5e-36 counts as 0 (<= 0); -0.5 truncates to category 0"},
+		{1e-36, 1e-30, 33.7, -0.2 + 1 + -0.1 + 0.05, "1e-30 > 0; 33.7 is category 33; 1e-36 is zero, missing for Zero"},
+		{-5, -1, 3e9, 0.3 + -1 + 0.1 + 0.05, "a category past int32 is in no set"},
+		{0.5, nan, 64, 0.3 + -1 + -0.1 + 0.05, "x <= threshold goes left; 64 is past the bitset"},
+		{inf, 0, nan, 0.7 + -1 + -0.1 + 0.05, "NaN is in no category set"},
+		{-0.0, -1e-35, -1, 0.3 + -1 + -0.1 + 0.05, "-1e-35 counts as 0; -0 is zero; -1 is no category"},
+	}
+	for _, c := range cases {
+		x := []float64{c.a, c.b, c.c}
+		if got := m.Margin(x); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("%v: margin %v, want %v (%s)", x, got, c.want, c.why)
+		}
+		if got, want := m.Predict(x), 1/(1+math.Exp(-2*m.Margin(x))); got != want {
+			t.Errorf("%v: Predict %v, want sigmoid(2·margin) %v", x, got, want)
+		}
+	}
+
+	// Contributions: tree 0's root mean is (8·mean(node 1) + 2·0.7)/10
+	// with mean(node 1) = (5·0.3 + 3·-0.2)/8.
+	contrib := make([]float64, 3)
+	x := []float64{0.6, 0, 2}
+	bias := m.Contributions(x, contrib)
+	root0 := (8*((5*0.3+3*-0.2)/8) + 2*0.7) / 10
+	root1 := (6*1 + 4*-1) / 10.0
+	if want := root0 + root1 + 0 + 0.05; math.Abs(bias-want) > 1e-12 {
+		t.Errorf("bias %v, want %v", bias, want)
+	}
+	if want := []float64{0.7 - root0 + -0.1 - 0, 0, -1 - root1}; !closeTo(contrib[0], want[0], 1e-12) || contrib[1] != 0 || !closeTo(contrib[2], want[2], 1e-12) {
+		t.Errorf("contributions %v, want %v", contrib, want)
+	}
+	checkContributionsSum(t, m, randomRows(m, 500, thresholds(m)), 1e-12)
+}
+
+func TestLightGBMRandomForestAverages(t *testing.T) {
+	src := strings.Replace(tinyLGB, "objective=binary sigmoid:2\n", "objective=regression\naverage_output\n", 1)
+	m, err := ReadLightGBM([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := []float64{0.6, 0, 2}
+	if got, want := m.Predict(x), (0.7+-1+-0.1+0.05)/4; math.Abs(got-want) > 1e-12 || m.Probability {
+		t.Errorf("average %v, want %v (probability %v)", got, want, m.Probability)
+	}
+	checkContributionsSum(t, m, randomRows(m, 200, thresholds(m)), 1e-12)
+}
+
+func TestLightGBMErrors(t *testing.T) {
+	cases := []struct {
+		name, old, new, want string
+		line, col            int
+	}{
+		{"not a model", "tree\n", "forest\n", `the first line is not "tree"`, 1, 1},
+		{"multiclass", "num_class=1", "num_class=3", "num_class is 3; only models with one output", 3, 11},
+		{"multiclass objective", "objective=binary sigmoid:2", "objective=multiclass num_class:3", `objective "multiclass" is multiclass`, 7, 11},
+		{"unknown objective", "objective=binary sigmoid:2", "objective=poisson", `objective "poisson" is not supported; supported: binary, cross_entropy, regression, regression_l1, huber, fair, quantile, mape, lambdarank, rank_xendcg`, 7, 11},
+		{"sqrt", "objective=binary sigmoid:2", "objective=regression sqrt", "sqrt", 7, 11},
+		{"sigmoid", "sigmoid:2", "sigmoid:-1", "sigmoid", 7, 11},
+		{"no sigmoid", "binary sigmoid:2", "binary", "no sigmoid parameter", 7, 11},
+		{"names", "feature_names=a b c", "feature_names=a b", "feature_names has 2 names for max_feature_idx 2", 8, 15},
+		{"duplicate names", "feature_names=a b c", "feature_names=a b a", `features 0 and 2 are both named "a"`, 8, 19},
+		{"cut short", "\nend of trees\n", "\n", `without "end of trees"`, 0, 0},
+		{"tree numbering", "Tree=1\n", "Tree=7\n", "expected Tree=1, found Tree=7", 0, 0},
+		{"count", "leaf_value=0.3 -0.2 0.7", "leaf_value=0.3 -0.2", "tree 0: leaf_value has 2 values; want 3", 21, 12},
+		{"bad value", "threshold=0.5 0\n", "threshold=0.5 zero\n", `tree 0: threshold has "zero"`, 17, 15},
+		{"feature", "split_feature=0 1\n", "split_feature=0 9\n", "split 1 is on feature 9, outside the model's 3 features", 0, 0},
+		{"child", "right_child=-3 -2\n", "right_child=-3 -9\n", "outside the tree's 5 nodes", 0, 0},
+		{"cycle", "left_child=1 -1\n", "left_child=1 0\n", "reached twice", 0, 0},
+		{"unreached", "left_child=1 -1\nright_child=-3 -2", "left_child=-2 -1\nright_child=-3 -2", "not reached", 0, 0},
+		{"missing type 3", "decision_type=0 10", "decision_type=0 14", "missing type 3", 0, 0},
+		{"decision type", "decision_type=0 10", "decision_type=0 99", "decision_type 99", 0, 0},
+		{"category set", "threshold=0\ndecision_type=1", "threshold=4\ndecision_type=1", "names category set 4", 0, 0},
+		{"cat boundaries", "cat_boundaries=0 2", "cat_boundaries=0 5", "cat_boundaries must run from 0 to the 2 values", 0, 0},
+		{"linear", "is_linear=0", "is_linear=1", "linear trees are not supported", 0, 0},
+		{"NaN threshold", "threshold=0.5 0\n", "threshold=nan 0\n", "threshold NaN", 0, 0},
+		{"infinite leaf", "leaf_value=0.3 -0.2 0.7", "leaf_value=0.3 inf 0.7", "leaf 1 has value +Inf", 0, 0},
+		{"num_leaves", "num_leaves=3", "num_leaves=99999999999", "num_leaves", 13, 12},
+		{"duplicate field", "num_cat=0\nsplit_feature=0 1", "num_cat=0\nnum_cat=0\nsplit_feature=0 1", "num_cat appears twice", 0, 0},
+		{"no objective", "objective=binary sigmoid:2\n", "", "no objective line", 1, 1},
+		{"no trees", tinyLGB[:strings.Index(tinyLGB, "Tree=0")], tinyLGB[:strings.Index(tinyLGB, "Tree=0")] + "end of trees\n", "no trees", 0, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := strings.Replace(tinyLGB, c.old, c.new, 1)
+			if c.name == "no trees" {
+				src = c.new
+			} else if src == tinyLGB {
+				t.Fatalf("the edit %q does not apply", c.old)
+			}
+			m, err := ReadLightGBM([]byte(src))
+			if err == nil {
+				t.Fatalf("no error; model %+v", m)
+			}
+			me, ok := err.(*Error)
+			if !ok {
+				t.Fatalf("error %T %v is not an *Error", err, err)
+			}
+			if !strings.Contains(me.Message, c.want) {
+				t.Errorf("error %q, want it to contain %q", me.Message, c.want)
+			}
+			if c.line > 0 && (me.Line != c.line || me.Col != c.col) {
+				t.Errorf("error at %d:%d, want %d:%d (%s)", me.Line, me.Col, c.line, c.col, me.Message)
+			}
+		})
 	}
 }
