@@ -1,7 +1,8 @@
 GO ?= go
+PYTHON ?= python3
 BIN := bin/touchpoint
 
-.PHONY: run test build bench bench-main bench-opa bench-peer bench-overload lint fmt clean
+.PHONY: run test build bench bench-main bench-opa bench-peer bench-overload train-demo lint fmt clean
 
 ## run: serve the demo on the embedded store (no Redis needed) at :8080
 run: build
@@ -36,6 +37,10 @@ bench-peer:
 ## bench-overload: the decide server at 75% and 200% of its sustainable rate, admission control on and off, pinned
 bench-overload:
 	@GO='$(GO)' bash benchmarks/overload.sh
+
+## train-demo: retrain the demo's ranking models into configs/rules/models (needs numpy, scikit-learn, xgboost, PyYAML)
+train-demo:
+	$(PYTHON) models/training/train_demo.py
 
 ## lint: formatting and vet
 lint:
