@@ -197,7 +197,11 @@ func TestStepsAndFindMax(t *testing.T) {
 	cfg := testConfig(t, url)
 	cfg.Rates = []float64{100, 200}
 	cfg.Duration = 400 * time.Millisecond
-	cfg.SLO, _ = ParseSLO("p99=500ms")
+	// The SLO is loose on purpose: this tests the steps and the search,
+	// not the machine, which CI may load so much that a 200 req/s step
+	// misses a tight latency or the 97% achieved-rate bound.
+	cfg.SLO, _ = ParseSLO("p99=30s")
+	cfg.SLO.MinAchieved = 0.25
 	rep := run(t, cfg)
 	if len(rep.Steps) != 2 || rep.Steps[1].TargetRate != 200 {
 		t.Fatalf("steps: %+v", rep.Steps)

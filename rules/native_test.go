@@ -67,6 +67,14 @@ func checkNativeAgrees(t *testing.T, rs *Ruleset, rounds int) (native, total int
 		}
 		for round := 0; round < rounds; round++ {
 			env := randomEnv(rs, rng)
+			// The engine binds the candidate and, before running the VM,
+			// computes the models a rule reads (the native code computes
+			// them on first use); do the same.
+			if len(r.Offer) > 0 {
+				tp := r.Offer[round%len(r.Offer)]
+				env.SetTouchpoint(tp, &rs.Touchpoints[tp])
+			}
+			env.PrepareModels(r.Models)
 			if r.WhenNative != nil {
 				want, err := runVM(&m, r.When, env)
 				if err == nil && want != r.WhenNative(env) {
