@@ -1,6 +1,10 @@
 package rules
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/expr-lang/expr/ast"
+)
 
 // lint finds problems that do not stop a ruleset from serving but almost
 // always mean a mistake: `touchpoint rules check` fails on them, the server
@@ -49,8 +53,71 @@ func lint(rs *Ruleset, placements []item) ErrorList {
 			at(it.r.src.path, it.node.Line, it.node.Column, "placement %s: no touchpoint offered by a rule can fill it, and it has no fallback", p.ID)
 		}
 	}
+	lintModels(rs, at)
 	warns.sort()
 	return warns
+}
+
+// lintModels warns about models nobody reads, and about candidates that a
+// placement ranks by propensity without a model to give one: their rule's
+// score stands in, which for a rule without a score is 1, above any
+// probability a model gives, so they would lead by accident.
+func lintModels(rs *Ruleset, at func(path string, line, col int, format string, args ...any)) {
+	used := make([]bool, len(rs.Models))
+	mark := func(list ...int) {
+		for _, m := range list {
+			if m >= 0 {
+				used[m] = true
+			}
+		}
+	}
+	for i := range rs.Rules {
+		mark(rs.Rules[i].Models...)
+		mark(rs.Rules[i].Propensity)
+	}
+	for i := range rs.Touchpoints {
+		mark(rs.Touchpoints[i].ValueModels...)
+		mark(rs.Touchpoints[i].Propensity)
+	}
+	for i := range rs.Placements {
+		mark(rs.Placements[i].ArbitrationModels...)
+	}
+	for i, m := range rs.Models {
+		if !used[i] {
+			at(m.File, m.Line, m.Col, "model %s is never used: no rule, touchpoint or placement reads it", m.ID)
+		}
+	}
+	for _, p := range rs.Placements {
+		if p.Arbitration == nil || !readsName(p.Arbitration.Node(), "propensity") {
+			continue
+		}
+		warned := map[int]bool{}
+		for _, r := range rs.Rules {
+			if r.Propensity >= 0 {
+				continue
+			}
+			for _, ti := range r.Offer {
+				t := &rs.Touchpoints[ti]
+				if t.Propensity >= 0 || warned[ti] || !t.FitsPlacement(p.ID) {
+					continue
+				}
+				warned[ti] = true
+				at(t.File, t.Line, t.Col, "touchpoint %s: placement %s ranks by propensity, but neither it nor rule %s names a propensity model, so the rule's score stands in; name one (propensity: <model>) or leave propensity out of the formula",
+					t.ID, p.ID, r.ID)
+			}
+		}
+	}
+}
+
+// readsName reports whether an expression reads the top-level name.
+func readsName(node ast.Node, name string) bool {
+	found := false
+	walk(node, func(n ast.Node) {
+		if id, ok := n.(*ast.IdentifierNode); ok && id.Value == name {
+			found = true
+		}
+	})
+	return found
 }
 
 func suppressesAny(rs *Ruleset, r *Rule) bool {

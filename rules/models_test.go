@@ -175,3 +175,30 @@ func TestModelFileInVersion(t *testing.T) {
 		t.Errorf("a changed model file kept version %s", rs1.Version)
 	}
 }
+
+func TestModelLint(t *testing.T) {
+	file := logit + "  - id: unused\n    type: logistic\n    terms: [{input: ltv, weight: 1}]\n" +
+		"placements:\n  - id: p\n    arbitration: {score: propensity * value}\n" + tps +
+		"rules:\n  - id: r\n    when: true\n    offer: [t, u]\n    tests: []\n  - id: s\n    when: true\n    propensity: m\n    offer: [u]\n"
+	rs, err := compileModels(t, file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range rs.Warnings {
+		got = append(got, w.Error())
+	}
+	text := strings.Join(got, "\n")
+	for _, want := range []string{
+		"r.yaml:7:5: model unused is never used",
+		"r.yaml:14:5: touchpoint t: placement p ranks by propensity, but neither it nor rule r names a propensity model",
+		"r.yaml:17:5: touchpoint u: placement p ranks by propensity, but neither it nor rule r names",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("warnings lack %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "model m is never used") {
+		t.Errorf("model m is the propensity of rule s:\n%s", text)
+	}
+}
