@@ -33,7 +33,17 @@ type envLayout struct {
 	propensity, value, lever, score uintptr
 	// models is filled in once the models are compiled; Env.Model reads it.
 	models []Model
+	// perCandidate numbers the models that read touchpoint attributes
+	// (-1 for the others), and perCandidates counts them.
+	perCandidate  []int
+	perCandidates int
 }
+
+// memoSlots is how many candidates' model outputs an Env remembers per
+// request: a condition and the ranking read the same candidate's outputs,
+// and a direct-mapped table keeps that to one evaluation without growing
+// with the number of touchpoints.
+const memoSlots = 64
 
 // Names the expressions of a ruleset see besides customer, context and known.
 const (
@@ -181,6 +191,13 @@ type Env struct {
 	modelDone []bool
 	modelX    [][]float64 // per model: its input vector
 	vm        vm.VM       // for model inputs the native compiler does not cover
+	// Outputs of per-candidate models, by candidate slot (touchpoint
+	// index mod memoSlots) and model: valid where memoEpoch is epoch and
+	// memoTP the touchpoint.
+	epoch     uint32
+	memoEpoch []uint32
+	memoTP    []int32
+	memoOut   []float64
 }
 
 func newEnv(l *envLayout, customers, contexts int) *Env {
@@ -189,6 +206,9 @@ func newEnv(l *envLayout, customers, contexts int) *Env {
 		tp: -1, tpPresent: make([]bool, len(l.touchpoint)), modelDone: make([]bool, len(l.model)), modelX: make([][]float64, len(l.model))}
 	for i := range l.models {
 		e.modelX[i] = make([]float64, len(l.models[i].Inputs))
+	}
+	if n := l.perCandidates * memoSlots; n > 0 {
+		e.memoEpoch, e.memoTP, e.memoOut = make([]uint32, n), make([]int32, n), make([]float64, n)
 	}
 	e.vm.MemoryBudget = vmMemoryBudget
 	return e
@@ -207,6 +227,10 @@ func (e *Env) Reset() {
 	clear(e.tpPresent)
 	clear(e.modelDone)
 	e.tp = -1
+	if e.epoch++; e.epoch == 0 {
+		clear(e.memoEpoch)
+		e.epoch = 1
+	}
 }
 
 // SetKnown records whether the customer was found in the store.

@@ -293,6 +293,14 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 		rs.Models = append(rs.Models, it.r.model(it, rs, comp, reading.Read))
 	}
 	rs.layout.models = rs.Models
+	rs.layout.perCandidate = make([]int, len(rs.Models))
+	for i := range rs.Models {
+		rs.layout.perCandidate[i] = -1
+		if rs.Models[i].PerCandidate {
+			rs.layout.perCandidate[i] = rs.layout.perCandidates
+			rs.layout.perCandidates++
+		}
+	}
 	for _, it := range touchpoints {
 		tp := it.r.touchpoint(it, rs, comp)
 		rs.touchpointIndex[tp.ID] = len(rs.Touchpoints)

@@ -81,14 +81,30 @@ func (e *Env) Model(i int) float64 {
 	if e.modelDone[i] {
 		return *p
 	}
+	var v float64
+	if k := e.layout.perCandidate[i]; k >= 0 && e.tp >= 0 {
+		j := (e.tp%memoSlots)*e.layout.perCandidates + k
+		if e.memoEpoch[j] == e.epoch && e.memoTP[j] == int32(e.tp) {
+			v = e.memoOut[j]
+		} else {
+			v = e.evalModel(i)
+			e.memoEpoch[j], e.memoTP[j], e.memoOut[j] = e.epoch, int32(e.tp), v
+		}
+	} else {
+		v = e.evalModel(i)
+	}
+	*p, e.modelDone[i] = v, true
+	return v
+}
+
+// evalModel reads model i's inputs and scores them.
+func (e *Env) evalModel(i int) float64 {
 	m := &e.layout.models[i]
 	x := e.modelX[i]
 	for k := range m.Inputs {
 		x[k] = m.Inputs[k].read(e, m.Model, k)
 	}
-	v := m.Model.Predict(x)
-	*p, e.modelDone[i] = v, true
-	return v
+	return m.Model.Predict(x)
 }
 
 // ModelInputs is the input vector model i was last evaluated on (NaN for
@@ -699,7 +715,8 @@ type Contribution struct {
 // gave what it gave. It allocates; explanations only.
 func (e *Env) ExplainModel(i int) ModelExplanation {
 	m := &e.layout.models[i]
-	out := ModelExplanation{Model: m.ID, Output: e.Model(i)}
+	// Evaluated afresh: a remembered output leaves no input vector.
+	out := ModelExplanation{Model: m.ID, Output: e.evalModel(i)}
 	x := e.modelX[i]
 	for k := range m.Inputs {
 		in := ModelInputValue{Name: m.Inputs[k].Name, Missing: math.IsNaN(x[k])}

@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,5 +202,33 @@ func TestModelLint(t *testing.T) {
 	}
 	if strings.Contains(text, "model m is never used") {
 		t.Errorf("model m is the propensity of rule s:\n%s", text)
+	}
+}
+
+// Per-candidate outputs are remembered per touchpoint for the request;
+// touchpoints that share a memo slot (indexes memoSlots apart) must not
+// see each other's outputs, and a new request forgets them all.
+func TestPerCandidateMemo(t *testing.T) {
+	var file strings.Builder
+	file.WriteString("models:\n  - id: m\n    type: logistic\n    inputs: {d: touchpoint.d}\n    terms:\n      - {input: d, weight: 0.01}\n      - {input: ltv, weight: 1}\ntouchpoints:\n")
+	n := memoSlots + 2
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&file, "  - id: t%d\n    kind: offer\n    attributes: {d: %d}\n", i, i)
+	}
+	rs, err := compileModels(t, file.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := rs.NewEnv()
+	for round, ltv := range []float64{0, 2} {
+		env.Reset()
+		env.SetCustomer(rs.Schema.CustomerField("ltv"), numberValue(ltv))
+		for _, i := range []int{0, memoSlots, 1, memoSlots + 1, 0, memoSlots} {
+			env.SetTouchpoint(i, &rs.Touchpoints[i])
+			want := 1 / (1 + math.Exp(-(0.01*float64(i) + ltv)))
+			if got := env.Model(0); math.Abs(got-want) > 1e-12 {
+				t.Fatalf("round %d, touchpoint %d: %v, want %v", round, i, got, want)
+			}
+		}
 	}
 }

@@ -1,0 +1,110 @@
+package benchmarks
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/features"
+)
+
+// BenchmarkDecideWithModel measures the demo decision on the cart page
+// where models do the ranking: the cart coupon's propensity from the
+// XGBoost model coupon_response, and every recommendation list's from the
+// logistic recs_click, evaluated per candidate. The demo offers one cart
+// coupon; the benchmark adds three more discounts (one rule file beside
+// the demo's) so that the coupon model ranks four candidates too. The
+// customer is the demo customer whose request runs models for the most
+// candidates; ranked/op and model_runs/op say how many.
+func BenchmarkDecideWithModel(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../configs/rules")); err != nil {
+		b.Fatal(err)
+	}
+	writeFile(b, filepath.Join(dir, "bench_coupons.yaml"), benchCoupons())
+	var reqs []engine.Request
+	for _, id := range demoCustomerIDs(b) {
+		reqs = append(reqs, engine.Request{
+			CustomerID: id,
+			Placements: []engine.PlacementRequest{{ID: "cart_banner"}, {ID: "product_recs", Count: 5}},
+			Context: []engine.ContextField{
+				{Name: "channel", Value: features.String("web")},
+				{Name: "page", Value: features.String("/cart")},
+			},
+		})
+	}
+	e, cache := benchEngine(b, dir, reqs)
+	// Keep the request that ranks the most candidates with models.
+	best, bestRuns := 0, 0
+	var d engine.Decision
+	for i := range reqs {
+		req := reqs[i]
+		req.Explain = true
+		if err := e.Decide(context.Background(), &req, &d); err != nil {
+			b.Fatal(err)
+		}
+		runs := 0
+		for _, c := range d.Explain.Candidates {
+			runs += len(c.Models)
+		}
+		if runs > bestRuns {
+			best, bestRuns = i, runs
+		}
+	}
+	reqs = reqs[best : best+1]
+	fx := &decideFixture{e: e, cache: cache}
+	fx.matched, fx.ranked = explainCounts(b, e, reqs)
+	if fx.ranked < 10 {
+		b.Fatalf("the busiest demo request ranks %v candidates (%d with models), want at least 10", fx.ranked, bestRuns)
+	}
+	fx.run(b, reqs)
+	b.ReportMetric(float64(bestRuns), "model_runs/op")
+}
+
+// demoCustomerIDs lists the demo customers' ids in file order.
+func demoCustomerIDs(tb testing.TB) []string {
+	tb.Helper()
+	f, err := os.Open(demoCustomers)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	var ids []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			tb.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return ids
+}
+
+// benchCoupons offers 5, 15 and 20% cart coupons beside the demo's 10%,
+// to the same customers, valued and ranked the same way.
+func benchCoupons() string {
+	var s strings.Builder
+	s.WriteString("touchpoints:\n")
+	for _, d := range []int{5, 15, 20} {
+		fmt.Fprintf(&s, "  - id: cart_coupon_%d\n    kind: coupon\n    channels: [web, app]\n    placements: [cart_banner]\n"+
+			"    attributes: {discount: %d}\n    propensity: coupon_response\n    value: customer.cart_value * (0.4 - touchpoint.discount / 100)\n"+
+			"    content: {code: CART%d, discount_percent: %d}\n", d, d, d, d)
+	}
+	s.WriteString("rules:\n  - id: cart_coupon_variants\n" +
+		"    when: context.page == \"/cart\" && segment(\"cart_abandoner\") && model(\"coupon_response\") >= 0.2\n" +
+		"    offer: [cart_coupon_5, cart_coupon_15, cart_coupon_20]\n    priority: 500\n")
+	return s.String()
+}
