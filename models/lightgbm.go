@@ -259,6 +259,7 @@ func (r *lgbReader) build(header map[string]lgbLine, trees []lgbTree) (*Model, e
 		}
 		depth = max(depth, d)
 	}
+	e.done()
 	return &Model{
 		Type:        LightGBM,
 		Objective:   name,

@@ -292,7 +292,7 @@ func TestLightGBMGoldenLeaves(t *testing.T) {
 	e := m.impl.(*ensemble)
 	for r := range x {
 		for k, root := range e.roots {
-			got := e.nodes[e.leaf(root, x[r])].value
+			got := e.out[e.leaf(root, x[r])]
 			if want := leafValues[k][int(leaf[r][k])]; got != want {
 				t.Fatalf("row %d, tree %d: leaf value %v, LightGBM's leaf %v has %v", r, k, got, leaf[r][k], want)
 			}
@@ -342,8 +342,8 @@ func TestLightGBMAgainstLeaves(t *testing.T) {
 func thresholds(m *Model) [][]float64 {
 	e := m.impl.(*ensemble)
 	out := make([][]float64, len(m.Inputs))
-	for _, n := range e.nodes {
-		if n.right != 0 && n.info&flagCategorical == 0 {
+	for i, n := range e.nodes {
+		if !e.isLeaf(int32(i)) && n.info&flagCategorical == 0 {
 			f := n.info & inputMask
 			out[f] = append(out[f], n.value)
 		}

@@ -6,31 +6,29 @@ import (
 	"slices"
 )
 
-// Term kinds, as compiled.
-const (
-	termNumber uint8 = iota
-	termOneHot
-	termBuckets
-)
+// numTerm, hotTerm and bucketTerm are the compiled terms, one slice of
+// each kind so that scoring runs three tight loops without dispatch.
+type numTerm struct {
+	input        int
+	log1p, scale bool // scale: standardise, (x - mean) / std
+	w, mean, std float64
+}
 
-// lterm is a Term compiled for scoring.
-type lterm struct {
-	kind  uint8
-	log1p bool
-	scale bool // standardise: (x - mean) / std
-	input int
-	w     float64
-	mean  float64
-	std   float64
-	// bounds are a bucket term's bounds. weights are its bucket weights, or
-	// a one-hot term's weights by category code.
-	bounds  []float64
-	weights []float64
+type hotTerm struct {
+	input   int
+	weights []float64 // by category code
+}
+
+type bucketTerm struct {
+	input           int
+	bounds, weights []float64
 }
 
 type logistic struct {
 	intercept float64
-	terms     []lterm
+	nums      []numTerm
+	hots      []hotTerm
+	buckets   []bucketTerm
 	// codes maps the strings of each string input to their codes; nil for
 	// number inputs.
 	codes  []map[string]int
@@ -184,12 +182,12 @@ func NewLogistic(spec LogisticSpec) (*Model, error) {
 			for k, c := range t.Categories {
 				w[l.codes[in][c]] = t.CategoryWeights[k]
 			}
-			l.terms = append(l.terms, lterm{kind: termOneHot, input: in, weights: w})
+			l.hots = append(l.hots, hotTerm{input: in, weights: w})
 		case t.Bounds != nil || t.BucketWeights != nil:
-			l.terms = append(l.terms, lterm{kind: termBuckets, input: in,
+			l.buckets = append(l.buckets, bucketTerm{input: in,
 				bounds: slices.Clone(t.Bounds), weights: slices.Clone(t.BucketWeights)})
 		default:
-			l.terms = append(l.terms, lterm{kind: termNumber, input: in, w: t.Weight,
+			l.nums = append(l.nums, numTerm{input: in, w: t.Weight,
 				log1p: t.Log1p, scale: t.Std != 0, mean: t.Mean, std: t.Std})
 		}
 	}
@@ -204,15 +202,68 @@ func NewLogistic(spec LogisticSpec) (*Model, error) {
 	}, nil
 }
 
-// value is term t's contribution for input value v; 0 when v is missing,
-// an unknown category, or a number the term's transform cannot take
-// (log1p of a value below -1).
-func (t *lterm) value(v float64) float64 {
+// Each term contributes 0 when its input is missing (NaN), an unknown
+// category, or a number its transform cannot take (log1p below -1 is NaN).
+
+func (t *numTerm) value(v float64) float64 {
+	if t.log1p {
+		v = math.Log1p(v)
+	}
+	if t.scale {
+		v = (v - t.mean) / t.std
+	}
+	if c := t.w * v; c == c {
+		return c
+	}
+	return 0
+}
+
+func (t *hotTerm) value(v float64) float64 {
+	if v >= 0 && v < float64(len(t.weights)) {
+		if c := int(v); float64(c) == v {
+			return t.weights[c]
+		}
+	}
+	return 0
+}
+
+func (t *bucketTerm) value(v float64) float64 {
 	if v != v {
 		return 0
 	}
-	switch t.kind {
-	case termNumber:
+	return t.weights[bucket(t.bounds, v)]
+}
+
+// bucket is the number of bounds <= v. Few bounds are counted without
+// branches (where v falls is as good as random); many are searched.
+func bucket(bounds []float64, v float64) int {
+	if len(bounds) <= 16 {
+		k := int32(0)
+		for _, b := range bounds {
+			k += bit(b <= v)
+		}
+		return int(k)
+	}
+	lo, hi := 0, len(bounds)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if bounds[mid] <= v {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// margin is the terms' values summed, written out rather than called:
+// the calls would cost a third of the time.
+func (l *logistic) margin(x []float64) float64 {
+	x = x[:l.inputs]
+	z := l.intercept
+	for i := range l.nums {
+		t := &l.nums[i]
+		v := x[t.input]
 		if t.log1p {
 			v = math.Log1p(v)
 		}
@@ -220,34 +271,18 @@ func (t *lterm) value(v float64) float64 {
 			v = (v - t.mean) / t.std
 		}
 		if c := t.w * v; c == c {
-			return c
-		}
-		return 0
-	case termOneHot:
-		if c := int(v); v >= 0 && c < len(t.weights) && float64(c) == v {
-			return t.weights[c]
-		}
-		return 0
-	}
-	// The number of bounds <= v, by binary search.
-	lo, hi := 0, len(t.bounds)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if t.bounds[mid] <= v {
-			lo = mid + 1
-		} else {
-			hi = mid
+			z += c
 		}
 	}
-	return t.weights[lo]
-}
-
-func (l *logistic) margin(x []float64) float64 {
-	x = x[:l.inputs]
-	z := l.intercept
-	for i := range l.terms {
-		t := &l.terms[i]
+	for i := range l.hots {
+		t := &l.hots[i]
 		z += t.value(x[t.input])
+	}
+	for i := range l.buckets {
+		t := &l.buckets[i]
+		if v := x[t.input]; v == v {
+			z += t.weights[bucket(t.bounds, v)]
+		}
 	}
 	return z
 }
@@ -256,8 +291,16 @@ func (l *logistic) contributions(x, contrib []float64) float64 {
 	x = x[:l.inputs]
 	contrib = contrib[:l.inputs]
 	clear(contrib)
-	for i := range l.terms {
-		t := &l.terms[i]
+	for i := range l.nums {
+		t := &l.nums[i]
+		contrib[t.input] += t.value(x[t.input])
+	}
+	for i := range l.hots {
+		t := &l.hots[i]
+		contrib[t.input] += t.value(x[t.input])
+	}
+	for i := range l.buckets {
+		t := &l.buckets[i]
 		contrib[t.input] += t.value(x[t.input])
 	}
 	return l.intercept

@@ -10,14 +10,17 @@ import (
 // right after it and only the right child needs an index. 16 bytes: four
 // nodes to a cache line.
 type node struct {
-	// value is a split's threshold (x <= value goes left) or a leaf's
-	// output. A LightGBM categorical split keeps its category set's index
-	// here instead.
+	// value is a split's threshold: x <= value goes left. A LightGBM
+	// categorical split keeps its category set's index here instead. A
+	// leaf's is NaN, which no input passes.
 	value float64
-	// right is a split's right child; 0 marks a leaf, since no right child
-	// can be the ensemble's first node.
+	// right is a split's right child, and a leaf itself: a step from a
+	// leaf stays on it, so a traversal can take as many steps as the tree
+	// is deep without testing for leaves, and several trees can be walked
+	// in step.
 	right int32
-	// info is the input index in its low bits and the flags above them.
+	// info is the input index in its low bits and the flags above them
+	// (0 for a leaf).
 	info uint32
 }
 
@@ -30,7 +33,8 @@ const (
 
 	// flagMissingLeft sends a missing value (NaN) left. For a LightGBM
 	// zero-as-missing split it sends zero and NaN left.
-	flagMissingLeft uint32 = 1 << 24
+	missingLeftBit         = 24
+	flagMissingLeft uint32 = 1 << missingLeftBit
 	// The flags below take a split off the fast path; only LightGBM sets
 	// them.
 	flagCategorical uint32 = 1 << 25 // LightGBM's CategoricalDecision
@@ -50,13 +54,24 @@ type catSet struct{ start, end int32 }
 // LightGBM models, which differ only in how they sum and where they start.
 type ensemble struct {
 	nodes []node
-	roots []int32
+	// out is, per node, a leaf's output (0 for splits).
+	out []float64
 	// mean is, per node, the cover-weighted mean output of the leaves under
-	// it (a leaf's own value for a leaf): the expected value at the node,
+	// it (a leaf's own output for a leaf): the expected value at the node,
 	// from which Saabas-style contributions are taken.
-	mean []float64
-	bits []uint32
-	sets []catSet
+	mean  []float64
+	roots []int32
+	// depth is each tree's depth. margin takes trees four at a time:
+	// block k takes steps[k] steps in lockstep, or, when walk[k], walks
+	// each tree to its leaf.
+	depth []int32
+	steps []int32
+	walk  []bool
+	bits  []uint32
+	sets  []catSet
+	// special is set when some split needs slow (LightGBM's categorical,
+	// zero-as-missing and tiny-threshold splits).
+	special bool
 
 	// base is the margin before any tree (XGBoost's base score as a
 	// margin; 0 for LightGBM, which folds it into the first tree).
@@ -69,12 +84,67 @@ type ensemble struct {
 	inputs  int
 }
 
-// leaf returns the index of the leaf x reaches from root i.
+func (e *ensemble) isLeaf(i int32) bool { return e.nodes[i].right == i }
+
+// lockstepDepth is the deepest block of trees walked in lockstep.
+const lockstepDepth = 8
+
+// done computes what scoring needs once every tree is in. Four trees up to
+// lockstepDepth deep (XGBoost's depth-wise trees) are walked in lockstep
+// as deep as the deepest of them goes: extra steps on a leaf cost less
+// than testing for leaves, and far less than the mispredicted branches of
+// a walk that tests. Deeper trees (LightGBM's, grown leaf by leaf, are
+// often a dozen levels deep where most paths are short) are walked one by
+// one to their leaves.
+func (e *ensemble) done() {
+	e.steps, e.walk = e.steps[:0], e.walk[:0]
+	for k := 0; k+4 <= len(e.depth); k += 4 {
+		hi := max(e.depth[k], e.depth[k+1], e.depth[k+2], e.depth[k+3])
+		e.steps, e.walk = append(e.steps, hi), append(e.walk, hi > lockstepDepth)
+	}
+	for _, n := range e.nodes {
+		if n.info&slowFlags != 0 {
+			e.special = true
+		}
+	}
+}
+
+// next is one step from node i: to the child x goes to, or, from a leaf,
+// to itself. It has no branch but the bounds checks: which way a value
+// goes is as good as random, and a mispredicted branch per level would
+// cost more than the rest of the step. NaN fails the threshold test and
+// goes left only where the missing-left flag says so.
+func next(nodes []node, x []float64, i int32) int32 {
+	n := &nodes[i]
+	v := x[n.info&inputMask]
+	left := bit(v <= n.value) | bit(v != v)&int32(n.info>>missingLeftBit&1)
+	return n.right ^ (n.right^(i+1))&-left
+}
+
+// bit is 1 for true; the compiler makes it a SETcc, not a branch.
+func bit(b bool) int32 {
+	var r int32
+	if b {
+		r = 1
+	}
+	return r
+}
+
+// nextAny is next for ensembles with LightGBM's special splits.
+func (e *ensemble) nextAny(x []float64, i int32) int32 {
+	n := &e.nodes[i]
+	if n.info&slowFlags != 0 {
+		return e.slow(n, i, x[n.info&inputMask])
+	}
+	return next(e.nodes, x, i)
+}
+
+// leaf returns the leaf x reaches from root i.
 func (e *ensemble) leaf(i int32, x []float64) int32 {
 	nodes := e.nodes
 	for {
 		n := &nodes[i]
-		if n.right == 0 {
+		if n.right == i {
 			return i
 		}
 		v := x[n.info&inputMask]
@@ -93,21 +163,43 @@ func (e *ensemble) leaf(i int32, x []float64) int32 {
 	}
 }
 
-// step returns the child of split i that x goes to.
-func (e *ensemble) step(i int32, x []float64) int32 {
-	n := &e.nodes[i]
-	v := x[n.info&inputMask]
-	switch {
-	case n.info&slowFlags != 0:
-		return e.slow(n, i, v)
-	case v <= n.value:
-		return i + 1
-	case v > n.value:
-		return n.right
-	case n.info&flagMissingLeft != 0:
-		return i + 1
+// sum adds the leaves x reaches to s, tree by tree in order (the order
+// matters to float32 sums).
+func sum[F float32 | float64](e *ensemble, x []float64, s F) F {
+	nodes, out, roots := e.nodes, e.out, e.roots
+	k := 0
+	for blk, steps := range e.steps {
+		r := roots[k : k+4 : k+4]
+		a, b, c, d := r[0], r[1], r[2], r[3]
+		if e.walk[blk] {
+			a, b, c, d = e.leaf(a, x), e.leaf(b, x), e.leaf(c, x), e.leaf(d, x)
+		} else {
+			for range steps {
+				a = next(nodes, x, a)
+				b = next(nodes, x, b)
+				c = next(nodes, x, c)
+				d = next(nodes, x, d)
+			}
+		}
+		s += F(out[a])
+		s += F(out[b])
+		s += F(out[c])
+		s += F(out[d])
+		k += 4
 	}
-	return n.right
+	for ; k < len(roots); k++ {
+		s += F(out[e.leaf(roots[k], x)])
+	}
+	return s
+}
+
+// sumAny is sum for ensembles with LightGBM's special splits, where a
+// plain walk, tree by tree, measures faster than the lockstep one.
+func sumAny[F float32 | float64](e *ensemble, x []float64, s F) F {
+	for _, r := range e.roots {
+		s += F(e.out[e.leaf(r, x)])
+	}
+	return s
 }
 
 // slow decides LightGBM's splits that a threshold alone does not:
@@ -164,15 +256,16 @@ func (e *ensemble) inSet(set int, v float64) bool {
 func (e *ensemble) margin(x []float64) float64 {
 	x = x[:e.inputs]
 	if e.sum32 {
-		s := float32(e.base)
-		for _, r := range e.roots {
-			s += float32(e.nodes[e.leaf(r, x)].value)
+		if e.special {
+			return float64(sumAny(e, x, float32(e.base)))
 		}
-		return float64(s)
+		return float64(sum(e, x, float32(e.base)))
 	}
-	s := e.base
-	for _, r := range e.roots {
-		s += e.nodes[e.leaf(r, x)].value
+	var s float64
+	if e.special {
+		s = sumAny(e, x, e.base)
+	} else {
+		s = sum(e, x, e.base)
 	}
 	if e.average {
 		s /= float64(len(e.roots))
@@ -192,8 +285,8 @@ func (e *ensemble) contributions(x, contrib []float64) float64 {
 	for _, r := range e.roots {
 		i := r
 		bias += e.mean[i]
-		for e.nodes[i].right != 0 {
-			j := e.step(i, x)
+		for !e.isLeaf(i) {
+			j := e.nextAny(x, i)
 			contrib[e.nodes[i].info&inputMask] += e.mean[j] - e.mean[i]
 			i = j
 		}
@@ -247,13 +340,17 @@ func (e *ensemble) addTree(raw []rawNode, unreached int, check func(i int32) err
 			return 0, err
 		}
 		r := &raw[o]
-		placed[o] = int32(len(e.nodes)) + 1
-		e.nodes = append(e.nodes, node{value: r.value, info: r.info})
+		at := int32(len(e.nodes))
+		placed[o] = at + 1
 		covers = append(covers, r.cover)
 		if r.left < 0 && r.right < 0 {
+			e.nodes = append(e.nodes, node{value: math.NaN(), right: at})
+			e.out = append(e.out, r.value)
 			depth = max(depth, int(it.depth))
 			continue
 		}
+		e.nodes = append(e.nodes, node{value: r.value, info: r.info})
+		e.out = append(e.out, 0)
 		if r.left < 0 || r.right < 0 {
 			return 0, fmt.Errorf("node %d has one child (left %d, right %d); a split has two, a leaf none", o, r.left, r.right)
 		}
@@ -278,6 +375,7 @@ func (e *ensemble) addTree(raw []rawNode, unreached int, check func(i int32) err
 		}
 	}
 	e.roots = append(e.roots, start)
+	e.depth = append(e.depth, int32(depth))
 	e.fillMeans(start, covers)
 	return depth, nil
 }
@@ -292,8 +390,8 @@ func (e *ensemble) fillMeans(start int32, covers []float64) {
 	mean := make([]float64, len(nodes))
 	for k := len(nodes) - 1; k >= 0; k-- {
 		nd := &nodes[k]
-		if nd.right == 0 {
-			mean[k] = nd.value
+		if int(nd.right-start) == k {
+			mean[k] = e.out[int(start)+k]
 			continue
 		}
 		l, r := k+1, int(nd.right-start)

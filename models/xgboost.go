@@ -427,6 +427,7 @@ func (f *xgbFile) build(data []byte) (*Model, error) {
 		}
 		depth = max(depth, d)
 	}
+	e.done()
 	return &Model{
 		Type:        XGBoost,
 		Objective:   f.objectiveName,
