@@ -31,6 +31,7 @@ func xgbObjectiveNames() string {
 // model; *At fields are byte offsets, for errors.
 type xgbFile struct {
 	haveLearner bool
+	learnerAt   int
 
 	names   []string
 	namesAt int
@@ -100,7 +101,7 @@ func ReadXGBoost(data []byte) (*Model, error) {
 	f.booster, f.objective, f.paramAt = -1, -1, -1
 	err := s.object(func(key string, at int) error {
 		if key == "learner" {
-			f.haveLearner = true
+			f.haveLearner, f.learnerAt = true, at
 			return f.learner(s)
 		}
 		return s.skip()
@@ -319,7 +320,7 @@ func (f *xgbFile) build(data []byte) (*Model, error) {
 	case !f.haveLearner:
 		return nil, at(0, `not an XGBoost JSON model: there is no "learner" object`)
 	case f.booster < 0:
-		return nil, at(0, `the learner has no "gradient_booster"`)
+		return nil, at(f.learnerAt, `the learner has no "gradient_booster"`)
 	case f.boosterName != "gbtree":
 		off := f.boosterNameAt
 		if f.boosterName == "" {
@@ -335,9 +336,9 @@ func (f *xgbFile) build(data []byte) (*Model, error) {
 	case !f.haveModel:
 		return nil, at(f.booster, `the gbtree booster has no "model"`)
 	case f.objective < 0:
-		return nil, at(0, `the learner has no "objective"`)
+		return nil, at(f.learnerAt, `the learner has no "objective"`)
 	case !f.haveParam:
-		return nil, at(0, `the learner has no "learner_model_param"`)
+		return nil, at(f.learnerAt, `the learner has no "learner_model_param"`)
 	}
 
 	// Objective.

@@ -19,6 +19,7 @@ Usage:
   touchpoint demo-data [flags]        write demo customers as JSON Lines to stdout
   touchpoint features import FILE     import customers into Redis (resumable)
   touchpoint loadtest [flags] URL     load test a decide endpoint (open loop; see --help)
+  touchpoint models predict|inspect   score JSON Lines with a model file, or describe one
   touchpoint help                     show this help
 
 Run "touchpoint COMMAND --help" for a command's flags.
@@ -69,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return featuresCommand(args[1:], stdout, stderr)
 	case "loadtest":
 		return loadtestCmd(args[1:], stdout, stderr)
+	case "models":
+		return modelsCommand(args[1:], os.Stdin, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
