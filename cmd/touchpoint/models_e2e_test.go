@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+type explained struct {
+	Explain struct {
+		Candidates []struct {
+			Touchpoint string  `json:"touchpoint"`
+			Reason     string  `json:"reason"`
+			Score      float64 `json:"score"`
+			Propensity float64 `json:"propensity"`
+			Value      float64 `json:"value"`
+			Models     []struct {
+				Model  string                     `json:"model"`
+				Output float64                    `json:"output"`
+				Inputs map[string]json.RawMessage `json:"inputs"`
+				Bias   float64                    `json:"bias"`
+				Top    []struct {
+					Input        string  `json:"input"`
+					Contribution float64 `json:"contribution"`
+				} `json:"top"`
+			} `json:"models"`
+		} `json:"candidates"`
+	} `json:"explain"`
+}
+
+// The demo server ranks Mei's cart coupon with the XGBoost model; what the
+// explanation says it read, scored by `touchpoint models predict`, gives
+// the propensity the server used.
+func TestServedModelMatchesPredict(t *testing.T) {
+	dir := workspace(t)
+	s := startServer(t, dir)
+	code, _, raw, err := s.decide(`{"customer_id":"c-000042","placements":[{"id":"cart_banner"}],"context":{"channel":"web","page":"/cart"},"explain":true}`)
+	if err != nil || code != 200 {
+		t.Fatalf("decide: %d %v %s", code, err, raw)
+	}
+	var ex explained
+	if err := json.Unmarshal([]byte(raw), &ex); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range ex.Explain.Candidates {
+		if c.Touchpoint != "cart_coupon_10" || c.Reason != "chosen" {
+			continue
+		}
+		found = true
+		if len(c.Models) != 1 || c.Models[0].Model != "coupon_response" || len(c.Models[0].Top) == 0 {
+			t.Fatalf("models: %s", raw)
+		}
+		m := c.Models[0]
+		if m.Output != c.Propensity || math.Abs(c.Score-c.Propensity*c.Value) > 1e-9 {
+			t.Errorf("score %v, propensity %v, value %v, model output %v", c.Score, c.Propensity, c.Value, m.Output)
+		}
+		row, _ := json.Marshal(m.Inputs)
+		cmd := exec.Command(binary, "models", "predict", "--type", "xgboost", filepath.Join(dir, "rules", "models", "coupon_response.json"))
+		cmd.Stdin = strings.NewReader(string(row) + "\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("models predict: %v\n%s", err, out)
+		}
+		got, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		if err != nil || got != m.Output {
+			t.Errorf("models predict on %s = %s, the server used %v", row, out, m.Output)
+		}
+	}
+	if !found {
+		t.Fatalf("cart_coupon_10 was not chosen: %s", raw)
+	}
+}
+
+// A broken model file is refused like a broken rule file: the server
+// keeps serving the last good ruleset and says why; a good one goes live.
+func TestModelFileHotReload(t *testing.T) {
+	dir := workspace(t)
+	s := startServer(t, dir)
+	before := s.status(t)
+	modelPath := filepath.Join(dir, "rules", "models", "coupon_response.json")
+	good, err := os.ReadFile(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(modelPath, good[:len(good)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the broken model to be refused", func() bool { return s.status(t).FailedLoads > before.FailedLoads })
+	st := s.status(t)
+	if st.Version != before.Version || !strings.Contains(st.LastError, "coupon_response.json") {
+		t.Errorf("after a broken model: %+v", st)
+	}
+	if code, d, raw, _ := s.decide(cartRequest); code != 200 || d.Ruleset != before.Version || len(d.Placements["cart_banner"]) != 1 || d.Placements["cart_banner"][0].Touchpoint != "cart_coupon_10" {
+		t.Errorf("served while the model file was broken: %d %s", code, raw)
+	}
+	// The same trees with another base score: a new model, a new version.
+	changed := strings.Replace(string(good), `"base_score":"5E-1"`, `"base_score":"4E-1"`, 1)
+	if changed == string(good) {
+		t.Fatal("the demo model has no base_score to change")
+	}
+	if err := os.WriteFile(modelPath, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the changed model to go live", func() bool { return s.status(t).Version != before.Version })
+	if st := s.status(t); st.LastError != "" {
+		t.Errorf("after the fix: %+v", st)
+	}
+}
