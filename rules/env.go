@@ -35,8 +35,9 @@ type envLayout struct {
 	models []Model
 	// perCandidate numbers the models that read touchpoint attributes
 	// (-1 for the others), and perCandidates counts them.
-	perCandidate  []int
-	perCandidates int
+	perCandidate       []int
+	perCandidates      int
+	perCandidateModels []int // the indexes of those models
 }
 
 // memoSlots is how many candidates' model outputs an Env remembers per
@@ -185,6 +186,7 @@ type Env struct {
 	// The touchpoint being ranked (-1 when none) and the attributes it
 	// declares, indexed like layout.touchpoint.
 	tp        int
+	tpLast    *Touchpoint
 	tpPresent []bool
 	// Model outputs are computed on first use and kept until the customer
 	// or, for models reading touchpoint attributes, the touchpoint changes.
@@ -226,7 +228,7 @@ func (e *Env) Reset() {
 	clear(e.ctxSet)
 	clear(e.tpPresent)
 	clear(e.modelDone)
-	e.tp = -1
+	e.tp, e.tpLast = -1, nil
 	if e.epoch++; e.epoch == 0 {
 		clear(e.memoEpoch)
 		e.epoch = 1

@@ -299,6 +299,7 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 		if rs.Models[i].PerCandidate {
 			rs.layout.perCandidate[i] = rs.layout.perCandidates
 			rs.layout.perCandidates++
+			rs.layout.perCandidateModels = append(rs.layout.perCandidateModels, i)
 		}
 	}
 	for _, it := range touchpoints {

@@ -185,12 +185,16 @@ func (e *Env) SetTouchpoint(i int, tp *Touchpoint) {
 	if e.tp == i {
 		return
 	}
-	e.tp = i
 	l := e.layout
-	for k := range l.touchpoint {
-		l.touchpoint[k].store(e.base, zeroValue(l.touchpoint[k].typ))
+	// Only the attributes the last touchpoint set need clearing: Reset
+	// leaves every slot at its zero value.
+	if e.tpLast != nil {
+		for _, a := range e.tpLast.attrs {
+			l.touchpoint[a.slot].store(e.base, zeroValue(l.touchpoint[a.slot].typ))
+			e.tpPresent[a.slot] = false
+		}
 	}
-	clear(e.tpPresent)
+	e.tp, e.tpLast = i, tp
 	l.touchpoint[0].store(e.base, features.String(tp.ID))
 	l.touchpoint[1].store(e.base, features.String(tp.Kind))
 	e.tpPresent[0], e.tpPresent[1] = true, true
@@ -198,10 +202,8 @@ func (e *Env) SetTouchpoint(i int, tp *Touchpoint) {
 		l.touchpoint[a.slot].store(e.base, a.value)
 		e.tpPresent[a.slot] = true
 	}
-	for m := range l.models {
-		if l.models[m].PerCandidate {
-			e.modelDone[m] = false
-		}
+	for _, m := range l.perCandidateModels {
+		e.modelDone[m] = false
 	}
 }
 
