@@ -31,9 +31,16 @@ type logistic struct {
 	buckets   []bucketTerm
 	// codes maps the strings of each string input to their codes; nil for
 	// number inputs.
-	codes  []map[string]int
+	codes []map[string]int
+	// names lists each string input's categories by code, for inputs with
+	// few of them: comparing a handful of short strings is quicker than
+	// hashing one.
+	names  [][]string
 	inputs int
 }
+
+// scanCategories is the most categories encode finds by comparing.
+const scanCategories = 8
 
 // specError is a problem with one term (term -1: the spec as a whole) and
 // the field it is in, so that a reader can point at where it is written.
@@ -192,6 +199,15 @@ func NewLogistic(spec LogisticSpec) (*Model, error) {
 		}
 	}
 	l.inputs = len(inputs)
+	l.names = make([][]string, len(inputs))
+	for i, codes := range l.codes {
+		if codes != nil && len(codes) <= scanCategories {
+			l.names[i] = make([]string, len(codes))
+			for name, c := range codes {
+				l.names[i][c] = name
+			}
+		}
+	}
 	return &Model{
 		Type:        Logistic,
 		Objective:   "logistic",
@@ -308,6 +324,14 @@ func (l *logistic) contributions(x, contrib []float64) float64 {
 
 func (l *logistic) encode(i int, s string) float64 {
 	if i < 0 || i >= len(l.codes) || l.codes[i] == nil {
+		return math.NaN()
+	}
+	if names := l.names[i]; names != nil {
+		for c, n := range names {
+			if n == s {
+				return float64(c)
+			}
+		}
 		return math.NaN()
 	}
 	if c, ok := l.codes[i][s]; ok {

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -180,5 +181,30 @@ func TestReadLogisticErrors(t *testing.T) {
 				t.Errorf("error %d:%d %q, want %d:%d containing %q", me.Line, me.Col, me.Message, c.line, c.col, c.want)
 			}
 		})
+	}
+}
+
+// Inputs with few categories are found by comparing, with many by hashing;
+// both give every category its weight and unknown values nothing.
+func TestEncodeFewAndManyCategories(t *testing.T) {
+	for _, n := range []int{3, scanCategories, scanCategories + 1, 40} {
+		var term Term
+		term.Input = "c"
+		for k := 0; k < n; k++ {
+			term.Categories = append(term.Categories, fmt.Sprintf("v%d", k))
+			term.CategoryWeights = append(term.CategoryWeights, float64(k+1))
+		}
+		m, err := NewLogistic(LogisticSpec{Terms: []Term{term}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < n; k++ {
+			if got := m.Margin([]float64{m.Encode(0, fmt.Sprintf("v%d", k))}); got != float64(k+1) {
+				t.Errorf("%d categories: v%d gives margin %v, want %d", n, k, got, k+1)
+			}
+		}
+		if code := m.Encode(0, "other"); !math.IsNaN(code) || m.Margin([]float64{code}) != 0 {
+			t.Errorf("%d categories: an unknown value is coded %v", n, code)
+		}
 	}
 }

@@ -120,23 +120,23 @@ func (e *Env) PrepareModels(list []int) {
 }
 
 func (in *ModelInput) read(e *Env, m *models.Model, k int) float64 {
-	var v features.Value
+	var s slot
 	switch in.source {
 	case inputCustomer:
 		if !e.present[in.index] {
 			return math.NaN()
 		}
-		v = e.layout.customer[in.index].load(e.base)
+		s = e.layout.customer[in.index]
 	case inputContext:
 		if !e.ctxSet[in.index] {
 			return math.NaN()
 		}
-		v = e.layout.context[in.index].load(e.base)
+		s = e.layout.context[in.index]
 	case inputTouchpoint:
 		if !e.tpPresent[in.index] {
 			return math.NaN()
 		}
-		v = e.layout.touchpoint[in.index].load(e.base)
+		s = e.layout.touchpoint[in.index]
 	default:
 		switch {
 		case in.num != nil:
@@ -160,13 +160,16 @@ func (in *ModelInput) read(e *Env, m *models.Model, k int) float64 {
 		}
 		return math.NaN()
 	}
-	switch v.Kind {
-	case features.KindNumber:
-		return v.Num
-	case features.KindBool:
-		return boolNumber(v.Bool)
-	case features.KindString:
-		return m.Encode(k, v.Str)
+	// Read the field in place: building a features.Value for it cost more
+	// than the rest of a logistic model.
+	p := unsafe.Add(e.base, s.offset)
+	switch s.typ {
+	case TypeNumber:
+		return *(*float64)(p)
+	case TypeBool:
+		return boolNumber(*(*bool)(p))
+	case TypeString:
+		return m.Encode(k, *(*string)(p))
 	}
 	return math.NaN()
 }
