@@ -848,12 +848,15 @@ func (s *scratch) one(tp int) []int {
 // propensity × value × lever × rule score. With ct it also records the
 // parts and the models that took part.
 func (s *scratch) rank(pl *rules.Placement, r *rules.Rule, ruleScore float64, tp int, t *rules.Touchpoint, ct *CandidateTrace) float64 {
-	env := s.env
-	env.SetTouchpoint(tp, t)
 	model := t.Propensity
 	if model < 0 {
 		model = r.Propensity
 	}
+	if model < 0 && pl.Arbitration == nil && t.ValueExpr == nil && ct == nil {
+		return ruleScore * t.Value * r.Lever * t.Lever // nothing reads the candidate
+	}
+	env := s.env
+	env.SetTouchpoint(tp, t)
 	propensity := 1.0
 	if model >= 0 {
 		propensity = env.Model(model)
