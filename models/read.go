@@ -35,14 +35,15 @@ func ReadFile(typ, path string) (*Model, error) {
 	default:
 		return nil, fmt.Errorf("unknown model type %q (use %s)", typ, strings.Join(Types, ", "))
 	}
-	data, err := readLimited(path)
+	data, err := ReadBytes(path)
 	if err != nil {
 		return nil, err
 	}
 	return read(data)
 }
 
-func readLimited(path string) ([]byte, error) {
+// ReadBytes reads a model file of at most MaxFileBytes.
+func ReadBytes(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

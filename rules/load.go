@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/models"
 )
 
 // MaxFileBytes is the largest rule or schema file Load reads. Rule files
@@ -153,26 +154,14 @@ type item struct {
 	idAt *yaml.Node
 }
 
-// modelReaderIn reads model files named relative to dir, at most
-// modelMaxFileBytes each.
+// modelReaderIn reads model files named relative to dir.
 func modelReaderIn(dir string) modelFile {
 	return func(rel string) ([]byte, error) {
-		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, errors.New("no such file in the rules directory")
-			}
-			return nil, err
+		data, err := models.ReadBytes(filepath.Join(dir, filepath.FromSlash(rel)))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errors.New("no such file in the rules directory")
 		}
-		defer f.Close()
-		data, err := io.ReadAll(io.LimitReader(f, modelMaxFileBytes+1))
-		if err != nil {
-			return nil, err
-		}
-		if len(data) > modelMaxFileBytes {
-			return nil, fmt.Errorf("the file is larger than %d MiB, the most a model file may be", modelMaxFileBytes>>20)
-		}
-		return data, nil
+		return data, err
 	}
 }
 

@@ -68,10 +68,6 @@ func (rs *Ruleset) Model(id string) int {
 	return -1
 }
 
-// modelMaxFileBytes bounds a model file; a 1,000-tree model in XGBoost's
-// JSON format is a few tens of megabytes.
-const modelMaxFileBytes = models.MaxFileBytes
-
 // Model returns the output of model i (a Ruleset.Models index) for the
 // bound customer, context and touchpoint, computing it on first use. It
 // allocates nothing: inputs are read from the environment's memory into a

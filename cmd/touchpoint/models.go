@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/touchpoint-dev/touchpoint/models"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 const modelsUsage = `Usage:
@@ -264,7 +265,7 @@ func readRow(text []byte, m *models.Model, index map[string]int, names []string,
 			if ignoreUnknown {
 				continue
 			}
-			return fmt.Errorf("unknown input %q%s; the model reads %s (or pass --ignore-unknown)", key, closestName(key, names), strings.Join(names, ", "))
+			return fmt.Errorf("unknown input %q%s; the model reads %s (or pass --ignore-unknown)", key, rules.Suggest(key, names), strings.Join(names, ", "))
 		}
 		if seen[i] {
 			return fmt.Errorf("input %q appears twice", key)
@@ -304,39 +305,4 @@ func readRow(text []byte, m *models.Model, index map[string]int, names []string,
 		return errors.New("more than one JSON value on the line")
 	}
 	return nil
-}
-
-// closestName suggests the name nearest to s by edit distance, when one is
-// close enough to be a likely typo.
-func closestName(s string, names []string) string {
-	best, bestD := "", len(s)/3+1
-	for _, n := range names {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(n)); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
