@@ -856,7 +856,14 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 		if owner.rule == "" {
 			keys = []string{"name", "customer", "context", "now", "touchpoint", "expect_score", "tolerance"}
 		}
-		r.mapping(el, what, keys, func(key string, _, v *yaml.Node) {
+		// Whether this is a test of a model's output decides how the rest
+		// reads, so its keys come first; unknown and duplicate keys are
+		// reported once, by the mapping below.
+		for c := 0; el.Kind == yaml.MappingNode && c+1 < len(el.Content); c += 2 {
+			key, v := el.Content[c].Value, el.Content[c+1]
+			if !contains(keys, key) {
+				continue
+			}
 			switch key {
 			case "model":
 				modelNode = v
@@ -878,7 +885,7 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 					r.errf(v, "%s.tolerance must not be negative", what)
 				}
 			}
-		})
+		}
 		if f.Model != "" || modelNode != nil || scoreNode != nil {
 			if f.Name == "" {
 				f.Name = fmt.Sprintf("test %d", i+1)
@@ -899,7 +906,7 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 		} else if touchpointNode != nil {
 			r.errf(touchpointNode, "%s: touchpoint belongs to tests of a model's output (model: and expect_score:)", what)
 		}
-		r.mapping(el, what, nil, func(key string, _, v *yaml.Node) {
+		r.mapping(el, what, keys, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "history":
 				f.History = r.history(v, rs, what+".history")

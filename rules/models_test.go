@@ -232,3 +232,18 @@ func TestPerCandidateMemo(t *testing.T) {
 		}
 	}
 }
+
+// A test's keys are read in two steps (whether it tests a model decides
+// how the rest reads), but each mistake is reported once.
+func TestFixtureKeyErrorsOnce(t *testing.T) {
+	file := logit + tps + "rules:\n  - id: r\n    when: true\n    offer: [t]\n    tests:\n      - {expect_score: 0.5, model: m, model: m, colour: red}\n"
+	_, err := compileModels(t, file, nil)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`duplicate key "model"`, `unknown key "colour"`} {
+		if n := strings.Count(err.Error(), want); n != 1 {
+			t.Errorf("%q reported %d times:\n%v", want, n, err)
+		}
+	}
+}
