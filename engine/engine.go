@@ -270,6 +270,10 @@ func (e *Engine) Status() Status {
 	for _, w := range rs.Warnings {
 		st.Warnings = append(st.Warnings, w.Error())
 	}
+	for _, m := range rs.Models {
+		st.Models = append(st.Models, ModelStatus{ID: m.ID, Type: m.Type, Objective: m.Model.Objective, File: m.Path,
+			Trees: m.Model.Trees, Inputs: len(m.Inputs), PerCandidate: m.PerCandidate})
+	}
 	return st
 }
 

@@ -203,6 +203,7 @@ type Status struct {
 	Rules       int
 	Touchpoints int
 	Placements  int
+	Models      []ModelStatus
 	Warnings    []string
 	// LastError is the last failed reload (file:line:col: message lines);
 	// empty when the newest attempt succeeded.
@@ -216,6 +217,15 @@ type Status struct {
 	// DeadlineExceeded counts decisions that reached the decide deadline
 	// and skipped their remaining rules.
 	DeadlineExceeded uint64
+}
+
+// ModelStatus describes a model of the ruleset being served.
+type ModelStatus struct {
+	ID, Type, Objective string
+	File                string // relative to the rules directory; empty for inline models
+	Trees               int
+	Inputs              int
+	PerCandidate        bool
 }
 
 // RuleErrorCount is how many times a rule's expression failed at run time

@@ -95,17 +95,29 @@ func (s *Server) handleReload(ctx *fasthttp.RequestCtx) {
 // rulesetJSON is engine.Status on the wire. Times are RFC 3339 in UTC; a
 // time that never happened is null, as is an absent last error.
 type rulesetJSON struct {
-	Version     string   `json:"version"`
-	LoadedAt    *string  `json:"loaded_at"`
-	Files       []string `json:"files"`
-	Rules       int      `json:"rules"`
-	Touchpoints int      `json:"touchpoints"`
-	Placements  int      `json:"placements"`
-	Warnings    []string `json:"warnings"`
-	LastError   *string  `json:"last_error"`
-	LastErrorAt *string  `json:"last_error_at"`
-	Reloads     uint64   `json:"reloads"`
-	FailedLoads uint64   `json:"failed_loads"`
+	Version     string      `json:"version"`
+	LoadedAt    *string     `json:"loaded_at"`
+	Files       []string    `json:"files"`
+	Rules       int         `json:"rules"`
+	Touchpoints int         `json:"touchpoints"`
+	Placements  int         `json:"placements"`
+	Models      []modelJSON `json:"models"`
+	Warnings    []string    `json:"warnings"`
+	LastError   *string     `json:"last_error"`
+	LastErrorAt *string     `json:"last_error_at"`
+	Reloads     uint64      `json:"reloads"`
+	FailedLoads uint64      `json:"failed_loads"`
+}
+
+// modelJSON is engine.ModelStatus on the wire.
+type modelJSON struct {
+	ID           string `json:"id"`
+	Type         string `json:"type"`
+	Objective    string `json:"objective"`
+	File         string `json:"file,omitempty"`
+	Trees        int    `json:"trees"`
+	Inputs       int    `json:"inputs"`
+	PerCandidate bool   `json:"per_candidate"`
 }
 
 func statusJSON(st engine.Status) rulesetJSON {
@@ -126,6 +138,11 @@ func statusJSON(st engine.Status) rulesetJSON {
 	}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
+	}
+	out.Models = []modelJSON{}
+	for _, m := range st.Models {
+		out.Models = append(out.Models, modelJSON{ID: m.ID, Type: m.Type, Objective: m.Objective, File: m.File,
+			Trees: m.Trees, Inputs: m.Inputs, PerCandidate: m.PerCandidate})
 	}
 	if st.LastError != "" {
 		out.LastError = &st.LastError

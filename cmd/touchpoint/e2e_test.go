@@ -176,6 +176,15 @@ type rulesetStatus struct {
 	Version     string `json:"version"`
 	LastError   string `json:"last_error"`
 	FailedLoads uint64 `json:"failed_loads"`
+	Models      []struct {
+		ID           string `json:"id"`
+		Type         string `json:"type"`
+		Objective    string `json:"objective"`
+		File         string `json:"file"`
+		Trees        int    `json:"trees"`
+		Inputs       int    `json:"inputs"`
+		PerCandidate bool   `json:"per_candidate"`
+	} `json:"models"`
 }
 
 func (s *process) status(t *testing.T) rulesetStatus {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -83,6 +84,14 @@ func TestModelFileHotReload(t *testing.T) {
 	dir := workspace(t)
 	s := startServer(t, dir)
 	before := s.status(t)
+	models := map[string]string{}
+	for _, m := range before.Models {
+		models[m.ID] = fmt.Sprintf("%s %s %s trees=%d inputs=%d per_candidate=%v", m.Type, m.Objective, m.File, m.Trees, m.Inputs, m.PerCandidate)
+	}
+	if models["coupon_response"] != "xgboost binary:logistic models/coupon_response.json trees=80 inputs=8 per_candidate=true" ||
+		!strings.HasPrefix(models["recs_click"], "logistic logistic  trees=0 inputs=7 per_candidate=true") {
+		t.Errorf("/admin/ruleset models: %v", models)
+	}
 	modelPath := filepath.Join(dir, "rules", "models", "coupon_response.json")
 	good, err := os.ReadFile(modelPath)
 	if err != nil {
