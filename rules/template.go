@@ -29,7 +29,10 @@ type template struct {
 
 type templatePiece struct {
 	text string
-	ref  *templateRef // nil for literal text
+	// escaped is text as the body of a JSON string, escaped once at load
+	// rather than on every decision.
+	escaped []byte
+	ref     *templateRef // nil for literal text
 }
 
 type templateRef struct {
@@ -45,7 +48,10 @@ type templateFilter struct {
 
 var emptyContent = &Content{parts: []contentPart{{static: []byte("{}")}}}
 
-// AppendJSON appends the rendered content object.
+// AppendJSON appends the rendered content object. It is valid JSON and
+// safe to embed in HTML and JavaScript whatever the customer's values: <, >,
+// & and U+2028/U+2029 are \u escapes, in the file's text and in values
+// alike.
 func (c *Content) AppendJSON(dst []byte, env *Env) []byte {
 	for i := range c.parts {
 		p := &c.parts[i]
@@ -63,7 +69,7 @@ func (c *Content) AppendJSON(dst []byte, env *Env) []byte {
 func (t *template) appendEscaped(dst []byte, env *Env) []byte {
 	for _, p := range t.pieces {
 		if p.ref == nil {
-			dst = jsonw.AppendEscaped(dst, p.text)
+			dst = append(dst, p.escaped...)
 			continue
 		}
 		dst = p.ref.appendEscaped(dst, env)
@@ -257,9 +263,13 @@ func (c *contentCompiler) scalar(n *yaml.Node, what string) {
 	c.flush()
 	c.size += 2 // the quotes
 	for _, p := range t.pieces {
-		c.size += len(p.text)
+		c.size += len(p.escaped)
 	}
 	c.parts = append(c.parts, contentPart{hole: t})
+}
+
+func literalPiece(text string) templatePiece {
+	return templatePiece{text: text, escaped: jsonw.AppendEscaped(nil, text)}
 }
 
 // template parses "text {{ customer.x | default \"y\" }} text".
@@ -270,12 +280,12 @@ func (c *contentCompiler) template(n *yaml.Node, what string) *template {
 	for pos < len(s) {
 		open := strings.Index(s[pos:], "{{")
 		if open < 0 {
-			t.pieces = append(t.pieces, templatePiece{text: s[pos:]})
+			t.pieces = append(t.pieces, literalPiece(s[pos:]))
 			break
 		}
 		open += pos
 		if open > pos {
-			t.pieces = append(t.pieces, templatePiece{text: s[pos:open]})
+			t.pieces = append(t.pieces, literalPiece(s[pos:open]))
 		}
 		end := strings.Index(s[open:], "}}")
 		if end < 0 {

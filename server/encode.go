@@ -28,6 +28,9 @@ func appendRawJSON(dst []byte, raw []byte) []byte {
 	start := 0
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
+		if !htmlSensitive[c] {
+			continue
+		}
 		switch {
 		case c == '<' || c == '>' || c == '&':
 			dst = append(dst, raw[start:i]...)
@@ -42,6 +45,11 @@ func appendRawJSON(dst []byte, raw []byte) []byte {
 	}
 	return append(dst, raw[start:]...)
 }
+
+// htmlSensitive marks the bytes appendRawJSON looks at: <, > and &, and
+// 0xE2, which starts U+2028 and U+2029. Content rarely holds any, and one
+// table lookup per byte is what the scan then costs.
+var htmlSensitive = [256]bool{'<': true, '>': true, '&': true, 0xE2: true}
 
 func appendBool(dst []byte, b bool) []byte {
 	if b {
