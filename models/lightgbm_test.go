@@ -608,19 +608,7 @@ func TestLightGBMErrors(t *testing.T) {
 				t.Fatalf("the edit %q does not apply", c.old)
 			}
 			m, err := ReadLightGBM([]byte(src))
-			if err == nil {
-				t.Fatalf("no error; model %+v", m)
-			}
-			me, ok := err.(*Error)
-			if !ok {
-				t.Fatalf("error %T %v is not an *Error", err, err)
-			}
-			if !strings.Contains(me.Message, c.want) {
-				t.Errorf("error %q, want it to contain %q", me.Message, c.want)
-			}
-			if c.line > 0 && (me.Line != c.line || me.Col != c.col) {
-				t.Errorf("error at %d:%d, want %d:%d (%s)", me.Line, me.Col, c.line, c.col, me.Message)
-			}
+			checkRefusal(t, m, err, c.want, c.line, c.col)
 		})
 	}
 }

@@ -225,19 +225,7 @@ func TestXGBoostErrors(t *testing.T) {
 				t.Fatalf("the edit %q does not apply", c.old)
 			}
 			m, err := ReadXGBoost([]byte(src))
-			if err == nil {
-				t.Fatalf("no error; model %+v", m)
-			}
-			me, ok := err.(*Error)
-			if !ok {
-				t.Fatalf("error %T %v is not an *Error", err, err)
-			}
-			if !strings.Contains(me.Message, c.want) {
-				t.Errorf("error %q, want it to contain %q", me.Message, c.want)
-			}
-			if c.line > 0 && (me.Line != c.line || me.Col != c.col) {
-				t.Errorf("error at %d:%d, want %d:%d (%s)", me.Line, me.Col, c.line, c.col, me.Message)
-			}
+			checkRefusal(t, m, err, c.want, c.line, c.col)
 		})
 	}
 }
@@ -259,4 +247,23 @@ func ExampleReadXGBoost() {
 	}
 	fmt.Println(m.Objective, m.Trees, m.Inputs, m.Predict([]float64{0.25, math.NaN()}))
 	// Output: reg:squarederror 1 [{a number} {b number}] -0.5
+}
+
+// checkRefusal checks that a reader refused a file with an *Error
+// containing want, at line:col when line > 0.
+func checkRefusal(t *testing.T, m *Model, err error, want string, line, col int) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error; model %+v", m)
+	}
+	me, ok := err.(*Error)
+	if !ok {
+		t.Fatalf("error %T %v is not an *Error", err, err)
+	}
+	if !strings.Contains(me.Message, want) {
+		t.Errorf("error %q, want it to contain %q", me.Message, want)
+	}
+	if line > 0 && (me.Line != line || me.Col != col) {
+		t.Errorf("error at %d:%d, want %d:%d (%s)", me.Line, me.Col, line, col, me.Message)
+	}
 }
