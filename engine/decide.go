@@ -58,7 +58,8 @@ type scratch struct {
 	// Rule selection: placement indexes of the request, the candidate
 	// rules, and per-rule stamps that dedupe candidates without clearing.
 	oneTP          [1]int
-	traces         []CandidateTrace // explanations of eligible candidates, by candidate.trace
+	logged         *[]LoggedCandidate // Decision.Logged when the request asked for it, else nil
+	traces         []CandidateTrace   // explanations of eligible candidates, by candidate.trace
 	placementIdx   []int
 	wanted         uint64 // placement bits of the request
 	candidateRules []int32
@@ -83,6 +84,10 @@ type candidate struct {
 
 	chosen bool
 	trace  int // index in scratch.traces, with explain
+	// model is the propensity model that ranked it (-1 for none) and
+	// modelOut its output.
+	model    int
+	modelOut float64
 	// skip and skipBy say why a candidate that won arbitration was still
 	// not issued: its budget was spent or a decision cap had no room.
 	skip, skipBy string
@@ -141,6 +146,7 @@ func (d *Decision) Reset() {
 	}
 	d.Placements = d.Placements[:0]
 	d.Explain = nil
+	d.Logged = d.Logged[:0]
 }
 
 func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
@@ -302,6 +308,10 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		}
 	}
 	s.rec, s.fx, s.now, s.channel = rec, fx, now, channel
+	s.logged = nil
+	if req.Log {
+		s.logged = &d.Logged
+	}
 	s.channelBit = rs.ChannelBit(channel)
 	s.schedClock = rules.Clock{Now: now}
 	s.countersOK = d.DegradedReasons&DegradedFeatureStore == 0
@@ -361,6 +371,9 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		if ex != nil {
 			s.traceArbitration(ex, pl.ID)
 		}
+		if s.logged != nil {
+			s.logArbitration(pi)
+		}
 		if len(res.Items) == 0 && pl.Fallback >= 0 {
 			fb := pl.Fallback
 			t := &rs.Touchpoints[fb]
@@ -370,6 +383,9 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 					s.shownIn[fb] = pi
 					s.touched = append(s.touched, fb)
 					res.Items = append(res.Items, s.item(fb, "", 0, true))
+					if s.logged != nil {
+						*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Reason: ReasonFallback, Chosen: true, Propensity: 1})
+					}
 				}
 			}
 		}
@@ -814,9 +830,12 @@ func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string
 				if ex != nil {
 					ct := CandidateTrace{Placement: pl.ID, Touchpoint: t.ID, Rule: r.ID, Priority: r.Priority, Reason: reason, By: by}
 					if reason != ReasonPlacementMismatch && reason != ReasonChannelMismatch {
-						ct.Score = s.rank(pl, r, m.score, tp, t, &ct)
+						ct.Score, _, _ = s.rank(pl, r, m.score, tp, t, &ct)
 					}
 					ex.Candidates = append(ex.Candidates, ct)
+				}
+				if s.logged != nil && reason != ReasonPlacementMismatch && reason != ReasonChannelMismatch {
+					*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Rule: r.ID, Reason: reason})
 				}
 				continue
 			}
@@ -824,9 +843,9 @@ func (s *scratch) arbitrate(pl *rules.Placement, plIndex, pi int, channel string
 			if ex != nil {
 				c.trace = len(s.traces)
 				s.traces = append(s.traces, CandidateTrace{})
-				c.score = s.rank(pl, r, m.score, tp, t, &s.traces[c.trace])
+				c.score, c.model, c.modelOut = s.rank(pl, r, m.score, tp, t, &s.traces[c.trace])
 			} else {
-				c.score = s.rank(pl, r, m.score, tp, t, nil)
+				c.score, c.model, c.modelOut = s.rank(pl, r, m.score, tp, t, nil)
 			}
 			s.insert(c, ex, pl.ID)
 		}
@@ -847,19 +866,20 @@ func (s *scratch) one(tp int) []int {
 // ruleScore) for placement pl: the placement's arbitration formula, or
 // propensity × value × lever × rule score. With ct it also records the
 // parts and the models that took part.
-func (s *scratch) rank(pl *rules.Placement, r *rules.Rule, ruleScore float64, tp int, t *rules.Touchpoint, ct *CandidateTrace) float64 {
-	model := t.Propensity
+func (s *scratch) rank(pl *rules.Placement, r *rules.Rule, ruleScore float64, tp int, t *rules.Touchpoint, ct *CandidateTrace) (score float64, model int, modelOut float64) {
+	model = t.Propensity
 	if model < 0 {
 		model = r.Propensity
 	}
 	if model < 0 && pl.Arbitration == nil && t.ValueExpr == nil && ct == nil {
-		return ruleScore * t.Value * r.Lever * t.Lever // nothing reads the candidate
+		return ruleScore * t.Value * r.Lever * t.Lever, -1, 0 // nothing reads the candidate
 	}
 	env := s.env
 	env.SetTouchpoint(tp, t)
 	propensity := 1.0
 	if model >= 0 {
 		propensity = env.Model(model)
+		modelOut = propensity
 	} else if pl.Arbitration != nil {
 		// A formula over propensity reads the rule's score when no model
 		// gives one, so that rules without models still rank.
@@ -873,7 +893,6 @@ func (s *scratch) rank(pl *rules.Placement, r *rules.Rule, ruleScore float64, tp
 		value = s.runNumber(t.ValueExpr)
 	}
 	lever := r.Lever * t.Lever
-	var score float64
 	switch {
 	case pl.Arbitration == nil:
 		score = propensity * value * lever * ruleScore
@@ -889,7 +908,7 @@ func (s *scratch) rank(pl *rules.Placement, r *rules.Rule, ruleScore float64, tp
 		ct.RuleScore, ct.Propensity, ct.Value, ct.Lever = ruleScore, propensity, value, lever
 		ct.Models = s.explainModels(pl, r, t, model)
 	}
-	return score
+	return score, model, modelOut
 }
 
 // runNumber runs a number expression on the VM; a failure counts as 0,
@@ -1000,6 +1019,25 @@ func (s *scratch) traceArbitration(ex *Explanation, placement string) {
 			t.Reason, t.By = ReasonLostArbitration, lastChosen
 		}
 		ex.Candidates = append(ex.Candidates, t)
+	}
+}
+
+// logArbitration records the ranked candidates of request placement pi
+// for the decision log, best first.
+func (s *scratch) logArbitration(pi int) {
+	rs := s.rs
+	for _, c := range s.cands {
+		l := LoggedCandidate{Placement: pi, Touchpoint: rs.Touchpoints[c.tp].ID, Rule: rs.Rules[c.rule].ID, Score: c.score, Reason: ReasonLostArbitration}
+		switch {
+		case c.chosen:
+			l.Reason, l.Chosen, l.Propensity = ReasonChosen, true, 1
+		case c.skip != "":
+			l.Reason = c.skip
+		}
+		if c.model >= 0 {
+			l.Model, l.ModelOutput = rs.Models[c.model].ID, c.modelOut
+		}
+		*s.logged = append(*s.logged, l)
 	}
 }
 

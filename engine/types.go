@@ -14,6 +14,8 @@ type Request struct {
 	Placements []PlacementRequest
 	Context    []ContextField
 	Explain    bool
+	// Log asks for Decision.Logged: what the decision log records.
+	Log bool
 	// Now is the decision time; zero means time.Now(). Fixtures set it.
 	Now time.Time
 }
@@ -46,8 +48,38 @@ type Decision struct {
 	Placements      []PlacementResult
 	// Explain is filled only when the request asked for it.
 	Explain *Explanation
+	// Logged lists, when the request asked for it (Request.Log), every
+	// candidate each placement considered, in placement order: what a
+	// decision log records. It is reused across decisions, so it allocates
+	// nothing once warm, and is valid until the next Decide.
+	Logged []LoggedCandidate
 
 	scratch *scratch
+}
+
+// LoggedCandidate is one candidate of one placement, as the decision log
+// records it. Candidates that do not fit the placement or the channel are
+// not listed; the others are, eligible or not.
+type LoggedCandidate struct {
+	Placement  int // index in Request.Placements
+	Touchpoint string
+	Rule       string // empty for a fallback
+	// Score is what arbitration ranked it by (0 for candidates held back
+	// before ranking).
+	Score float64
+	// Reason is chosen, fallback, lost_arbitration, or why it was held
+	// back (suppressed, already_shown, capped, over_budget, quiet_hours,
+	// no_consent).
+	Reason string
+	Chosen bool
+	// Propensity is the probability that this policy chooses the
+	// candidate: 1 for a chosen one and 0 for the others, as long as
+	// arbitration is deterministic.
+	Propensity float64
+	// Model and ModelOutput are the propensity model that ranked it, if
+	// any, and its output.
+	Model       string
+	ModelOutput float64
 }
 
 // DegradedReason is a set of reasons a decision was degraded.
@@ -160,6 +192,8 @@ const (
 	ReasonOverBudget        = "over_budget"
 	ReasonQuietHours        = "quiet_hours"
 	ReasonNoConsent         = "no_consent"
+	// ReasonFallback marks a placement's fallback in Decision.Logged.
+	ReasonFallback = "fallback"
 )
 
 // CandidateTrace is one touchpoint offered by a matched rule, considered for one placement.
