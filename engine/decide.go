@@ -57,7 +57,10 @@ type scratch struct {
 
 	// Rule selection: placement indexes of the request, the candidate
 	// rules, and per-rule stamps that dedupe candidates without clearing.
-	oneTP          [1]int
+	oneTP [1]int
+	// variantOf is, per experiment, the customer's variant index, or
+	// notInExperiment or heldOut.
+	variantOf      []int
 	logged         *[]LoggedCandidate // Decision.Logged when the request asked for it, else nil
 	traces         []CandidateTrace   // explanations of eligible candidates, by candidate.trace
 	placementIdx   []int
@@ -160,6 +163,7 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 			shownIn:      make([]int, len(rs.Touchpoints)),
 			candAt:       make([]int32, len(rs.Touchpoints)),
 			seen:         make([]uint32, len(rs.Rules)),
+			variantOf:    make([]int, len(rs.Experiments)),
 		}
 		for i := range rs.Touchpoints {
 			s.suppressedBy[i], s.shownIn[i], s.candAt[i] = -1, -1, -1
@@ -327,6 +331,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		start = time.Now() // a fixed decision time says nothing of the clock
 	}
 	s.clock.start(start, s.deadline)
+	s.assignExperiments(req.CustomerID)
 	suppressDone := s.evaluateRules(req, ruleErrors, ex)
 	if s.clock.passed {
 		d.degrade(DegradedRuleDeadline)
@@ -348,7 +353,14 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			count = pl.Count
 		}
 		res := d.addPlacement(preq.ID)
-		s.arbitrate(pl, rs.Placement(preq.ID), pi, channel, ex, req)
+		held := s.holdout(rs.Placement(preq.ID))
+		if held >= 0 {
+			// The holdout sees what the placement shows without any rule:
+			// its fallback, below.
+			s.cands = s.cands[:0]
+		} else {
+			s.arbitrate(pl, rs.Placement(preq.ID), pi, channel, ex, req)
+		}
 		chosen := 0
 		for i, c := range s.cands {
 			if len(res.Items) == count {
@@ -366,7 +378,9 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			s.touched = append(s.touched, c.tp)
 			s.cands[i].chosen = true
 			chosen++
-			res.Items = append(res.Items, s.item(c.tp, rs.Rules[c.rule].ID, c.score, false))
+			it := s.item(c.tp, rs.Rules[c.rule].ID, c.score, false)
+			it.Experiment, it.Variant = s.experimentOf(&rs.Rules[c.rule])
+			res.Items = append(res.Items, it)
 		}
 		if ex != nil {
 			s.traceArbitration(ex, pl.ID)
@@ -382,7 +396,11 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 					s.spendBudget(fb, req.CustomerID) == "" {
 					s.shownIn[fb] = pi
 					s.touched = append(s.touched, fb)
-					res.Items = append(res.Items, s.item(fb, "", 0, true))
+					it := s.item(fb, "", 0, true)
+					if held >= 0 {
+						it.Experiment, it.Variant = rs.Experiments[held].ID, VariantHoldout
+					}
+					res.Items = append(res.Items, it)
 					if s.logged != nil {
 						*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Reason: ReasonFallback, Chosen: true, Propensity: 1})
 					}
@@ -390,6 +408,69 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			}
 		}
 	}
+}
+
+// Values of scratch.variantOf besides variant indexes.
+const (
+	notInExperiment = -1
+	heldOut         = -2
+)
+
+// assignExperiments places the customer in every experiment that is
+// active and whose condition the request meets, and sets what variant()
+// reads. Assignment is a hash of the customer id: no store, no state.
+func (s *scratch) assignExperiments(customerID string) {
+	rs, env := s.rs, s.env
+	for i := range rs.Experiments {
+		x := &rs.Experiments[i]
+		s.variantOf[i] = notInExperiment
+		if x.Active != nil && !x.Active.ActiveOn(&s.schedClock) {
+			continue
+		}
+		if x.WhenNative != nil {
+			if !x.WhenNative(env) {
+				continue
+			}
+		} else if x.When != nil {
+			out, err := s.vm.Run(x.When, s.envValue)
+			if ok, _ := out.(bool); err != nil || !ok {
+				continue
+			}
+		}
+		a := x.Assign(customerID)
+		switch {
+		case !a.In:
+		case a.Holdout:
+			s.variantOf[i] = heldOut
+		default:
+			s.variantOf[i] = a.Variant
+			env.SetVariant(i, x.Variants[a.Variant].Name)
+		}
+	}
+}
+
+// holdout returns the experiment whose holdout covers placement pi for
+// this customer, or -1.
+func (s *scratch) holdout(pi int) int {
+	for i, v := range s.variantOf {
+		if v == heldOut && s.rs.Experiments[i].HoldsOut(pi) {
+			return i
+		}
+	}
+	return -1
+}
+
+// experimentOf is the experiment and variant an item offered by rule r is
+// attributed to: the first experiment the rule reads that the customer has
+// a variant of.
+func (s *scratch) experimentOf(r *rules.Rule) (id, variant string) {
+	for _, x := range r.Experiments {
+		if v := s.variantOf[x]; v >= 0 {
+			e := &s.rs.Experiments[x]
+			return e.ID, e.Variants[v].Name
+		}
+	}
+	return "", ""
 }
 
 // evaluateRules evaluates the rules that matter for req until the decide

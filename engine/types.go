@@ -149,7 +149,14 @@ type Item struct {
 	Score float64
 	// Content is the rendered content as a JSON object (never nil; "{}" when empty).
 	Content []byte
+	// Experiment and Variant attribute the item to an A/B test: the
+	// experiment its rule reads with variant() and the customer's variant,
+	// or VariantHoldout for a fallback shown to an experiment's holdout.
+	Experiment, Variant string
 }
+
+// VariantHoldout is the variant of items shown to an experiment's holdout.
+const VariantHoldout = "holdout"
 
 // Explanation says, per rule and per candidate, what happened and why.
 type Explanation struct {

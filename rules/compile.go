@@ -36,10 +36,11 @@ const (
 	scopeTouchpoint  exprScope = 1 << iota // touchpoint.<name>
 	scopeModels                            // model("id")
 	scopeArbitration                       // propensity, value, lever, score
+	scopeVariants                          // variant("id")
 
 	// scopeRule is what rule conditions, scores, segments and touchpoint
 	// values read.
-	scopeRule       = scopeTouchpoint | scopeModels
+	scopeRule       = scopeTouchpoint | scopeModels | scopeVariants
 	scopeModelInput = scopeTouchpoint
 	scopePlacement  = scopeRule | scopeArbitration
 )
@@ -57,10 +58,11 @@ type segmentDef struct {
 
 // exprCompiler compiles expressions against one schema's environment.
 type exprCompiler struct {
-	schema   *Schema
-	layout   *envLayout
-	segments map[string]*segmentDef
-	modelIDs []string
+	schema        *Schema
+	layout        *envLayout
+	segments      map[string]*segmentDef
+	modelIDs      []string
+	experimentIDs []string
 	// configs holds one expr configuration per compiling goroutine: making
 	// one copies expr's built-in table and describes the environment
 	// struct, which was most of the cost of compiling a short expression,
@@ -128,7 +130,7 @@ func (c *exprCompiler) compileScoped(r *reader, n *yaml.Node, kind exprKind, wha
 	var visitor ast.Visitor
 	// The inliner makes expr check the tree twice; most expressions use
 	// no segment and skip it.
-	if strings.Contains(n.Value, "segment") || strings.Contains(n.Value, "model") {
+	if strings.Contains(n.Value, "segment") || strings.Contains(n.Value, "model") || strings.Contains(n.Value, "variant") {
 		visitor = inliner
 	}
 	loops := loopWalker{limit: MaxLoopNesting}
@@ -268,11 +270,15 @@ func (p *segmentInliner) Visit(node *ast.Node) {
 		return
 	}
 	ident, ok := call.Callee.(*ast.IdentifierNode)
-	if !ok || ident.Value != "segment" && ident.Value != "model" {
+	if !ok || ident.Value != "segment" && ident.Value != "model" && ident.Value != "variant" {
 		return
 	}
-	if ident.Value == "model" {
+	switch ident.Value {
+	case "model":
 		p.model(node, call)
+		return
+	case "variant":
+		p.variant(node, call)
 		return
 	}
 	fail := func(format string, args ...any) {
@@ -373,6 +379,8 @@ func scopeViolation(root ast.Node, scope exprScope) (ast.Node, string) {
 				at, msg = n, "touchpoint.<attribute> is only known while ranking a touchpoint: in rules, touchpoint values, model inputs and arbitration formulas"
 			case n.Value == modelsIdent && scope&scopeModels == 0:
 				at, msg = n, "a model input cannot call model(); bind it to a feature or an expression over features"
+			case n.Value == variantsIdent && scope&scopeVariants == 0:
+				at, msg = n, "variant() is read by rules; who enters an experiment cannot depend on a variant"
 			case contains(arbitrationVars, n.Value) && scope&scopeArbitration == 0:
 				at, msg = n, n.Value+" is read only by a placement's arbitration formula (arbitration: {score: propensity * value * lever})"
 			}

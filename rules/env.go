@@ -31,6 +31,10 @@ type envLayout struct {
 	model []uintptr
 	// The arbitration variables, read by placements' arbitration formulas.
 	propensity, value, lever, score uintptr
+	// variant holds the slot of each experiment's variant name, in
+	// Ruleset.Experiments order.
+	variant       []uintptr
+	experimentIDs []string
 	// models is filled in once the models are compiled; Env.Model reads it.
 	models []Model
 	// perCandidate numbers the models that read touchpoint attributes
@@ -52,6 +56,8 @@ const (
 	// modelsIdent is where model("id") calls point after rewriting; the
 	// name cannot be written in an expression, so only model() reaches it.
 	modelsIdent = "model()"
+	// variantsIdent is where variant("id") calls point after rewriting.
+	variantsIdent = "variant()"
 )
 
 // arbitrationVars are the names only placements' arbitration formulas read.
@@ -81,11 +87,11 @@ func structOf(fields []Field) reflect.Type {
 	return reflect.StructOf(sf)
 }
 
-func newEnvLayout(s *Schema) *envLayout { return newRulesetLayout(s, nil, nil) }
+func newEnvLayout(s *Schema) *envLayout { return newRulesetLayout(s, nil, nil, nil) }
 
 // newRulesetLayout lays out the environment of a ruleset whose touchpoints
 // declare attrs and whose models are named modelIDs.
-func newRulesetLayout(s *Schema, attrs []Field, modelIDs []string) *envLayout {
+func newRulesetLayout(s *Schema, attrs []Field, modelIDs, experimentIDs []string) *envLayout {
 	custT, ctxT := structOf(s.Customer), structOf(s.Context)
 	tpFields := append([]Field{{Name: "id", Type: TypeString}, {Name: "kind", Type: TypeString}}, attrs...)
 	tpT := structOf(tpFields)
@@ -94,6 +100,11 @@ func newRulesetLayout(s *Schema, attrs []Field, modelIDs []string) *envLayout {
 		modelFields[i] = Field{Name: id, Type: TypeNumber}
 	}
 	modelT := structOf(modelFields)
+	variantFields := make([]Field, len(experimentIDs))
+	for i, id := range experimentIDs {
+		variantFields[i] = Field{Name: id, Type: TypeString}
+	}
+	variantT := structOf(variantFields)
 	num := reflect.TypeOf(float64(0))
 	typ := reflect.StructOf([]reflect.StructField{
 		{Name: "Customer", Type: custT, Tag: `expr:"customer"`},
@@ -105,6 +116,7 @@ func newRulesetLayout(s *Schema, attrs []Field, modelIDs []string) *envLayout {
 		{Name: "Value", Type: num, Tag: `expr:"value"`},
 		{Name: "Lever", Type: num, Tag: `expr:"lever"`},
 		{Name: "Score", Type: num, Tag: `expr:"score"`},
+		{Name: "Variants", Type: variantT, Tag: reflect.StructTag(`expr:"` + variantsIdent + `"`)},
 	})
 	l := &envLayout{typ: typ, attrIndex: map[string]int{}}
 	l.zero = reflect.New(typ).Elem().Interface()
@@ -122,6 +134,11 @@ func newRulesetLayout(s *Schema, attrs []Field, modelIDs []string) *envLayout {
 		l.model = append(l.model, modelOff+modelT.Field(i).Offset)
 	}
 	l.propensity, l.value, l.lever, l.score = typ.Field(5).Offset, typ.Field(6).Offset, typ.Field(7).Offset, typ.Field(8).Offset
+	l.experimentIDs = experimentIDs
+	variantOff := typ.Field(9).Offset
+	for i := range experimentIDs {
+		l.variant = append(l.variant, variantOff+variantT.Field(i).Offset)
+	}
 	for i, f := range s.Customer {
 		l.customer = append(l.customer, slot{offset: custOff + custT.Field(i).Offset, typ: f.Type})
 	}

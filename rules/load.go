@@ -189,9 +189,9 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 		modelFiles:      map[string][]byte{},
 	}
 	segments := map[string]*segmentDef{}
-	var placements, touchpoints, ruleItems, modelItems []item
+	var placements, touchpoints, ruleItems, modelItems, experimentItems []item
 	policySeen := false
-	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}, "model": {}}
+	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}, "model": {}, "experiment": {}}
 
 	collect := func(r *reader, n *yaml.Node, kind string, into *[]item) {
 		for _, el := range r.sequence(n, kind+"s") {
@@ -230,7 +230,7 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 		if root == nil {
 			continue
 		}
-		r.mapping(root, "a rule file", []string{"placements", "segments", "touchpoints", "rules", "models", "policy"}, func(key string, _, v *yaml.Node) {
+		r.mapping(root, "a rule file", []string{"placements", "segments", "touchpoints", "rules", "models", "experiments", "policy"}, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "policy":
 				r.policy(v, &rs.Policy, schema, &policySeen)
@@ -242,6 +242,8 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 				collect(r, v, "rule", &ruleItems)
 			case "models":
 				collect(r, v, "model", &modelItems)
+			case "experiments":
+				collect(r, v, "experiment", &experimentItems)
 			case "segments":
 				r.mapping(v, "segments", nil, func(name string, k, sv *yaml.Node) {
 					if prev, dup := segments[name]; dup {
@@ -261,9 +263,13 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 	// The expression environment has a field per touchpoint attribute and
 	// per model, so both are known before any expression compiles.
 	ids := modelIDs(modelItems, &errs)
-	rs.layout = newRulesetLayout(schema, attributeRegistry(touchpoints, &errs), ids)
+	experimentIDs := make([]string, len(experimentItems))
+	for i, it := range experimentItems {
+		experimentIDs[i] = it.id
+	}
+	rs.layout = newRulesetLayout(schema, attributeRegistry(touchpoints, &errs), ids, experimentIDs)
 	comp := newExprCompiler(schema, rs.layout)
-	comp.segments, comp.modelIDs = segments, ids
+	comp.segments, comp.modelIDs, comp.experimentIDs = segments, ids, experimentIDs
 
 	// Segments are checked on their own so that a broken segment is
 	// reported once, at its definition.
@@ -304,6 +310,15 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 	for _, it := range touchpoints {
 		tp := &rs.Touchpoints[rs.touchpointIndex[it.id]]
 		it.r.checkTouchpointRefs(it, tp, rs)
+	}
+	traffic := make([]float64, len(experimentItems))
+	for i, it := range experimentItems {
+		var x Experiment
+		x, traffic[i] = it.r.experiment(it, rs, comp)
+		rs.Experiments = append(rs.Experiments, x)
+	}
+	if len(errs) == 0 && len(rs.Experiments) > 0 {
+		prepareExperiments(rs, traffic, experimentItems, &errs)
 	}
 	for i, it := range modelItems {
 		if m := &rs.Models[i]; m.testsNode != nil {
@@ -707,6 +722,11 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule
 			rule.PerCandidate = rule.PerCandidate || rs.Models[m].PerCandidate
 		}
 		rule.PerCandidate = rule.PerCandidate || readsTouchpoint(p.Node())
+		for _, x := range experimentsRead(p.Node(), comp.experimentIDs) {
+			if !containsInt(rule.Experiments, x) {
+				rule.Experiments = append(rule.Experiments, x)
+			}
+		}
 	}
 	if whenNode == nil {
 		r.errf(it.idAt, "%s needs a when condition", what)

@@ -247,3 +247,28 @@ func TestFixtureKeyErrorsOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestExperimentLoadErrors(t *testing.T) {
+	exp := "experiments:\n  - id: x\n    variants: {a: 1, b: 1}\n"
+	cases := []struct {
+		name, file, wantPos, wantMsg string
+	}{
+		{"unknown experiment", exp + tps + "rules:\n  - id: r\n    when: variant(\"y\") == \"a\"\n    offer: [t]\n", "r.yaml:12:11:", `unknown experiment "y" (did you mean x?) (experiments: x)`},
+		{"variant in who enters", "experiments:\n  - id: x\n    variants: {a: 1}\n    when: variant(\"x\") == \"a\"\n", "r.yaml:4:11:", "who enters an experiment cannot depend on a variant"},
+		{"no variants", "experiments:\n  - id: x\n    holdout: 10\n", "r.yaml:2:9:", "needs variants"},
+		{"unit", "experiments:\n  - id: x\n    unit: session\n    variants: {a: 1}\n", "r.yaml:3:11:", "unit must be customer_id"},
+		{"layer over", "experiments:\n  - id: x\n    layer: l\n    traffic: 60\n    variants: {a: 1}\n  - id: y\n    layer: l\n    traffic: 50\n    variants: {a: 1}\n", "r.yaml:2:9:", "more than 100%"},
+		{"holdout name", "experiments:\n  - id: x\n    variants: {holdout: 1}\n", "r.yaml:3:16:", "holdout is not a variant name"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := compileModels(t, tc.file, nil)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.HasPrefix(lineWith(err.Error(), tc.wantMsg), tc.wantPos) {
+				t.Errorf("got %q, want an error at %q containing %q", err.Error(), tc.wantPos, tc.wantMsg)
+			}
+		})
+	}
+}

@@ -29,9 +29,10 @@ type (
 // nativeCompiler compiles one expression tree; ok turns false at the first
 // node outside the subset.
 type nativeCompiler struct {
-	schema   *Schema
-	layout   *envLayout
-	modelIDs []string
+	schema        *Schema
+	layout        *envLayout
+	modelIDs      []string
+	experimentIDs []string
 }
 
 // nativeBool compiles a boolean program, or returns nil.
@@ -39,7 +40,7 @@ func nativeBool(prog *vm.Program, schema *Schema, layout *envLayout, modelIDs ..
 	if prog == nil {
 		return nil
 	}
-	c := nativeCompiler{schema: schema, layout: layout, modelIDs: modelIDs}
+	c := nativeCompiler{schema: schema, layout: layout, modelIDs: modelIDs, experimentIDs: layout.experimentIDs}
 	f := c.boolean(prog.Node())
 	if f == nil {
 		return nil
@@ -52,7 +53,7 @@ func nativeNumber(prog *vm.Program, schema *Schema, layout *envLayout, modelIDs 
 	if prog == nil {
 		return nil
 	}
-	c := nativeCompiler{schema: schema, layout: layout, modelIDs: modelIDs}
+	c := nativeCompiler{schema: schema, layout: layout, modelIDs: modelIDs, experimentIDs: layout.experimentIDs}
 	f := c.number(prog.Node())
 	if f == nil {
 		return nil
@@ -112,6 +113,12 @@ func (c *nativeCompiler) field(n ast.Node) (slot, bool) {
 	case "context":
 		if i := c.schema.ContextField(prop.Value); i >= 0 {
 			return c.layout.context[i], true
+		}
+	case variantsIdent:
+		for i, x := range c.experimentIDs {
+			if x == prop.Value {
+				return slot{offset: c.layout.variant[i], typ: TypeString}, true
+			}
 		}
 	case touchpointIdent:
 		switch prop.Value {

@@ -29,6 +29,7 @@ type Ruleset struct {
 	Touchpoints []Touchpoint
 	Rules       []Rule
 	Models      []Model
+	Experiments []Experiment
 	Policy      Policy
 	// CountsDecisions is set when some cap counts decisions, so serving a
 	// decision must record it.
@@ -148,6 +149,10 @@ type Rule struct {
 	Lever float64
 	// Models are the models When and Score read through model().
 	Models []int
+	// Experiments are the experiments When and Score read through
+	// variant(); what the rule offers is attributed to the first the
+	// customer has a variant of.
+	Experiments []int
 	// PerCandidate is set when When or Score reads touchpoint.<name>,
 	// directly or through a model: the rule is evaluated once per
 	// touchpoint it offers rather than once per request.

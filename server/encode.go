@@ -189,6 +189,8 @@ func appendItem(dst []byte, it *engine.Item) []byte {
 		o.optional("rule", it.Rule)
 	}
 	o.num("score", it.Score)
+	o.optional("experiment", it.Experiment)
+	o.optional("variant", it.Variant)
 	o.raw("content", it.Content)
 	return o.close()
 }
