@@ -60,7 +60,10 @@ type scratch struct {
 	oneTP [1]int
 	// variantOf is, per experiment, the customer's variant index, or
 	// notInExperiment or heldOut.
-	variantOf      []int
+	variantOf []int
+	// forced, set for fixtures, replaces assignment: per experiment a
+	// variant index, heldOut or notInExperiment.
+	forced         []int
 	logged         *[]LoggedCandidate // Decision.Logged when the request asked for it, else nil
 	traces         []CandidateTrace   // explanations of eligible candidates, by candidate.trace
 	placementIdx   []int
@@ -172,7 +175,7 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 		s.vm.MemoryBudget = vmMemoryBudget
 		d.scratch = s
 	}
-	s.costs, s.bind, s.deadline = nil, bindUncounted, 0
+	s.costs, s.bind, s.deadline, s.forced = nil, bindUncounted, 0, nil
 	s.env.Reset()
 	s.matched = s.matched[:0]
 	s.content = s.content[:0]
@@ -436,6 +439,15 @@ func (s *scratch) assignExperiments(customerID string) {
 			if ok, _ := out.(bool); err != nil || !ok {
 				continue
 			}
+		}
+		if s.forced != nil {
+			if v := s.forced[i]; v >= 0 {
+				s.variantOf[i] = v
+				env.SetVariant(i, x.Variants[v].Name)
+			} else {
+				s.variantOf[i] = v
+			}
+			continue
 		}
 		a := x.Assign(customerID)
 		switch {

@@ -79,3 +79,16 @@ func TestExperimentIsSticky(t *testing.T) {
 		}
 	}
 }
+
+// Fixtures choose the variant they test; without one they are outside.
+func TestExperimentFixtures(t *testing.T) {
+	results := RunFixtures(newExperimentEngine(t).Ruleset())
+	if len(results) != 3 {
+		t.Fatalf("%d fixtures", len(results))
+	}
+	for _, r := range results {
+		if !r.Passed {
+			t.Error(r.Error())
+		}
+	}
+}

@@ -60,7 +60,25 @@ func runFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureResult {
 		res.Problem = "the fixture's request is invalid: " + err.Message
 		return res
 	}
-	d.prepare(rs)
+	s := d.prepare(rs)
+	// A fixture is outside every experiment unless it names a variant:
+	// where the hash of its made-up id falls means nothing.
+	s.forced = make([]int, len(rs.Experiments))
+	for i := range rs.Experiments {
+		x := &rs.Experiments[i]
+		s.forced[i] = notInExperiment
+		switch name := f.Variants[x.ID]; name {
+		case "", "none":
+		case VariantHoldout:
+			s.forced[i] = heldOut
+		default:
+			for v := range x.Variants {
+				if x.Variants[v].Name == name {
+					s.forced[i] = v
+				}
+			}
+		}
+	}
 	run(rs, nil, fixtureRecord(rs, f), &req, d, nil)
 	var diffs []string
 	for _, p := range d.Placements {

@@ -32,6 +32,14 @@ func (x *Experiment) HoldsOut(pi int) bool {
 	return x.Placements == nil || containsInt(x.Placements, pi)
 }
 
+func experimentNames(rs *Ruleset) []string {
+	out := make([]string, len(rs.Experiments))
+	for i := range rs.Experiments {
+		out[i] = rs.Experiments[i].ID
+	}
+	return out
+}
+
 // Experiment returns the index of an experiment, or -1.
 func (rs *Ruleset) Experiment(id string) int {
 	for i := range rs.Experiments {

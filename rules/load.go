@@ -872,7 +872,7 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 		f := Fixture{Rule: owner.rule, Model: owner.model, File: r.src.path, Line: el.Line, Col: el.Column, Expect: map[string][]string{}, Tolerance: 1e-6}
 		var expectNode, scoreNode, modelNode, touchpointNode *yaml.Node
 		counts := map[string]int{}
-		keys := []string{"name", "customer", "context", "now", "placements", "expect", "history", "consent", "model", "touchpoint", "expect_score", "tolerance"}
+		keys := []string{"name", "customer", "context", "now", "placements", "expect", "history", "consent", "variants", "model", "touchpoint", "expect_score", "tolerance"}
 		if owner.rule == "" {
 			keys = []string{"name", "customer", "context", "now", "touchpoint", "expect_score", "tolerance"}
 		}
@@ -916,7 +916,7 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 			case scoreNode == nil:
 				r.errf(el, "%s needs expect_score: the model output it expects", what)
 			}
-			for _, k := range []string{"expect", "placements", "history", "consent"} {
+			for _, k := range []string{"expect", "placements", "history", "consent", "variants"} {
 				for c := 0; owner.rule != "" && c+1 < len(el.Content); c += 2 {
 					if el.Content[c].Value == k {
 						r.errf(el.Content[c], "%s checks a model's output; %s belongs to tests of a decision", what, k)
@@ -930,6 +930,25 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 			switch key {
 			case "history":
 				f.History = r.history(v, rs, what+".history")
+			case "variants":
+				f.Variants = map[string]string{}
+				r.mapping(v, what+".variants", nil, func(id string, k, vv *yaml.Node) {
+					xi := rs.Experiment(id)
+					if xi < 0 {
+						r.errf(k, "%s: unknown experiment %q%s", what, id, suggest(id, experimentNames(rs)))
+						return
+					}
+					name, _ := r.nonEmptyStr(vv, what+".variants."+id)
+					names := []string{"holdout", "none"}
+					for _, v := range rs.Experiments[xi].Variants {
+						names = append(names, v.Name)
+					}
+					if name != "" && !contains(names, name) {
+						r.errf(vv, "%s: experiment %s has no variant %q%s (use %s)", what, id, name, suggest(name, names), strings.Join(names, ", "))
+						return
+					}
+					f.Variants[id] = name
+				})
 			case "consent":
 				f.Consent = map[string]bool{}
 				r.mapping(v, what+".consent", nil, func(channel string, k, cv *yaml.Node) {

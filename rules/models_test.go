@@ -259,6 +259,8 @@ func TestExperimentLoadErrors(t *testing.T) {
 		{"unit", "experiments:\n  - id: x\n    unit: session\n    variants: {a: 1}\n", "r.yaml:3:11:", "unit must be customer_id"},
 		{"layer over", "experiments:\n  - id: x\n    layer: l\n    traffic: 60\n    variants: {a: 1}\n  - id: y\n    layer: l\n    traffic: 50\n    variants: {a: 1}\n", "r.yaml:2:9:", "more than 100%"},
 		{"holdout name", "experiments:\n  - id: x\n    variants: {holdout: 1}\n", "r.yaml:3:16:", "holdout is not a variant name"},
+		{"fixture variant", exp + tps + "rules:\n  - id: r\n    when: true\n    offer: [t]\n    tests:\n      - {variants: {x: c}, expect: {}}\n", "r.yaml:15:24:", `experiment x has no variant "c" (did you mean a?) (use holdout, none, a, b)`},
+		{"fixture experiment", exp + tps + "rules:\n  - id: r\n    when: true\n    offer: [t]\n    tests:\n      - {variants: {y: a}, expect: {}}\n", "r.yaml:15:21:", `unknown experiment "y"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -239,6 +239,11 @@ type Fixture struct {
 	// and policy that depend on it.
 	History []HistoryEntry
 	Consent map[string]bool
+	// Variants puts the fixture's customer in a variant of an experiment
+	// (by experiment id: a variant name, "holdout", or "none" for outside
+	// it) instead of where the hash of its id falls; experiments it does
+	// not name see it as outside.
+	Variants map[string]string
 }
 
 // HistoryEntry is past feedback in a fixture: Count events of type Event
