@@ -405,7 +405,8 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 					}
 					res.Items = append(res.Items, it)
 					if s.logged != nil {
-						*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Reason: ReasonFallback, Chosen: true, Propensity: 1})
+						*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Reason: ReasonFallback, Chosen: true, Propensity: 1,
+							Experiment: it.Experiment, Variant: it.Variant})
 					}
 				}
 			}
@@ -1124,6 +1125,7 @@ func (s *scratch) logArbitration(pi int) {
 		switch {
 		case c.chosen:
 			l.Reason, l.Chosen, l.Propensity = ReasonChosen, true, 1
+			l.Experiment, l.Variant = s.experimentOf(&rs.Rules[c.rule])
 		case c.skip != "":
 			l.Reason = c.skip
 		}

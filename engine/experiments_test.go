@@ -92,3 +92,35 @@ func TestExperimentFixtures(t *testing.T) {
 		}
 	}
 }
+
+// The decision log's record names the test and variant of what was shown.
+func TestExperimentLogged(t *testing.T) {
+	e := newExperimentEngine(t)
+	x := &e.Ruleset().Experiments[e.Ruleset().Experiment("cart_coupon_test")]
+	seen := map[string]bool{}
+	for i := 0; i < 400 && len(seen) < 3; i++ {
+		id := fmt.Sprintf("l-%d", i)
+		a := x.Assign(id)
+		if !a.In {
+			continue
+		}
+		d := decide(t, e, Request{CustomerID: id, Placements: []PlacementRequest{{ID: "cart_banner"}}, Context: web("/cart"), Log: true})
+		want := VariantHoldout
+		if !a.Holdout {
+			want = x.Variants[a.Variant].Name
+		}
+		var chosen []LoggedCandidate
+		for _, l := range d.Logged {
+			if l.Chosen {
+				chosen = append(chosen, l)
+			}
+		}
+		if len(chosen) != 1 || chosen[0].Experiment != "cart_coupon_test" || chosen[0].Variant != want {
+			t.Fatalf("%s: logged %+v, want variant %s", id, d.Logged, want)
+		}
+		seen[want] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("saw variants %v, want control, ten_percent and holdout", seen)
+	}
+}

@@ -80,6 +80,9 @@ type LoggedCandidate struct {
 	// any, and its output.
 	Model       string
 	ModelOutput float64
+	// Experiment and Variant attribute a chosen candidate to an A/B test,
+	// as Item does.
+	Experiment, Variant string
 }
 
 // DegradedReason is a set of reasons a decision was degraded.
