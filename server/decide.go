@@ -87,6 +87,10 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		s.releaseState(st)
 		return
 	}
+	// Only sampled decisions collect their candidates for the log, so the
+	// others pay nothing for it.
+	logged := s.dlog != nil && s.dlog.Sample()
+	st.dec.req.Log = logged
 	if err := s.decider.Decide(s.baseCtx, &st.dec.req, &st.decision); err != nil {
 		s.writeDecideError(ctx, err)
 		s.releaseState(st)
@@ -94,6 +98,10 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 	}
 	if st.decision.Degraded {
 		s.metrics.degraded.Inc()
+	}
+	if logged {
+		// Copies what it needs; a full queue drops the line, never waits.
+		s.dlog.Log(&st.dec.req, &st.decision, ctx.Time())
 	}
 	st.buf = appendDecision(st.buf[:0], &st.dec.req, &st.decision)
 	writeJSON(ctx, fasthttp.StatusOK, st.buf) // SetBody copies, so st.buf can be reused

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/touchpoint-dev/touchpoint/decisionlog"
 )
 
 // metrics holds the server's private Prometheus registry. It is private so
@@ -377,4 +379,44 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		send(ch, m.desc, prometheus.CounterValue, float64(m.v))
 	}
+}
+
+// decisionLogCollector exposes the decision log's counters.
+type decisionLogCollector struct {
+	stats                          func() decisionlog.Stats
+	written, errors                *prometheus.Desc
+	dropped, sampledOut, queueSize *prometheus.Desc
+}
+
+func newDecisionLogCollector(stats func() decisionlog.Stats) *decisionLogCollector {
+	return &decisionLogCollector{
+		stats: stats,
+		written: prometheus.NewDesc("touchpoint_decision_log_written_total",
+			"Decision log lines written, by sink.", []string{"sink"}, nil),
+		errors: prometheus.NewDesc("touchpoint_decision_log_errors_total",
+			"Decision log writes that failed, by sink; their lines are lost to that sink.", []string{"sink"}, nil),
+		dropped: prometheus.NewDesc("touchpoint_decision_log_dropped_total",
+			"Decisions not logged because the decision log queue was full (decision_log.queue) or closed.", nil, nil),
+		sampledOut: prometheus.NewDesc("touchpoint_decision_log_sampled_out_total",
+			"Decisions left out of the decision log by sampling (decision_log.sample).", nil, nil),
+		queueSize: prometheus.NewDesc("touchpoint_decision_log_queue_length",
+			"Decisions waiting to be written to the decision log.", nil, nil),
+	}
+}
+
+func (c *decisionLogCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.written, c.errors, c.dropped, c.sampledOut, c.queueSize} {
+		ch <- d
+	}
+}
+
+func (c *decisionLogCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	for _, s := range st.Sinks {
+		send(ch, c.written, prometheus.CounterValue, float64(s.Written), s.Name)
+		send(ch, c.errors, prometheus.CounterValue, float64(s.Errors), s.Name)
+	}
+	send(ch, c.dropped, prometheus.CounterValue, float64(st.Dropped))
+	send(ch, c.sampledOut, prometheus.CounterValue, float64(st.SampledOut))
+	send(ch, c.queueSize, prometheus.GaugeValue, float64(st.Queued))
 }

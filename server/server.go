@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/touchpoint-dev/touchpoint/decisionlog"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/jsonw"
@@ -60,6 +61,9 @@ type Options struct {
 	// OverlayStats reports the embedded store's overlay for /metrics; nil
 	// leaves the overlay metrics out.
 	OverlayStats func() features.OverlayStats
+	// DecisionLog receives every sampled successful decision; nil logs
+	// none. Its owner closes it after Run returns.
+	DecisionLog *decisionlog.Logger
 
 	// runnable replaces admission's reading of the scheduler's runnable
 	// goroutines; tests set it, so that their own goroutines do not count.
@@ -159,6 +163,7 @@ type Server struct {
 	customers  Customers
 	schema     Schema
 	storeStats func() StoreStats
+	dlog       *decisionlog.Logger
 }
 
 // New builds a server. cfg should have passed Validate; Run checks it again.
@@ -172,6 +177,7 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		customers:  opts.Customers,
 		schema:     opts.Schema,
 		storeStats: opts.StoreStats,
+		dlog:       opts.DecisionLog,
 	}
 	s.errLog = sampled(s.log, 10, time.Second)
 	s.storeLog = sampled(s.log, 10, time.Second)
@@ -193,6 +199,9 @@ func New(cfg Config, d Decider, opts Options) *Server {
 	}
 	if opts.OverlayStats != nil {
 		s.metrics.reg.MustRegister(newOverlayCollector(opts.OverlayStats))
+	}
+	if opts.DecisionLog != nil {
+		s.metrics.reg.MustRegister(newDecisionLogCollector(opts.DecisionLog.Stats))
 	}
 	s.states.New = func() any { return new(decideState) }
 
