@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/touchpoint-dev/touchpoint/decisionlog"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/features/redisstore"
@@ -30,7 +31,10 @@ type config struct {
 	// Redis, when its url is set, replaces the embedded store: features,
 	// counters, consent and budgets are shared by every node.
 	Redis redisstore.Config `yaml:"redis"`
-	Log   logConfig         `yaml:"log"`
+	// DecisionLog records decisions for evaluation and attribution; off
+	// unless enabled.
+	DecisionLog decisionlog.Config `yaml:"decision_log"`
+	Log         logConfig          `yaml:"log"`
 }
 
 type featuresConfig struct {
@@ -52,11 +56,12 @@ type logConfig struct {
 
 func defaultConfig() config {
 	return config{
-		Server:   server.DefaultConfig(),
-		Rules:    engine.DefaultConfig(),
-		Features: featuresConfig{Customers: "configs/demo/customers.jsonl", Cache: features.DefaultCacheConfig(), Overlay: features.DefaultOverlayConfig()},
-		Redis:    embeddedByDefault(redisstore.DefaultConfig()),
-		Log:      logConfig{Level: "info"},
+		Server:      server.DefaultConfig(),
+		Rules:       engine.DefaultConfig(),
+		Features:    featuresConfig{Customers: "configs/demo/customers.jsonl", Cache: features.DefaultCacheConfig(), Overlay: features.DefaultOverlayConfig()},
+		Redis:       embeddedByDefault(redisstore.DefaultConfig()),
+		DecisionLog: decisionlog.DefaultConfig(),
+		Log:         logConfig{Level: "info"},
 	}
 }
 
@@ -78,6 +83,12 @@ func (c config) validate() error {
 		if err := c.Redis.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.DecisionLog.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DecisionLog.Enabled && c.DecisionLog.RedisStream.Key != "" && c.Redis.URL == "" {
+		errs = append(errs, errors.New("decision_log.redis_stream writes through the redis section: set redis.url (or --redis)"))
 	}
 	if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
 		errs = append(errs, fmt.Errorf("log.level must be one of debug, info, warn, error; got %q", c.Log.Level))

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/touchpoint-dev/touchpoint/decisionlog"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/features/redisstore"
@@ -120,6 +121,20 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, err.Error())
 		return fmt.Errorf("cannot start: the rules in %q do not load", cfg.Rules.RulesDir)
 	}
+	dlog, err := openDecisionLog(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	if dlog != nil {
+		// Deferred after the store's close, so it runs before it: the
+		// queue drains into the Redis stream while the store is still open,
+		// and after the server has stopped deciding.
+		defer func() {
+			if err := dlog.Close(); err != nil {
+				log.Warn().Str("component", "cmd").Err(err).Msg("decision log closed with lines lost")
+			}
+		}()
+	}
 	srv := server.New(cfg.Server, eng, server.Options{
 		Logger: log,
 		CacheStats: func() (uint64, uint64) {
@@ -130,6 +145,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		Schema:       eng,
 		StoreStats:   st.stats,
 		OverlayStats: st.overlayStats,
+		DecisionLog:  dlog,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -170,8 +186,10 @@ type customerStore struct {
 	stats   func() server.StoreStats
 	// overlayStats is the embedded store's, nil for Redis.
 	overlayStats func() features.OverlayStats
-	subscribe    func(ctx context.Context, onInvalidate func(string)) error
-	close        func()
+	// stream carries the decision log's Redis Stream; nil without Redis.
+	stream    decisionlog.StreamAppender
+	subscribe func(ctx context.Context, onInvalidate func(string)) error
+	close     func()
 }
 
 // openCustomerStore opens the configured store. invalidate drops a changed
@@ -203,6 +221,7 @@ func openCustomerStore(cfg config, log zerolog.Logger, invalidate func(customerI
 					BadValues: s.BadValues, Resubscribes: s.Resubscribes, DialFailures: s.DialFailures, Panics: s.Panics}
 			},
 			subscribe: rs.Subscribe,
+			stream:    rs,
 			close:     func() { _ = rs.Close() },
 		}, nil
 	}
@@ -228,4 +247,30 @@ func openStore(path string) (*features.MemoryStore, error) {
 		return features.LoadJSONL(strings.NewReader(""), "no customers")
 	}
 	return features.OpenJSONL(path)
+}
+
+// openDecisionLog starts the decision log when it is enabled; nil when not.
+// The hashing key comes from the environment or a key file, never the
+// configuration file.
+func openDecisionLog(cfg config, st *customerStore, log zerolog.Logger) (*decisionlog.Logger, error) {
+	if !cfg.DecisionLog.Enabled {
+		return nil, nil
+	}
+	key, err := cfg.DecisionLog.HashKey(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start the decision log: %w", err)
+	}
+	dl, err := decisionlog.New(cfg.DecisionLog, decisionlog.Options{Logger: log, HashKey: key, Stream: st.stream})
+	if err != nil {
+		return nil, fmt.Errorf("cannot start the decision log: %w", err)
+	}
+	ev := log.Info().Str("component", "cmd").Float64("sample", cfg.DecisionLog.Sample).Bool("hash_customer_ids", cfg.DecisionLog.HashCustomerIDs)
+	if p := cfg.DecisionLog.File.Path; p != "" {
+		ev = ev.Str("file", p)
+	}
+	if k := cfg.DecisionLog.RedisStream.Key; k != "" {
+		ev = ev.Str("redis_stream", k)
+	}
+	ev.Msg("decision log on")
+	return dl, nil
 }
