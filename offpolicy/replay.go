@@ -1,0 +1,151 @@
+package offpolicy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
+)
+
+// Decider decides with the policy under evaluation: an engine serving the
+// candidate ruleset.
+type Decider interface {
+	Decide(ctx context.Context, req *engine.Request, d *engine.Decision) error
+	Ruleset() *rules.Ruleset
+}
+
+// Report is an evaluation of a candidate policy over a decision log.
+type Report struct {
+	// Decisions were read; Replayed were decided again; NoCustomerID
+	// could not be (the log hashed customer ids, and features are looked
+	// up by id); Failed were refused by the candidate ruleset (a placement
+	// it does not have, say).
+	Decisions, Replayed, NoCustomerID, Failed int
+	// DroppedContext counts context fields the candidate schema does not
+	// declare, left out of the replayed requests.
+	DroppedContext int
+	// Overall pools every placement; Placements is per placement id.
+	Overall    Result
+	Placements []PlacementReport
+}
+
+// PlacementReport is one placement's part of a Report.
+type PlacementReport struct {
+	ID string
+	Result
+	// Changed counts decisions whose first item differs from the logged
+	// one; ByRule splits them by the rule that offered the new first item
+	// ("" for a fallback or nothing).
+	Changed int
+	ByRule  map[string]int
+}
+
+// Evaluate replays every logged request through d and estimates, per
+// placement and overall, the reward d's policy would earn, where a
+// placement's reward is whether its first item got a reward event.
+func Evaluate(ctx context.Context, d Decider, log io.Reader, rewards map[[2]string]bool) (*Report, error) {
+	rep := &Report{}
+	overall := &Estimator{}
+	per := map[string]*Estimator{}
+	reports := map[string]*PlacementReport{}
+	schema := d.Ruleset().Schema
+	var dec engine.Decision
+	err := ReadDecisions(log, func(line int, ld *Decision) error {
+		rep.Decisions++
+		if ld.CustomerID == "" {
+			rep.NoCustomerID++
+			return nil
+		}
+		req := engine.Request{CustomerID: ld.CustomerID}
+		for _, p := range ld.Placements {
+			req.Placements = append(req.Placements, engine.PlacementRequest{ID: p.ID, Count: p.Count})
+		}
+		for name, raw := range ld.Context {
+			fi := schema.ContextField(name)
+			if fi < 0 {
+				rep.DroppedContext++
+				continue
+			}
+			v, ok := contextValue(raw, schema.Context[fi].Type)
+			if !ok {
+				return fmt.Errorf("line %d: context.%s is not a %s", line, name, schema.Context[fi].Type)
+			}
+			req.Context = append(req.Context, engine.ContextField{Name: name, Value: v})
+		}
+		sort.Slice(req.Context, func(i, j int) bool { return req.Context[i].Name < req.Context[j].Name })
+		if err := d.Decide(ctx, &req, &dec); err != nil {
+			rep.Failed++
+			return nil
+		}
+		rep.Replayed++
+		for pi, p := range ld.Placements {
+			logged, propensity := p.Shown()
+			reward := 0.0
+			if logged != "" && rewards[[2]string{ld.DecisionID, logged}] {
+				reward = 1
+			}
+			newTP, newRule := "", ""
+			if pi < len(dec.Placements) && len(dec.Placements[pi].Items) > 0 {
+				newTP, newRule = dec.Placements[pi].Items[0].Touchpoint, dec.Placements[pi].Items[0].Rule
+			}
+			same := newTP == logged
+			overall.Add(propensity, reward, same)
+			e := per[p.ID]
+			if e == nil {
+				e = &Estimator{}
+				per[p.ID] = e
+				reports[p.ID] = &PlacementReport{ID: p.ID, ByRule: map[string]int{}}
+			}
+			e.Add(propensity, reward, same)
+			if !same {
+				reports[p.ID].Changed++
+				reports[p.ID].ByRule[newRule]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Overall = overall.Result()
+	for id, pr := range reports {
+		pr.Result = per[id].Result()
+		rep.Placements = append(rep.Placements, *pr)
+	}
+	sort.Slice(rep.Placements, func(i, j int) bool { return rep.Placements[i].ID < rep.Placements[j].ID })
+	return rep, nil
+}
+
+// contextValue types a logged context value against the candidate schema.
+func contextValue(raw json.RawMessage, t rules.FieldType) (features.Value, bool) {
+	switch t {
+	case rules.TypeNumber:
+		var f float64
+		if json.Unmarshal(raw, &f) != nil {
+			return features.Value{}, false
+		}
+		return features.Number(f), true
+	case rules.TypeBool:
+		var b bool
+		if json.Unmarshal(raw, &b) != nil {
+			return features.Value{}, false
+		}
+		return features.Bool(b), true
+	case rules.TypeList:
+		var l []string
+		if json.Unmarshal(raw, &l) != nil {
+			return features.Value{}, false
+		}
+		return features.List(l...), true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return features.Value{}, false
+	}
+	return features.String(s), true
+}
