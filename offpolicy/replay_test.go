@@ -18,7 +18,7 @@ import (
 type noCustomers struct{}
 
 func (noCustomers) Lookup(context.Context, string) (*features.Record, error) { return nil, nil }
-func (noCustomers) Ping(context.Context) error                              { return nil }
+func (noCustomers) Ping(context.Context) error                               { return nil }
 
 // candidateEngine serves a ruleset that always shows touchpoint best in
 // placement banner.
