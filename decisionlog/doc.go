@@ -13,7 +13,6 @@
 // batches, to the sinks: a size- and age-rotated local file and a Redis
 // Stream that many nodes feed. A failing sink is counted and logged (at
 // most once per 10 s per sink) and never slows a decide.
-//
-// Experiments and variants are not recorded yet: they do not exist in
-// the engine; their fields join the line when they do.
+// A chosen candidate shown as part of an A/B test also names its
+// experiment and variant.
 package decisionlog

@@ -137,6 +137,12 @@ func appendCandidate(b []byte, c *candidateRec) []byte {
 		b = append(b, `,"model_output":`...)
 		b = jsonw.AppendFloat(b, c.modelOutput)
 	}
+	if c.experiment != "" {
+		b = append(b, `,"experiment":`...)
+		b = jsonw.AppendString(b, c.experiment)
+		b = append(b, `,"variant":`...)
+		b = jsonw.AppendString(b, c.variant)
+	}
 	return append(b, '}')
 }
 

@@ -52,6 +52,8 @@ type candidateRec struct {
 	chosen                          bool
 	touchpoint, rule, reason, model string
 	score, propensity, modelOutput  float64
+	// experiment and variant name the A/B test a chosen item came from.
+	experiment, variant string
 }
 
 // maxEntryBytes keeps an entry that once held a huge request from pinning
@@ -118,6 +120,8 @@ func (e *entry) fill(req *engine.Request, d *engine.Decision, now time.Time) {
 			propensity:  c.Propensity,
 			modelOutput: c.ModelOutput,
 			chosen:      c.Chosen,
+			experiment:  c.Experiment,
+			variant:     c.Variant,
 		})
 	}
 }
@@ -135,7 +139,7 @@ func (e *entry) forget() {
 func (e *entry) oversized() bool {
 	const (
 		fieldSize     = 48
-		candidateSize = 104
+		candidateSize = 136
 	)
 	return cap(e.arena)+cap(e.context)*fieldSize+cap(e.candidates)*candidateSize+cap(e.listItems)*8 > maxEntryBytes
 }

@@ -137,7 +137,8 @@ func sampleDecision() (*engine.Request, *engine.Decision) {
 		ID: "0192a7c3e4f5a1b2c3d4000000000001", CustomerID: "c-000042", Ruleset: "v-3f2a", KnownCustomer: true,
 		Degraded: true, DegradedReasons: engine.DegradedRuleDeadline,
 		Logged: []engine.LoggedCandidate{
-			{Placement: 0, Touchpoint: "coupon_10", Rule: "cart_coupons", Score: 0.62, Reason: engine.ReasonChosen, Chosen: true, Propensity: 1, Model: "redeem", ModelOutput: 0.73},
+			{Placement: 0, Touchpoint: "coupon_10", Rule: "cart_coupons", Score: 0.62, Reason: engine.ReasonChosen, Chosen: true, Propensity: 1, Model: "redeem", ModelOutput: 0.73,
+				Experiment: "cart_coupon_test", Variant: "ten_percent"},
 			{Placement: 0, Touchpoint: "coupon_big", Rule: "cart_coupons", Score: 0.41, Reason: engine.ReasonLostArbitration, Model: "redeem", ModelOutput: 0.98},
 			{Placement: 0, Touchpoint: "coupon_20", Rule: "vip", Reason: engine.ReasonSuppressed},
 			{Placement: 1, Touchpoint: "free_shipping", Reason: engine.ReasonFallback, Chosen: true, Propensity: 1},
@@ -171,6 +172,8 @@ type lineShape struct {
 			Propensity  *float64 `json:"propensity"`
 			Model       string   `json:"model"`
 			ModelOutput *float64 `json:"model_output"`
+			Experiment  string   `json:"experiment"`
+			Variant     string   `json:"variant"`
 		} `json:"candidates"`
 	} `json:"placements"`
 }
@@ -226,7 +229,8 @@ func TestLineShape(t *testing.T) {
 	}
 	c := cart[0]
 	if c.Touchpoint != "coupon_10" || c.Rule != "cart_coupons" || c.Score != 0.62 || c.Reason != "chosen" || !c.Chosen ||
-		c.Propensity == nil || *c.Propensity != 1 || c.Model != "redeem" || c.ModelOutput == nil || *c.ModelOutput != 0.73 {
+		c.Propensity == nil || *c.Propensity != 1 || c.Model != "redeem" || c.ModelOutput == nil || *c.ModelOutput != 0.73 ||
+		c.Experiment != "cart_coupon_test" || c.Variant != "ten_percent" {
 		t.Errorf("chosen candidate: %+v", c)
 	}
 	c = cart[1]

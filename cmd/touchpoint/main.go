@@ -20,6 +20,7 @@ Usage:
   touchpoint features import FILE     import customers into Redis (resumable)
   touchpoint loadtest [flags] URL     load test a decide endpoint (open loop; see --help)
   touchpoint models predict|inspect   score JSON Lines with a model file, or describe one
+  touchpoint evaluate [flags]         estimate a new ruleset's reward from a decision log
   touchpoint help                     show this help
 
 Run "touchpoint COMMAND --help" for a command's flags.
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return loadtestCmd(args[1:], stdout, stderr)
 	case "models":
 		return modelsCommand(args[1:], os.Stdin, stdout, stderr)
+	case "evaluate":
+		return evaluate(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
