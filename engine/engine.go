@@ -244,6 +244,28 @@ func (e *Engine) Reload() error {
 	return nil
 }
 
+// catchUp loads the rules once more and installs them if they changed
+// since the ruleset being served was loaded. Watch calls it once its
+// watches are in place: a change made between the first load and then
+// sends no event the watcher sees, and would otherwise wait for the next.
+func (e *Engine) catchUp() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rs, err := e.loadRules()
+	if err != nil {
+		e.failed++
+		e.lastError = err.Error()
+		e.lastErrorAt = time.Now()
+		e.logFailure(err, "ruleset reload failed; the previous ruleset keeps serving")
+		return
+	}
+	if e.current.Load().rs.Version != rs.Version {
+		e.reloads++
+		e.lastError, e.lastErrorAt = "", time.Time{}
+		e.install(rs)
+	}
+}
+
 // Ruleset returns the ruleset being served.
 func (e *Engine) Ruleset() *rules.Ruleset { return e.current.Load().rs }
 

@@ -378,3 +378,24 @@ func (c countingSource) Lookup(ctx context.Context, id string) (*features.Record
 	c.n.Add(1)
 	return c.mapSource.Lookup(ctx, id)
 }
+
+// A change made after the first load but before the watcher is in place
+// sends no event the watcher sees; Watch catches up with it when it
+// starts.
+func TestWatchCatchesUpWithChangesBeforeIt(t *testing.T) {
+	dir := copyTestdata(t)
+	e := newTestEngine(t, dir)
+	v1 := e.Status().Version
+	editRules(t, dir, func(s string) string { return s + "# edited before the watch\n" })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Watch(ctx) }()
+	defer func() { cancel(); <-done }()
+	if !waitFor(t, 20*time.Second, func() bool { return e.Status().Version != v1 }) {
+		t.Fatal("the change made before Watch started was never loaded")
+	}
+	if st := e.Status(); st.Reloads != 1 || st.FailedLoads != 0 {
+		t.Errorf("status %+v", st)
+	}
+
+}

@@ -35,6 +35,7 @@ func (e *Engine) Watch(ctx context.Context) error {
 	}
 	schemaPath := filepath.Clean(e.cfg.SchemaPath)
 	rulesDir := filepath.Clean(e.cfg.RulesDir)
+	e.catchUp()
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

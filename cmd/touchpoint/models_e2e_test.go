@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 type explained struct {
@@ -100,7 +101,7 @@ func TestModelFileHotReload(t *testing.T) {
 	if err := os.WriteFile(modelPath, good[:len(good)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the broken model to be refused", func() bool { return s.status(t).FailedLoads > before.FailedLoads })
+	waitLogged(t, s, "the broken model to be refused", func() bool { return s.status(t).FailedLoads > before.FailedLoads })
 	st := s.status(t)
 	if st.Version != before.Version || !strings.Contains(st.LastError, "coupon_response.json") {
 		t.Errorf("after a broken model: %+v", st)
@@ -116,8 +117,20 @@ func TestModelFileHotReload(t *testing.T) {
 	if err := os.WriteFile(modelPath, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the changed model to go live", func() bool { return s.status(t).Version != before.Version })
+	waitLogged(t, s, "the changed model to go live", func() bool { return s.status(t).Version != before.Version })
 	if st := s.status(t); st.LastError != "" {
 		t.Errorf("after the fix: %+v", st)
+	}
+}
+
+// waitLogged is waitUntil that shows the server's log when it times out.
+func waitLogged(t *testing.T, s *process, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; status %+v; server log:\n%s", what, s.status(t), s.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
