@@ -226,17 +226,11 @@ func (e *Engine) install(rs *rules.Ruleset) {
 func (e *Engine) Reload() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	rs, err := e.loadRules()
+	rs, err := e.loadNoting()
 	if err != nil {
-		e.failed++
-		e.lastError = err.Error()
-		e.lastErrorAt = time.Now()
-		e.logFailure(err, "ruleset reload failed; the previous ruleset keeps serving")
 		return fmt.Errorf("cannot load rules from %q: %w", e.cfg.RulesDir, err)
 	}
 	e.reloads++
-	e.lastError = ""
-	e.lastErrorAt = time.Time{}
 	if e.current.Load().rs.Version == rs.Version {
 		return nil // nothing changed; keep the warm snapshot
 	}
@@ -251,19 +245,26 @@ func (e *Engine) Reload() error {
 func (e *Engine) catchUp() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if rs, err := e.loadNoting(); err == nil && e.current.Load().rs.Version != rs.Version {
+		e.reloads++
+		e.install(rs)
+	}
+}
+
+// loadNoting loads the rules for a reload and keeps the outcome for
+// Status: a failure is counted, logged and kept; a success clears it. The
+// caller holds e.mu.
+func (e *Engine) loadNoting() (*rules.Ruleset, error) {
 	rs, err := e.loadRules()
 	if err != nil {
 		e.failed++
 		e.lastError = err.Error()
 		e.lastErrorAt = time.Now()
 		e.logFailure(err, "ruleset reload failed; the previous ruleset keeps serving")
-		return
+		return nil, err
 	}
-	if e.current.Load().rs.Version != rs.Version {
-		e.reloads++
-		e.lastError, e.lastErrorAt = "", time.Time{}
-		e.install(rs)
-	}
+	e.lastError, e.lastErrorAt = "", time.Time{}
+	return rs, nil
 }
 
 // Ruleset returns the ruleset being served.
