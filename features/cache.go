@@ -249,19 +249,37 @@ func (c *Cache) fetch(ctx context.Context, id string) (rec *Record, err error) {
 	if rec == nil {
 		if c.negativeTTL > 0 {
 			c.entries.SetWithTTL(id, nil, entryOverhead+int64(len(id)), jitter(c.negativeTTL))
+			c.dropIfChanged(id, gen)
 		}
 		return nil, nil
 	}
 	c.entries.SetWithTTL(id, rec, recordCost(rec), jitter(c.ttl))
+	c.dropIfChanged(id, gen)
 	return rec, nil
+}
+
+// dropIfChanged undoes a set that an invalidation overtook: one that came
+// between the generation check and the set would otherwise keep the old
+// answer. It is rare, so its wait for the set does not matter.
+func (c *Cache) dropIfChanged(id string, gen uint64) {
+	if c.generation.Load() != gen {
+		c.entries.Wait()
+		c.entries.Del(id)
+	}
 }
 
 // Invalidate drops a customer's cached record after it changed in the
 // backend (on this node or, through the store's notifications, on another);
 // an empty id drops every record, for when notifications may have been
 // missed.
+//
+// Ristretto applies sets asynchronously, so a set issued before this call
+// could land after the delete and bring the old record back; Invalidate
+// first waits for the sets in flight. Writes are rare next to lookups, so
+// the wait costs the request path nothing.
 func (c *Cache) Invalidate(customerID string) {
 	c.generation.Add(1)
+	c.entries.Wait()
 	if customerID == "" {
 		c.entries.Clear()
 		return

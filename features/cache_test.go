@@ -673,3 +673,49 @@ func TestCacheBackendPanic(t *testing.T) {
 		t.Errorf("logs = %s; want the panic logged", logs.String())
 	}
 }
+
+// syncStore is a backend whose records a test changes between lookups.
+type syncStore struct {
+	mu      sync.Mutex
+	records map[string]*Record
+}
+
+func (s *syncStore) Lookup(_ context.Context, id string) (*Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.records[id], nil
+}
+
+func (s *syncStore) Ping(context.Context) error { return nil }
+
+func (s *syncStore) put(id string, rec *Record) {
+	s.mu.Lock()
+	s.records[id] = rec
+	s.mu.Unlock()
+}
+
+// A write followed by its invalidation is seen by the next lookup on the
+// same node, even right after the lookup that cached the old answer:
+// ristretto applies sets asynchronously, so a set issued before an
+// invalidation must not land after it. Read-your-writes is what the
+// customer API promises.
+func TestCacheReadsItsWritesAfterInvalidate(t *testing.T) {
+	store := &syncStore{records: map[string]*Record{}}
+	c := newTestCache(t, store, DefaultCacheConfig())
+	for i := 0; i < 2000; i++ {
+		id := fmt.Sprintf("c-%d", i)
+		if rec := lookup(t, c, id); rec != nil {
+			t.Fatalf("%s known before it was written", id)
+		}
+		store.put(id, &Record{ID: id, Values: map[string]Value{"x": Number(1)}})
+		c.Invalidate(id)
+		if rec := lookup(t, c, id); rec == nil {
+			t.Fatalf("%s: the lookup after the write and its invalidation still sees the customer as unknown (round %d)", id, i)
+		}
+		store.put(id, &Record{ID: id, Values: map[string]Value{"x": Number(2)}})
+		c.Invalidate(id)
+		if rec := lookup(t, c, id); rec == nil || rec.Values["x"].Num != 2 {
+			t.Fatalf("%s: stale record %+v after the second write (round %d)", id, rec, i)
+		}
+	}
+}
