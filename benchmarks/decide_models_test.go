@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/touchpoint-dev/touchpoint/decisionlog"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 )
@@ -107,4 +109,63 @@ func benchCoupons() string {
 		"    when: context.page == \"/cart\" && segment(\"cart_abandoner\") && model(\"coupon_response\") >= 0.2\n" +
 		"    offer: [cart_coupon_5, cart_coupon_15, cart_coupon_20]\n    priority: 500\n")
 	return s.String()
+}
+
+// BenchmarkDecideLogged is BenchmarkDecide's request (Mei on the cart
+// page, the cart banner and three recommendations) on the demo rules with
+// an A/B test running and the decision log on: the decision, the
+// experiment's assignment and the copy into the log's queue, which a
+// writer goroutine drains to a file.
+func BenchmarkDecideLogged(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../configs/rules")); err != nil {
+		b.Fatal(err)
+	}
+	writeFile(b, filepath.Join(dir, "bench_experiment.yaml"), `experiments:
+  - id: bench_recs_test
+    variants: {control: 1, personal: 1}
+    holdout: 10
+    when: context.page == "/cart"
+    placements: [checkout_message]
+rules:
+  - id: bench_personal_mix
+    when: variant("bench_recs_test") == "personal" && len(customer.interests) > 0
+    offer: [recs_for_you]
+`)
+	req := engine.Request{
+		CustomerID: "c-000042",
+		Placements: []engine.PlacementRequest{{ID: "cart_banner"}, {ID: "product_recs", Count: 3}},
+		Context: []engine.ContextField{
+			{Name: "channel", Value: features.String("web")},
+			{Name: "page", Value: features.String("/cart")},
+			{Name: "device", Value: features.String("mobile")},
+		},
+		Log: true,
+	}
+	e, cache := benchEngine(b, dir, []engine.Request{req})
+	cfg := decisionlog.DefaultConfig()
+	cfg.Enabled = true
+	cfg.File.Path = filepath.Join(b.TempDir(), "decisions.jsonl")
+	logger, err := decisionlog.New(cfg, decisionlog.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logger.Close()
+	ctx := context.Background()
+	var d engine.Decision
+	before := cache.Stats().Misses
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := e.Decide(ctx, &req, &d); err != nil {
+			b.Fatal(err)
+		}
+		logger.Log(&req, &d, time.Time{})
+	}
+	b.StopTimer()
+	if cache.Stats().Misses != before {
+		b.Fatal("the customer fell out of the feature cache during the benchmark")
+	}
+	st := logger.Stats()
+	b.ReportMetric(float64(st.Dropped)/float64(b.N), "dropped/op")
 }
