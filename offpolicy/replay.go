@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/touchpoint-dev/touchpoint/decisionlog/logread"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/rules"
@@ -55,7 +56,7 @@ func Evaluate(ctx context.Context, d Decider, log io.Reader, rewards map[[2]stri
 	reports := map[string]*PlacementReport{}
 	schema := d.Ruleset().Schema
 	var dec engine.Decision
-	err := ReadDecisions(log, func(line int, ld *Decision) error {
+	err := logread.ReadDecisions(log, func(line int, ld *logread.Decision) error {
 		rep.Decisions++
 		if ld.CustomerID == "" {
 			rep.NoCustomerID++

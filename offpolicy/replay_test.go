@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/touchpoint-dev/touchpoint/decisionlog/logread"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 )
@@ -108,7 +109,7 @@ func TestEvaluateAgainstKnownRates(t *testing.T) {
 }
 
 func TestReadDecisionsRefusesOtherLines(t *testing.T) {
-	err := ReadDecisions(strings.NewReader("{\"decision_id\":\"d\"}\nnot json\n"), func(int, *Decision) error { return nil })
+	err := logread.ReadDecisions(strings.NewReader("{\"decision_id\":\"d\"}\nnot json\n"), func(int, *logread.Decision) error { return nil })
 	if err == nil || !strings.HasPrefix(err.Error(), "line 2:") {
 		t.Errorf("got %v", err)
 	}

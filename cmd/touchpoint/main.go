@@ -21,6 +21,7 @@ Usage:
   touchpoint loadtest [flags] URL     load test a decide endpoint (open loop; see --help)
   touchpoint models predict|inspect   score JSON Lines with a model file, or describe one
   touchpoint evaluate [flags]         estimate a new ruleset's reward from a decision log
+  touchpoint experiments report ID    an A/B test's outcomes per variant, from the decision log and events
   touchpoint help                     show this help
 
 Run "touchpoint COMMAND --help" for a command's flags.
@@ -75,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return modelsCommand(args[1:], os.Stdin, stdout, stderr)
 	case "evaluate":
 		return evaluate(args[1:], stdout, stderr)
+	case "experiments":
+		return experimentsCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
