@@ -25,4 +25,3 @@ func Rewards(r io.Reader, reward string) (got map[[2]string]bool, unattributed i
 	})
 	return got, unattributed, err
 }
-
