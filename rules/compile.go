@@ -275,10 +275,10 @@ func (p *segmentInliner) Visit(node *ast.Node) {
 	}
 	switch ident.Value {
 	case "model":
-		p.model(node, call)
+		p.rewriteNamed(node, call, named{fn: "model", ident: modelsIdent, noun: "model", section: "models", example: "coupon_response", ids: p.c.modelIDs})
 		return
 	case "variant":
-		p.variant(node, call)
+		p.rewriteNamed(node, call, named{fn: "variant", ident: variantsIdent, noun: "experiment", section: "experiments", example: "cart_coupon_test", ids: p.c.experimentIDs})
 		return
 	}
 	fail := func(format string, args ...any) {
@@ -335,31 +335,40 @@ func (p *segmentInliner) Visit(node *ast.Node) {
 	p.inlined[*node] = def.name
 }
 
-// model rewrites model("id") into a read of the model's output, which the
-// engine computes on first use.
-func (p *segmentInliner) model(node *ast.Node, call *ast.CallNode) {
+// named describes a function that names a model or an experiment, as in
+// model("coupon_response"), rewritten into a read of ident.<id>: the
+// model's output, which the engine computes on first use, or the
+// customer's variant, which it sets per request.
+type named struct {
+	fn, ident, noun, section, example string
+	ids                               []string
+}
+
+// rewriteNamed checks a call of n.fn and rewrites it into a read of
+// n.ident.<id>.
+func (p *segmentInliner) rewriteNamed(node *ast.Node, call *ast.CallNode, n named) {
 	fail := func(format string, args ...any) {
 		p.err = fmt.Errorf(format, args...)
 		p.errLine, p.errCol = offsetPosition(p.source, call.Location().From)
 	}
 	if len(call.Arguments) != 1 {
-		fail(`model() takes one model id, as in model("coupon_response")`)
+		fail(`%s() takes one %s id, as in %s("%s")`, n.fn, n.noun, n.fn, n.example)
 		return
 	}
 	name, ok := call.Arguments[0].(*ast.StringNode)
 	if !ok {
-		fail(`model() needs a quoted model id, as in model("coupon_response")`)
+		fail(`%s() needs a quoted %s id, as in %s("%s")`, n.fn, n.noun, n.fn, n.example)
 		return
 	}
-	if !contains(p.c.modelIDs, name.Value) {
-		if len(p.c.modelIDs) == 0 {
-			fail("unknown model %q (no models: section declares any)", name.Value)
+	if !contains(n.ids, name.Value) {
+		if len(n.ids) == 0 {
+			fail("unknown %s %q (no %s: section declares any)", n.noun, name.Value, n.section)
 		} else {
-			fail("unknown model %q%s (models: %s)", name.Value, suggest(name.Value, p.c.modelIDs), strings.Join(p.c.modelIDs, ", "))
+			fail("unknown %s %q%s (%s: %s)", n.noun, name.Value, suggest(name.Value, n.ids), n.section, strings.Join(n.ids, ", "))
 		}
 		return
 	}
-	member := &ast.MemberNode{Node: &ast.IdentifierNode{Value: modelsIdent}, Property: &ast.StringNode{Value: name.Value}}
+	member := &ast.MemberNode{Node: &ast.IdentifierNode{Value: n.ident}, Property: &ast.StringNode{Value: name.Value}}
 	member.SetLocation(call.Location())
 	ast.Patch(node, member)
 }

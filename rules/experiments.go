@@ -1,11 +1,9 @@
 package rules
 
 import (
-	"fmt"
 	"strings"
 	"unsafe"
 
-	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 
@@ -141,56 +139,4 @@ func prepareExperiments(rs *Ruleset, traffic []float64, items []item, errs *Erro
 		}
 		(&reader{src: it.r.src, errs: errs}).errf(it.idAt, "%v", err)
 	}
-}
-
-// experimentsRead lists the experiments an expression reads through
-// variant("id").
-func experimentsRead(node ast.Node, ids []string) []int {
-	var out []int
-	walk(node, func(n ast.Node) {
-		m, ok := n.(*ast.MemberNode)
-		if !ok {
-			return
-		}
-		id, ok := m.Node.(*ast.IdentifierNode)
-		prop, ok2 := m.Property.(*ast.StringNode)
-		if !ok || !ok2 || id.Value != variantsIdent {
-			return
-		}
-		for i, x := range ids {
-			if x == prop.Value && !containsInt(out, i) {
-				out = append(out, i)
-			}
-		}
-	})
-	return out
-}
-
-// variant rewrites variant("id") into a read of the customer's variant of
-// that experiment, which the engine sets per request.
-func (p *segmentInliner) variant(node *ast.Node, call *ast.CallNode) {
-	fail := func(format string, args ...any) {
-		p.err = fmt.Errorf(format, args...)
-		p.errLine, p.errCol = offsetPosition(p.source, call.Location().From)
-	}
-	if len(call.Arguments) != 1 {
-		fail(`variant() takes one experiment id, as in variant("cart_coupon_test")`)
-		return
-	}
-	name, ok := call.Arguments[0].(*ast.StringNode)
-	if !ok {
-		fail(`variant() needs a quoted experiment id, as in variant("cart_coupon_test")`)
-		return
-	}
-	if !contains(p.c.experimentIDs, name.Value) {
-		if len(p.c.experimentIDs) == 0 {
-			fail("unknown experiment %q (no experiments: section declares any)", name.Value)
-		} else {
-			fail("unknown experiment %q%s (experiments: %s)", name.Value, suggest(name.Value, p.c.experimentIDs), strings.Join(p.c.experimentIDs, ", "))
-		}
-		return
-	}
-	member := &ast.MemberNode{Node: &ast.IdentifierNode{Value: variantsIdent}, Property: &ast.StringNode{Value: name.Value}}
-	member.SetLocation(call.Location())
-	ast.Patch(node, member)
 }

@@ -1,10 +1,6 @@
 package rules
 
-import (
-	"fmt"
-
-	"github.com/expr-lang/expr/ast"
-)
+import "fmt"
 
 // lint finds problems that do not stop a ruleset from serving but almost
 // always mean a mistake: `touchpoint rules check` fails on them, the server
@@ -107,17 +103,6 @@ func lintModels(rs *Ruleset, at func(path string, line, col int, format string, 
 			}
 		}
 	}
-}
-
-// readsName reports whether an expression reads the top-level name.
-func readsName(node ast.Node, name string) bool {
-	found := false
-	walk(node, func(n ast.Node) {
-		if id, ok := n.(*ast.IdentifierNode); ok && id.Value == name {
-			found = true
-		}
-	})
-	return found
 }
 
 func suppressesAny(rs *Ruleset, r *Rule) bool {

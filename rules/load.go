@@ -547,7 +547,7 @@ func (r *reader) touchpoint(it item, rs *Ruleset, comp *exprCompiler) Touchpoint
 			}
 		} else if prog := comp.compile(r, valueNode, exprNumber, what+".value", 0); prog != nil {
 			tp.ValueExpr = prog
-			tp.ValueModels = modelsRead(prog.Node(), comp.layout, comp.modelIDs)
+			tp.ValueModels = modelsRead(prog.Node(), comp.modelIDs)
 			tp.ValueNative = nativeNumber(prog, schema, comp.layout, comp.modelIDs...)
 		}
 	}
@@ -643,7 +643,7 @@ func (r *reader) placement(it item, rs *Ruleset, comp *exprCompiler) Placement {
 				}
 				pl.Arbitration, pl.ArbitrationSource = prog, sv.Value
 				pl.ArbitrationNative = nativeNumber(prog, rs.Schema, comp.layout, comp.modelIDs...)
-				pl.ArbitrationModels = modelsRead(prog.Node(), comp.layout, comp.modelIDs)
+				pl.ArbitrationModels = modelsRead(prog.Node(), comp.modelIDs)
 			})
 		case "description":
 			pl.Description, _ = r.str(v, what+".description")
@@ -715,14 +715,14 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule
 		if p == nil {
 			continue
 		}
-		for _, m := range modelsRead(p.Node(), comp.layout, comp.modelIDs) {
+		for _, m := range modelsRead(p.Node(), comp.modelIDs) {
 			if !containsInt(rule.Models, m) {
 				rule.Models = append(rule.Models, m)
 			}
 			rule.PerCandidate = rule.PerCandidate || rs.Models[m].PerCandidate
 		}
-		rule.PerCandidate = rule.PerCandidate || readsTouchpoint(p.Node())
-		for _, x := range experimentsRead(p.Node(), comp.experimentIDs) {
+		rule.PerCandidate = rule.PerCandidate || readsName(p.Node(), touchpointIdent)
+		for _, x := range namedReads(p.Node(), variantsIdent, comp.experimentIDs) {
 			if !containsInt(rule.Experiments, x) {
 				rule.Experiments = append(rule.Experiments, x)
 			}

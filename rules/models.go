@@ -542,7 +542,7 @@ func (r *reader) bindInputs(m *Model, inputsNode, fileNode *yaml.Node, rs *Rules
 		if mi.source == inputTouchpoint {
 			m.PerCandidate = true
 		}
-		if mi.prog != nil && readsTouchpoint(mi.prog.Node()) {
+		if mi.prog != nil && readsName(mi.prog.Node(), touchpointIdent) {
 			m.PerCandidate = true
 		}
 		pos := n
@@ -620,38 +620,56 @@ func (r *reader) bindInputExpr(mi *ModelInput, n *yaml.Node, rs *Ruleset, comp *
 	}
 }
 
-// readsTouchpoint reports whether an expression reads touchpoint.<name>.
-func readsTouchpoint(node ast.Node) bool {
-	found := false
-	walk(node, func(n ast.Node) {
-		if id, ok := n.(*ast.IdentifierNode); ok && id.Value == touchpointIdent {
-			found = true
-		}
-	})
-	return found
+// modelsRead lists the models an expression reads through model("id"),
+// by index.
+func modelsRead(node ast.Node, ids []string) []int {
+	out := namedReads(node, modelsIdent, ids)
+	sort.Ints(out)
+	return out
 }
 
-// modelsRead lists the models an expression reads through model("id").
-func modelsRead(node ast.Node, layout *envLayout, ids []string) []int {
+// namedReads lists, in the order they first appear, the indexes in ids of
+// the names an expression reads as ident.<name>: what model("id") and
+// variant("id") become once rewritten.
+func namedReads(node ast.Node, ident string, ids []string) []int {
 	var out []int
 	walk(node, func(n ast.Node) {
-		m, ok := n.(*ast.MemberNode)
+		name, ok := namedRead(n, ident)
 		if !ok {
 			return
 		}
-		id, ok := m.Node.(*ast.IdentifierNode)
-		prop, ok2 := m.Property.(*ast.StringNode)
-		if !ok || !ok2 || id.Value != modelsIdent {
-			return
-		}
-		for i, mid := range ids {
-			if mid == prop.Value && !containsInt(out, i) {
+		for i, x := range ids {
+			if x == name && !containsInt(out, i) {
 				out = append(out, i)
 			}
 		}
 	})
-	sort.Ints(out)
 	return out
+}
+
+// namedRead returns name when n reads ident.<name> (ident["name"]).
+func namedRead(n ast.Node, ident string) (string, bool) {
+	m, ok := n.(*ast.MemberNode)
+	if !ok {
+		return "", false
+	}
+	id, ok := m.Node.(*ast.IdentifierNode)
+	prop, ok2 := m.Property.(*ast.StringNode)
+	if !ok || !ok2 || id.Value != ident {
+		return "", false
+	}
+	return prop.Value, true
+}
+
+// readsName reports whether an expression reads the top-level name.
+func readsName(node ast.Node, name string) bool {
+	found := false
+	walk(node, func(n ast.Node) {
+		if id, ok := n.(*ast.IdentifierNode); ok && id.Value == name {
+			found = true
+		}
+	})
+	return found
 }
 
 type funcVisitor func(ast.Node)

@@ -136,13 +136,12 @@ func (c *nativeCompiler) field(n ast.Node) (slot, bool) {
 
 // modelRead resolves a rewritten model("id") call to the model's index.
 func (c *nativeCompiler) modelRead(n *ast.MemberNode) (int, bool) {
-	id, ok := n.Node.(*ast.IdentifierNode)
-	prop, ok2 := n.Property.(*ast.StringNode)
-	if !ok || !ok2 || id.Value != modelsIdent {
+	name, ok := namedRead(n, modelsIdent)
+	if !ok {
 		return 0, false
 	}
 	for i, m := range c.modelIDs {
-		if m == prop.Value {
+		if m == name {
 			return i, true
 		}
 	}
