@@ -92,6 +92,9 @@ type Overlay struct {
 	events eventSet
 	// dropped lists customers evicted under mu, for unlock to report.
 	dropped []string
+	// tallies are the shared counters by scope and field; their number is
+	// bounded by the ruleset (arms of experiments and bandit placements).
+	tallies map[string]map[string]float64
 
 	evictedCustomers, droppedCounters atomic.Uint64
 }
@@ -376,6 +379,7 @@ func (o *Overlay) ApplyEvents(_ context.Context, events []Event) (int, error) {
 		for _, subject := range Subjects(ev.Touchpoint, ev.Kind, ev.Rule, ev.Channel) {
 			o.count(oc, counterKey{ev.Type, subject, day})
 		}
+		o.addTallies(ev.Tallies)
 		o.settle(oc)
 		applied++
 		if len(touched) == 0 || touched[len(touched)-1] != ev.CustomerID {
@@ -578,4 +582,39 @@ func (s *eventSet) grow() {
 	k := copy(ring, s.ring[s.head:])
 	copy(ring[k:], s.ring[:s.head])
 	s.ring, s.head = ring, 0
+}
+
+// AddTallies adds to the shared counters; in one process they are shared
+// by construction.
+func (o *Overlay) AddTallies(_ context.Context, tallies []Tally) error {
+	o.mu.Lock()
+	o.addTallies(tallies)
+	o.mu.Unlock()
+	return nil
+}
+
+// addTallies adds tallies; callers hold mu.
+func (o *Overlay) addTallies(tallies []Tally) {
+	for _, t := range tallies {
+		if o.tallies == nil {
+			o.tallies = map[string]map[string]float64{}
+		}
+		scope := o.tallies[t.Scope]
+		if scope == nil {
+			scope = map[string]float64{}
+			o.tallies[t.Scope] = scope
+		}
+		scope[t.Field] += t.Delta
+	}
+}
+
+// ReadTallies returns a copy of a scope's counters.
+func (o *Overlay) ReadTallies(_ context.Context, scope string) (map[string]float64, error) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	out := make(map[string]float64, len(o.tallies[scope]))
+	for k, v := range o.tallies[scope] {
+		out[k] = v
+	}
+	return out, nil
 }

@@ -429,3 +429,29 @@ func TestOverlayMemoryWithinBounds(t *testing.T) {
 	}
 	runtime.KeepAlive(o)
 }
+
+func TestOverlayTalliesCountNewEventsOnce(t *testing.T) {
+	o := NewOverlay(constStore{}, nil)
+	ctx := context.Background()
+	click := func(customer, id string) Event {
+		return Event{ID: id, CustomerID: customer, Touchpoint: "t", Type: EventClick, Time: time.Now(),
+			Tallies: []Tally{{Scope: "bandit:p", Field: "|t|click", Delta: 1}}}
+	}
+	batch := []Event{click("a", "e1"), click("b", "e1")}
+	for range 3 {
+		if _, err := o.ApplyEvents(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.AddTallies(ctx, []Tally{{Scope: "bandit:p", Field: "|t|impression", Delta: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := o.ReadTallies(ctx, "bandit:p")
+	if got["|t|click"] != 2 || got["|t|impression"] != 5 || len(got) != 2 {
+		t.Errorf("tallies = %v; want 2 clicks (one per new event) and 5 impressions", got)
+	}
+	got["|t|click"] = 100 // a copy: the store's counters stay
+	if again, _ := o.ReadTallies(ctx, "bandit:p"); again["|t|click"] != 2 {
+		t.Errorf("ReadTallies handed out the store's own map")
+	}
+}

@@ -57,6 +57,9 @@ type Event struct {
 	Type       string
 	Value      float64
 	Time       time.Time
+	// Tallies are the shared counters the event adds to when it is new:
+	// the experiment arm or bandit arm its decision attributed it to.
+	Tallies []Tally
 }
 
 // Subjects lists the counter subjects an event or decision about a

@@ -60,13 +60,15 @@ return 1
 // marker TTL in seconds, cutoff day, today, then one group per event:
 // marker index into KEYS (0: no marker, always counted), day, number of
 // fields, the counter fields. A group whose marker already exists is not
-// counted. Returns how many groups were new. Counters older than the cutoff
+// counted. Returns one character per group, "1" for a new group and "0"
+// for one seen before, so the caller knows which events to tally. Counters older than the cutoff
 // are not incremented, and the first counting write of a day deletes them.
 const countLua = `
 local n = KEYS[1]
 local ttl = ARGV[3]
 local cutoff = tonumber(ARGV[4])
 local applied = 0
+local flags = {}
 local i = 6
 while i <= #ARGV do
   local m = tonumber(ARGV[i])
@@ -74,6 +76,7 @@ while i <= #ARGV do
   local cnt = tonumber(ARGV[i + 2])
   local new = true
   if m > 0 then new = redis.call('SET', KEYS[m], '1', 'NX', 'EX', ttl) end
+  flags[#flags + 1] = new and '1' or '0'
   if new then
     applied = applied + 1
     if day >= cutoff then
@@ -93,7 +96,7 @@ if applied > 0 then
   end
   redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
-return applied
+return table.concat(flags)
 `
 
 // consumeScript: KEYS[1] units consumed ever, KEYS[2] units consumed today.

@@ -45,6 +45,39 @@ func runSuite(t *testing.T, url string) {
 	ctx := context.Background()
 	s := openStore(t, testConfig(url))
 
+	t.Run("TalliesCountNewEventsOnce", func(t *testing.T) {
+		// Two customers on (likely) different slots, one event retried:
+		// the tallies of an event count once, like its counters.
+		scope := "exp:tally-test"
+		click := func(customer, id string) features.Event {
+			ev := event(customer, id, features.EventClick, "t", time.Now())
+			ev.Tallies = []features.Tally{{Scope: scope, Field: "b|click", Delta: 1}}
+			return ev
+		}
+		batch := []features.Event{click("tally-a", "e1"), click("tally-b", "e1"), click("tally-a", "e2")}
+		if n, err := s.ApplyEvents(ctx, batch); n != 3 || err != nil {
+			t.Fatalf("first batch applied %d, %v; want 3", n, err)
+		}
+		batch = append(batch, click("tally-b", "e3"))
+		if n, err := s.ApplyEvents(ctx, batch); n != 1 || err != nil {
+			t.Fatalf("retried batch applied %d, %v; want 1", n, err)
+		}
+		if err := s.AddTallies(ctx, []features.Tally{{Scope: scope, Field: "b|exposures", Delta: 2}, {Scope: scope, Field: "b|revenue", Delta: 12.5}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ReadTallies(ctx, scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]float64{"b|click": 4, "b|exposures": 2, "b|revenue": 12.5}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("tallies = %v, want %v", got, want)
+		}
+		if got, err := s.ReadTallies(ctx, "exp:none"); len(got) != 0 || err != nil {
+			t.Errorf("an unknown scope reads %v, %v; want nothing", got, err)
+		}
+	})
+
 	t.Run("ReserveDecisionsIsExact", func(t *testing.T) {
 		// Two stores stand for two nodes; 200 concurrent reservations
 		// against a cap of 3 per 7 days (one already used yesterday) and

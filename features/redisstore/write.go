@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -148,15 +149,82 @@ func (s *Store) ApplyEvents(ctx context.Context, events []features.Event) (appli
 		cmds, err = evalAll(ctx, s.client, s.scripts.count, calls)
 		return pipelineErr(cmds, err)
 	})
-	for _, cmd := range cmds {
-		if n, cerr := cmd.Int(); cerr == nil {
-			applied += n
+	// Each call answers one flag per event of its customer, in order.
+	var tallies []features.Tally
+	seen := make([]int, len(calls))
+	for _, ev := range events {
+		i := byCustomer[ev.CustomerID]
+		if i >= len(cmds) || cmds[i] == nil {
+			continue
 		}
+		flags, ferr := cmds[i].Text()
+		if ferr != nil || seen[i] >= len(flags) {
+			continue
+		}
+		if flags[seen[i]] == '1' {
+			applied++
+			tallies = append(tallies, ev.Tallies...)
+		}
+		seen[i]++
 	}
 	if err != nil {
 		return applied, fmt.Errorf("cannot apply events: %w", err)
 	}
+	// The shared counters live on other slots than the customer's keys,
+	// so they cannot join the script. Adding them after it means a failure
+	// in between loses those tallies (a retry finds the events counted)
+	// rather than counting them twice.
+	if err := s.AddTallies(ctx, tallies); err != nil {
+		return applied, fmt.Errorf("cannot apply events: the events were counted but not their experiment and bandit tallies: %w", err)
+	}
 	return applied, nil
+}
+
+// tallyKey is the hash of one scope of shared counters.
+func tallyKey(scope string) string { return "tp:tally:{" + escapeTag(scope) + "}" }
+
+// AddTallies adds to shared counters in one pipelined round trip.
+func (s *Store) AddTallies(ctx context.Context, tallies []features.Tally) error {
+	if len(tallies) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(ctx context.Context) error {
+		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, t := range tallies {
+				p.HIncrByFloat(ctx, tallyKey(t.Scope), t.Field, t.Delta)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ReadTallies returns every counter of a scope. Its readers refresh in
+// the background and keep what they had on failure, so like AppendStream
+// it bypasses the circuit breakers: a slow refresh must not make
+// decisions skip the store.
+func (s *Store) ReadTallies(ctx context.Context, scope string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	raw, err := s.client.HGetAll(ctx, tallyKey(scope)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read tallies %q: %w", scope, err)
+	}
+	out := make(map[string]float64, len(raw))
+	for f, v := range raw {
+		if n, err := strconv.ParseFloat(v, 64); err == nil {
+			out[f] = n
+		}
+	}
+	return out, nil
 }
 
 // ReserveDecisions counts one decision for every limit's subject, only if
