@@ -158,3 +158,59 @@ func gammaMT(d, c float64, rng *rand.Rand) float64 {
 		}
 	}
 }
+
+// Rank orders arms for a placement that shows several: with the
+// exploration probability a uniform shuffle, else by one sampled rate per
+// arm, highest first. order and draws (both len(arms)) are the caller's
+// buffers; order receives arm indexes. Its first element is distributed as
+// Choose's answer. It allocates nothing.
+func (p Policy) Rank(arms []Arm, rng *rand.Rand, order []int, draws []float64) {
+	n := len(arms)
+	for i := range order[:n] {
+		order[i] = i
+	}
+	if n < 2 {
+		return
+	}
+	if explore := p.MinShare * float64(n); explore > 0 && rng.Float64() < explore {
+		for i := n - 1; i > 0; i-- {
+			j := rng.IntN(i + 1)
+			order[i], order[j] = order[j], order[i]
+		}
+		return
+	}
+	for i := range arms {
+		draws[i] = arms[i].sample(rng)
+	}
+	// Insertion sort: a placement's band holds a handful of candidates.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && draws[order[j]] > draws[order[j-1]]; j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+}
+
+// RankPropensities estimates, from draws simulated rankings, the
+// probability that Rank puts arm i at position k, for the first slots
+// positions: out[i*slots+k]. Each estimate has a standard error of at most
+// 0.5/√draws.
+func (p Policy) RankPropensities(arms []Arm, slots, draws int, rng *rand.Rand) []float64 {
+	n := len(arms)
+	slots = min(slots, n)
+	out := make([]float64, n*slots)
+	if n == 0 || draws <= 0 {
+		return out
+	}
+	order := make([]int, n)
+	buf := make([]float64, n)
+	for d := 0; d < draws; d++ {
+		p.Rank(arms, rng, order, buf)
+		for k := 0; k < slots; k++ {
+			out[order[k]*slots+k]++
+		}
+	}
+	for i := range out {
+		out[i] /= float64(draws)
+	}
+	return out
+}

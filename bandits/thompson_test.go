@@ -113,3 +113,43 @@ func BenchmarkThompson(b *testing.B) {
 		})
 	}
 }
+
+// Rank's first position follows Choose, every arm keeps its min share
+// of each position, and RankPropensities agrees with observed rankings.
+func TestRankAndItsPropensities(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	arms := []Arm{Posterior(1, 20, 30, 1000), Posterior(1, 20, 50, 1000), Posterior(1, 20, 45, 1000)}
+	p := Policy{MinShare: 0.05}
+	const n = 100000
+	seen := make([]float64, len(arms)*2)
+	order := make([]int, len(arms))
+	draws := make([]float64, len(arms))
+	for r := 0; r < n; r++ {
+		p.Rank(arms, rng, order, draws)
+		used := map[int]bool{}
+		for _, i := range order {
+			if used[i] {
+				t.Fatalf("Rank repeated arm %d: %v", i, order)
+			}
+			used[i] = true
+		}
+		seen[order[0]*2]++
+		seen[order[1]*2+1]++
+	}
+	props := p.RankPropensities(arms, 2, 20000, rand.New(rand.NewPCG(9, 9)))
+	for i := range arms {
+		for k := 0; k < 2; k++ {
+			got := seen[i*2+k] / n
+			if got < p.MinShare*0.9 {
+				t.Errorf("arm %d at position %d: share %.3f, below min share %.2f", i, k, got, p.MinShare)
+			}
+			// 20,000 draws: standard error at most 0.0035.
+			if math.Abs(got-props[i*2+k]) > 0.015 {
+				t.Errorf("arm %d at position %d: observed %.4f, estimated %.4f", i, k, got, props[i*2+k])
+			}
+		}
+	}
+	if seen[2]/n < 0.5 {
+		t.Errorf("the best arm led only %.2f of rankings", seen[2]/n)
+	}
+}

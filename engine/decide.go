@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/touchpoint-dev/touchpoint/bandits"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/rules"
 )
@@ -71,7 +73,39 @@ type scratch struct {
 	candidateRules []int32
 	seen           []uint32
 	epoch          uint32
-	idBuf          [32]byte
+	idBuf          [maxDecisionIDLen]byte
+
+	// The learning loop (nil learn for fixtures and replays, whose bandit
+	// placements then rank by score): per experiment the arm the decision
+	// showed (-1: none), the decision id's tags, and the bandit band of
+	// the placement being arbitrated.
+	learn   *learning
+	rng     *mrand.Rand
+	exposed []int
+	tags    []idTag
+	band    banditBand
+}
+
+// idTag is one tag of a decision id: an item's touchpoint and the arm it
+// counts for.
+type idTag struct {
+	kind byte // 'x' experiment arm, 'b' bandit arm
+	tp   uint16
+	arm  uint32
+}
+
+// banditBand is the top priority band of a bandit placement, as ranked.
+type banditBand struct {
+	state   *banditState // nil: not a bandit placement
+	post    *posteriors
+	segment int
+	n       int // candidates in the band: s.cands[:n]
+	slots   int
+	tps     []int
+	arms    []bandits.Arm
+	order   []int
+	draws   []float64
+	ranked  []candidate
 }
 
 // match is a matched offer rule: for every touchpoint it offers (tp < 0),
@@ -167,6 +201,8 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 			candAt:       make([]int32, len(rs.Touchpoints)),
 			seen:         make([]uint32, len(rs.Rules)),
 			variantOf:    make([]int, len(rs.Experiments)),
+			exposed:      make([]int, len(rs.Experiments)),
+			rng:          newRand(),
 		}
 		for i := range rs.Touchpoints {
 			s.suppressedBy[i], s.shownIn[i], s.candAt[i] = -1, -1, -1
@@ -176,6 +212,10 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 		d.scratch = s
 	}
 	s.costs, s.bind, s.deadline, s.forced = nil, bindUncounted, 0, nil
+	s.learn, s.tags = nil, s.tags[:0]
+	for i := range s.exposed {
+		s.exposed[i] = -1
+	}
 	s.env.Reset()
 	s.matched = s.matched[:0]
 	s.content = s.content[:0]
@@ -315,6 +355,9 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		}
 	}
 	s.rec, s.fx, s.now, s.channel = rec, fx, now, channel
+	if fx != nil {
+		s.learn = fx.learn
+	}
 	s.logged = nil
 	if req.Log {
 		s.logged = &d.Logged
@@ -364,6 +407,10 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		} else {
 			s.arbitrate(pl, rs.Placement(preq.ID), pi, channel, ex, req)
 		}
+		s.band.state = nil
+		if s.learn != nil && pl.Bandit != nil {
+			s.rankBand(s.learn.bandits[rs.Placement(preq.ID)], count)
+		}
 		chosen := 0
 		for i, c := range s.cands {
 			if len(res.Items) == count {
@@ -383,6 +430,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			chosen++
 			it := s.item(c.tp, rs.Rules[c.rule].ID, c.score, false)
 			it.Experiment, it.Variant = s.experimentOf(&rs.Rules[c.rule])
+			s.tagItem(c.tp, &rs.Rules[c.rule], rs.Placement(preq.ID))
 			res.Items = append(res.Items, it)
 		}
 		if ex != nil {
@@ -402,10 +450,15 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 					it := s.item(fb, "", 0, true)
 					if held >= 0 {
 						it.Experiment, it.Variant = rs.Experiments[held].ID, VariantHoldout
+						s.tagHoldout(fb, held)
 					}
 					res.Items = append(res.Items, it)
 					if s.logged != nil {
-						*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Reason: ReasonFallback, Chosen: true, Propensity: 1,
+						p := 1.0
+						if held >= 0 {
+							p = rs.Experiments[held].Share(-1)
+						}
+						*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Reason: ReasonFallback, Chosen: true, Propensity: p,
 							Experiment: it.Experiment, Variant: it.Variant})
 					}
 				}
@@ -477,13 +530,22 @@ func (s *scratch) holdout(pi int) int {
 // attributed to: the first experiment the rule reads that the customer has
 // a variant of.
 func (s *scratch) experimentOf(r *rules.Rule) (id, variant string) {
-	for _, x := range r.Experiments {
-		if v := s.variantOf[x]; v >= 0 {
-			e := &s.rs.Experiments[x]
-			return e.ID, e.Variants[v].Name
-		}
+	if x := s.experimentArm(r); x >= 0 {
+		e := &s.rs.Experiments[x]
+		return e.ID, e.Variants[s.variantOf[x]].Name
 	}
 	return "", ""
+}
+
+// experimentArm is the index of the experiment an item offered by rule r
+// is attributed to (see experimentOf), or -1; the arm is variantOf[x].
+func (s *scratch) experimentArm(r *rules.Rule) int {
+	for _, x := range r.Experiments {
+		if s.variantOf[x] >= 0 {
+			return x
+		}
+	}
+	return -1
 }
 
 // evaluateRules evaluates the rules that matter for req until the decide
@@ -569,6 +631,7 @@ type effects struct {
 	ctx     context.Context
 	budgets features.Budgets
 	writer  features.Writer
+	learn   *learning // nil: no learning loop (fixtures, replays)
 }
 
 // spendBudget consumes one unit of a budgeted touchpoint's budget and
@@ -1120,12 +1183,15 @@ func (s *scratch) traceArbitration(ex *Explanation, placement string) {
 // for the decision log, best first.
 func (s *scratch) logArbitration(pi int) {
 	rs := s.rs
-	for _, c := range s.cands {
+	for i, c := range s.cands {
 		l := LoggedCandidate{Placement: pi, Touchpoint: rs.Touchpoints[c.tp].ID, Rule: rs.Rules[c.rule].ID, Score: c.score, Reason: ReasonLostArbitration}
 		switch {
 		case c.chosen:
-			l.Reason, l.Chosen, l.Propensity = ReasonChosen, true, 1
+			l.Reason, l.Chosen, l.Propensity = ReasonChosen, true, s.propensityAt(i)
 			l.Experiment, l.Variant = s.experimentOf(&rs.Rules[c.rule])
+			if x := s.experimentArm(&rs.Rules[c.rule]); x >= 0 {
+				l.Propensity *= s.rs.Experiments[x].Share(s.variantOf[x])
+			}
 		case c.skip != "":
 			l.Reason = c.skip
 		}

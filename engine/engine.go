@@ -67,6 +67,7 @@ func (c Config) Validate() error {
 type snapshot struct {
 	rs         *rules.Ruleset
 	ruleErrors []*atomic.Uint64 // aligned with rs.Rules
+	learn      *learning
 }
 
 // Engine decides. It is safe for concurrent use.
@@ -77,6 +78,7 @@ type Engine struct {
 	ids     idGenerator
 	budgets features.Budgets // nil: budgeted touchpoints are never shown
 	writer  features.Writer  // nil: decisions are not counted
+	tallies features.Tallies // nil: experiments and bandits do not learn
 	// anonymous holds id prefixes decided as unknown without a lookup.
 	anonymous []string
 
@@ -95,6 +97,13 @@ type Engine struct {
 	lastErrorAt time.Time
 	reloads     uint64
 	failed      uint64
+
+	// learnMu guards retired, the replaced snapshots whose experiment
+	// exposures Learn still flushes; learnNow asks Learn to read the
+	// posteriors of a new snapshot at once.
+	learnMu  sync.Mutex
+	retired  []retiredSnapshot
+	learnNow chan struct{}
 }
 
 // Option configures an Engine.
@@ -122,6 +131,10 @@ func (e *Engine) isAnonymous(id string) bool {
 	return false
 }
 
+// WithTallies gives the engine the shared counters its experiments and
+// bandit placements learn from (see Learn).
+func WithTallies(t features.Tallies) Option { return func(e *Engine) { e.tallies = t } }
+
 // WithWriter lets the engine count decisions for caps that count decisions.
 func WithWriter(w features.Writer) Option { return func(e *Engine) { e.writer = w } }
 
@@ -142,6 +155,7 @@ func New(cfg Config, src FeatureSource, log zerolog.Logger, opts ...Option) (*En
 		log:         log.With().Str("component", "engine").Logger(),
 		errCounters: map[string]*atomic.Uint64{},
 		load:        rules.Load,
+		learnNow:    make(chan struct{}, 1),
 	}
 	e.bind = e.costs.bind
 	for _, o := range opts {
@@ -204,7 +218,7 @@ func (e *Engine) logFailure(err error, msg string) {
 
 // install swaps in a ruleset; the caller holds e.mu or is New.
 func (e *Engine) install(rs *rules.Ruleset) {
-	snap := &snapshot{rs: rs, ruleErrors: make([]*atomic.Uint64, len(rs.Rules))}
+	snap := &snapshot{rs: rs, ruleErrors: make([]*atomic.Uint64, len(rs.Rules)), learn: newLearning(rs)}
 	for i, r := range rs.Rules {
 		c, ok := e.errCounters[r.ID]
 		if !ok {
@@ -213,7 +227,9 @@ func (e *Engine) install(rs *rules.Ruleset) {
 		}
 		snap.ruleErrors[i] = c
 	}
-	e.current.Store(snap)
+	if old := e.current.Swap(snap); old != nil {
+		e.retire(old)
+	}
 	e.log.Info().Str("ruleset", rs.Version).Int("rules", len(rs.Rules)).Int("touchpoints", len(rs.Touchpoints)).
 		Int("warnings", len(rs.Warnings)).Msg("ruleset loaded")
 	for _, w := range rs.Warnings {
@@ -344,9 +360,10 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		}
 	}
 	d.ID = e.ids.next(&s.idBuf)
-	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer}
+	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer, learn: snap.learn}
 	s.costs, s.bind, s.deadline = &e.costs, e.bind, e.cfg.DecideDeadline
 	run(rs, snap.ruleErrors, rec, req, d, &s.effects)
+	s.finishLearning(d)
 	return nil
 }
 

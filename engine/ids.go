@@ -28,13 +28,13 @@ const hexDigits = "0123456789abcdef"
 // next writes a new id into buf and returns it as a string that shares buf's
 // memory, so making an id does not allocate; the id is valid until buf is
 // written again (the next decision made with the same Decision).
-func (g *idGenerator) next(buf *[32]byte) string {
+func (g *idGenerator) next(buf *[maxDecisionIDLen]byte) string {
 	ms := uint64(time.Now().UnixMilli())
 	n := g.counter.Add(1)
 	putHex(buf[0:12], ms)
 	putHex(buf[12:20], uint64(g.node))
 	putHex(buf[20:32], n)
-	return unsafe.String(&buf[0], len(buf))
+	return unsafe.String(&buf[0], 32)
 }
 
 func putHex(dst []byte, v uint64) {

@@ -206,3 +206,20 @@ func (e *Experiment) check() error {
 	e.cut[len(e.cut)-1] = Buckets
 	return nil
 }
+
+// Share is the probability that a customer who enters the experiment gets
+// variant v (an index in Variants), or the holdout for v < 0: the
+// propensity a decision log records for an item the assignment chose.
+func (e *Experiment) Share(v int) float64 {
+	if v < 0 {
+		return e.Holdout / 100
+	}
+	total := 0.0
+	for _, x := range e.Variants {
+		total += x.Weight
+	}
+	if v >= len(e.Variants) || total <= 0 {
+		return 0
+	}
+	return (100 - e.Holdout) / 100 * e.Variants[v].Weight / total
+}

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"io"
+	"math"
 
 	"github.com/touchpoint-dev/touchpoint/decisionlog/logread"
 )
@@ -59,17 +60,7 @@ func (r *Report) Arm(name string) *Arm {
 // experiment; events count for the arm of the item (decision id and
 // touchpoint) they report on.
 func BuildReport(x *Experiment, log, events io.Reader) (*Report, error) {
-	rep := &Report{Experiment: x.ID}
-	total := 0.0
-	for _, v := range x.Variants {
-		total += v.Weight
-	}
-	for _, v := range x.Variants {
-		rep.Arms = append(rep.Arms, Arm{Name: v.Name, Expected: (100 - x.Holdout) * v.Weight / total})
-	}
-	if x.Holdout > 0 {
-		rep.Arms = append(rep.Arms, Arm{Name: Holdout, Expected: x.Holdout})
-	}
+	rep := newReport(x)
 	index := map[string]int{}
 	for i := range rep.Arms {
 		index[rep.Arms[i].Name] = i
@@ -120,11 +111,61 @@ func BuildReport(x *Experiment, log, events io.Reader) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	observed := make([]int64, len(rep.Arms))
-	shares := make([]float64, len(rep.Arms))
-	for i, a := range rep.Arms {
+	rep.checkRatio()
+	return rep, nil
+}
+
+// newReport is an empty report of x's arms: its variants, then its
+// holdout if it has one.
+func newReport(x *Experiment) *Report {
+	rep := &Report{Experiment: x.ID}
+	total := 0.0
+	for _, v := range x.Variants {
+		total += v.Weight
+	}
+	for _, v := range x.Variants {
+		rep.Arms = append(rep.Arms, Arm{Name: v.Name, Expected: (100 - x.Holdout) * v.Weight / total})
+	}
+	if x.Holdout > 0 {
+		rep.Arms = append(rep.Arms, Arm{Name: Holdout, Expected: x.Holdout})
+	}
+	return rep
+}
+
+// checkRatio tests the exposures against the configured split.
+func (r *Report) checkRatio() {
+	observed := make([]int64, len(r.Arms))
+	shares := make([]float64, len(r.Arms))
+	for i, a := range r.Arms {
 		observed[i], shares[i] = a.Exposures, a.Expected
 	}
-	rep.SRMChi2, rep.SRMP = SampleRatio(observed, shares)
-	return rep, nil
+	r.SRMChi2, r.SRMP = SampleRatio(observed, shares)
+}
+
+// Counter names of an arm's live counters: the field "<arm>|<name>" of
+// the experiment's tallies (see CounterField).
+const (
+	CounterExposures = "exposures"
+	CounterRevenue   = "revenue"
+)
+
+// CounterField is the tally field of one of an arm's counters: an event
+// type (impression, click, conversion), CounterExposures or
+// CounterRevenue.
+func CounterField(arm, counter string) string { return arm + "|" + counter }
+
+// ReportFromCounters builds x's report from its live counters, as the
+// store keeps them (CounterField → count). Counters of arms no longer in
+// the experiment are left out.
+func ReportFromCounters(x *Experiment, counters map[string]float64) *Report {
+	rep := newReport(x)
+	for i := range rep.Arms {
+		a := &rep.Arms[i]
+		n := func(c string) int64 { return int64(math.Round(counters[CounterField(a.Name, c)])) }
+		a.Exposures = n(CounterExposures)
+		a.Impressions, a.Clicks, a.Conversions = n("impression"), n("click"), n("conversion")
+		a.Revenue = counters[CounterField(a.Name, CounterRevenue)]
+	}
+	rep.checkRatio()
+	return rep
 }

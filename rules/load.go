@@ -636,7 +636,17 @@ func (r *reader) placement(it item, rs *Ruleset, comp *exprCompiler) Placement {
 	r.mapping(it.node, what, []string{"id", "description", "count", "max_count", "fallback", "arbitration"}, func(key string, _, v *yaml.Node) {
 		switch key {
 		case "arbitration":
-			r.mapping(v, what+".arbitration", []string{"score"}, func(_ string, _, sv *yaml.Node) {
+			if modeIs(v, "thompson") {
+				pl.Bandit = r.bandit(v, what+".arbitration", rs.Schema)
+				return
+			}
+			r.mapping(v, what+".arbitration", []string{"mode", "score"}, func(key string, _, sv *yaml.Node) {
+				if key == "mode" {
+					if m, _ := r.str(sv, what+".arbitration.mode"); m != "score" {
+						r.errf(sv, "%s.arbitration.mode must be score (the default) or thompson, got %q", what, m)
+					}
+					return
+				}
 				prog := comp.compileScoped(r, sv, exprNumber, what+".arbitration.score", 0, scopePlacement)
 				if prog == nil {
 					return

@@ -64,6 +64,50 @@ type Placement struct {
 	ArbitrationSource string
 	// ArbitrationModels are the models the formula reads through model().
 	ArbitrationModels []int
+	// Bandit, when set, orders the candidates of the top priority band by
+	// Thompson sampling instead of by score.
+	Bandit *Bandit
+}
+
+// Bandit is a placement's Thompson sampling: Beta(prior + rewards,
+// prior + impressions without reward) per touchpoint, optionally per
+// segment of customers.
+type Bandit struct {
+	// Reward is the event type that counts as a success: click or
+	// conversion.
+	Reward                string
+	PriorAlpha, PriorBeta float64
+	// MinShare is the least share of the band's traffic every candidate
+	// gets (see bandits.Policy).
+	MinShare float64
+	// By, when at least 0, is the customer feature whose value splits the
+	// posteriors (a string with declared values, or a bool): segments
+	// with other tastes learn apart. Segments lists its values; a customer
+	// without one is in segment "".
+	By       int
+	ByName   string
+	Segments []string
+}
+
+// Segment is the bandit segment of the customer in env.
+func (b *Bandit) Segment(env *Env) string {
+	if b.By < 0 {
+		return ""
+	}
+	v, ok := env.Customer(b.By)
+	if !ok {
+		return ""
+	}
+	switch v.Kind {
+	case features.KindBool:
+		if v.Bool {
+			return "true"
+		}
+		return "false"
+	case features.KindString:
+		return v.Str
+	}
+	return ""
 }
 
 // Touchpoint is something that can be shown: an offer, a coupon, a message or content.

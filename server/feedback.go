@@ -31,6 +31,9 @@ type Schema interface {
 	CheckFeatures(values map[string]features.Value) *engine.RequestError
 	CheckChannel(channel string) *engine.RequestError
 	TouchpointKind(id string) string
+	// Attribute adds to an event the experiment and bandit tallies its
+	// decision id names (see engine.Engine.Attribute).
+	Attribute(ev *features.Event)
 }
 
 const (
@@ -289,6 +292,7 @@ func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Sche
 	// Events may name touchpoints a later ruleset removed; they still count,
 	// just without a kind.
 	ev.Kind = schema.TouchpointKind(ev.Touchpoint)
+	schema.Attribute(ev)
 	return nil
 }
 

@@ -125,6 +125,7 @@ func (fakeSchema) CheckChannel(ch string) *engine.RequestError {
 }
 
 func (fakeSchema) TouchpointKind(string) string { return "coupon" }
+func (fakeSchema) Attribute(*features.Event)    {}
 
 func startFeedbackServer(t *testing.T, cfg Config) (*testServer, *fakeCustomers) {
 	t.Helper()

@@ -64,6 +64,9 @@ type Options struct {
 	// DecisionLog receives every sampled successful decision; nil logs
 	// none. Its owner closes it after Run returns.
 	DecisionLog *decisionlog.Logger
+	// Experiments reports A/B tests from their live counters for
+	// GET /v1/experiments/{id}; nil answers 501.
+	Experiments ExperimentReporter
 
 	// runnable replaces admission's reading of the scheduler's runnable
 	// goroutines; tests set it, so that their own goroutines do not count.
@@ -160,10 +163,11 @@ type Server struct {
 	// encoded once.
 	overloadedBody []byte
 
-	customers  Customers
-	schema     Schema
-	storeStats func() StoreStats
-	dlog       *decisionlog.Logger
+	customers   Customers
+	experiments ExperimentReporter
+	schema      Schema
+	storeStats  func() StoreStats
+	dlog        *decisionlog.Logger
 }
 
 // New builds a server. cfg should have passed Validate; Run checks it again.
@@ -174,10 +178,11 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		log:     opts.Logger.With().Str("component", "server").Logger(),
 		cors:    newCORSPolicy(cfg.CORS),
 
-		customers:  opts.Customers,
-		schema:     opts.Schema,
-		storeStats: opts.StoreStats,
-		dlog:       opts.DecisionLog,
+		customers:   opts.Customers,
+		experiments: opts.Experiments,
+		schema:      opts.Schema,
+		storeStats:  opts.StoreStats,
+		dlog:        opts.DecisionLog,
 	}
 	s.errLog = sampled(s.log, 10, time.Second)
 	s.storeLog = sampled(s.log, 10, time.Second)
@@ -313,6 +318,7 @@ const (
 	epAdminOther
 	epEvents
 	epCustomers
+	epExperiments
 	epNotFound
 	epMalformed
 	numEndpoints
@@ -340,6 +346,8 @@ func (e endpoint) String() string {
 		return "events"
 	case epCustomers:
 		return "customers"
+	case epExperiments:
+		return "experiments"
 	case epNotFound:
 		return "not_found"
 	case epMalformed:
@@ -405,6 +413,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case epCustomers:
 		ep = epCustomers
 		s.handleCustomer(ctx)
+	case epExperiments:
+		ep = epExperiments
+		s.handleExperiment(ctx)
 	case epAdminOther:
 		ep = epAdminOther
 		s.handleAdmin(ctx, &ep)
@@ -444,6 +455,8 @@ func routeOf(ctx *fasthttp.RequestCtx) endpoint {
 		return epCustomers
 	case bytes.HasPrefix(path, []byte("/admin/")):
 		return epAdminOther
+	case bytes.HasPrefix(path, []byte(experimentsPrefix)):
+		return epExperiments
 	}
 	return epNotFound
 }

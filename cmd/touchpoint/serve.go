@@ -113,7 +113,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	defer cache.Close()
 	writer := st.writer
-	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(st.budgets), engine.WithWriter(writer),
+	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(st.budgets), engine.WithWriter(writer), engine.WithTallies(st.tallies),
 		engine.WithAnonymousPrefixes(cfg.Features.AnonymousPrefixes...))
 	if err != nil {
 		// The rule errors carry carets over several lines: print them whole,
@@ -146,6 +146,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		StoreStats:   st.stats,
 		OverlayStats: st.overlayStats,
 		DecisionLog:  dlog,
+		Experiments:  eng,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -157,6 +158,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, ln) })
 	g.Go(func() error { return eng.Watch(gctx) })
+	g.Go(func() error { return eng.Learn(gctx) })
 	if st.subscribe != nil {
 		g.Go(func() error { return st.subscribe(gctx, cache.Invalidate) })
 	}
@@ -183,6 +185,8 @@ type customerStore struct {
 	store   features.Store
 	writer  features.Writer
 	budgets features.Budgets
+	// tallies keeps the counters experiments and bandits learn from.
+	tallies features.Tallies
 	stats   func() server.StoreStats
 	// overlayStats is the embedded store's, nil for Redis.
 	overlayStats func() features.OverlayStats
@@ -213,7 +217,7 @@ func openCustomerStore(cfg config, log zerolog.Logger, invalidate func(customerI
 		cancel()
 		log.Info().Str("component", "cmd").Str("redis", cfg.Redis.RedactedURL()).Msg("feature store: redis")
 		return &customerStore{
-			name: "redis", store: rs, writer: features.Invalidating(rs, invalidate), budgets: rs,
+			name: "redis", store: rs, writer: features.Invalidating(rs, invalidate), budgets: rs, tallies: rs,
 			stats: func() server.StoreStats {
 				s := rs.Stats()
 				return server.StoreStats{State: rs.State(), Calls: s.Calls, Failures: s.Failures, Rejected: s.Rejected,
@@ -237,7 +241,7 @@ func openCustomerStore(cfg config, log zerolog.Logger, invalidate func(customerI
 	if err != nil {
 		return nil, err
 	}
-	st.store, st.writer, st.budgets = overlay, overlay, overlay
+	st.store, st.writer, st.budgets, st.tallies = overlay, overlay, overlay, overlay
 	st.overlayStats = overlay.Stats
 	return st, nil
 }
