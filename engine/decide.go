@@ -81,6 +81,7 @@ type scratch struct {
 	// the placement being arbitrated.
 	learn   *learning
 	rng     *mrand.Rand
+	arm     experimentArm // of the placement being decided
 	exposed []int
 	tags    []idTag
 	band    banditBand
@@ -202,7 +203,6 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 			seen:         make([]uint32, len(rs.Rules)),
 			variantOf:    make([]int, len(rs.Experiments)),
 			exposed:      make([]int, len(rs.Experiments)),
-			rng:          newRand(),
 		}
 		for i := range rs.Touchpoints {
 			s.suppressedBy[i], s.shownIn[i], s.candAt[i] = -1, -1, -1
@@ -400,6 +400,12 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		}
 		res := d.addPlacement(preq.ID)
 		held := s.holdout(rs.Placement(preq.ID))
+		s.arm = s.placementArm(rs.Placement(preq.ID), held)
+		if s.arm.x >= 0 {
+			// Exposed: the customer entered and asked for a placement the
+			// experiment covers, whatever it then shows.
+			s.exposed[s.arm.x] = s.arm.arm
+		}
 		if held >= 0 {
 			// The holdout sees what the placement shows without any rule:
 			// its fallback, below.
@@ -429,8 +435,8 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			s.cands[i].chosen = true
 			chosen++
 			it := s.item(c.tp, rs.Rules[c.rule].ID, c.score, false)
-			it.Experiment, it.Variant = s.experimentOf(&rs.Rules[c.rule])
-			s.tagItem(c.tp, &rs.Rules[c.rule], rs.Placement(preq.ID))
+			it.Experiment, it.Variant = s.armOf()
+			s.tagItem(c.tp, rs.Placement(preq.ID))
 			res.Items = append(res.Items, it)
 		}
 		if ex != nil {
@@ -448,18 +454,12 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 					s.shownIn[fb] = pi
 					s.touched = append(s.touched, fb)
 					it := s.item(fb, "", 0, true)
-					if held >= 0 {
-						it.Experiment, it.Variant = rs.Experiments[held].ID, VariantHoldout
-						s.tagHoldout(fb, held)
-					}
+					it.Experiment, it.Variant = s.armOf()
+					s.tagItem(fb, -1)
 					res.Items = append(res.Items, it)
 					if s.logged != nil {
-						p := 1.0
-						if held >= 0 {
-							p = rs.Experiments[held].Share(-1)
-						}
-						*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Reason: ReasonFallback, Chosen: true, Propensity: p,
-							Experiment: it.Experiment, Variant: it.Variant})
+						*s.logged = append(*s.logged, LoggedCandidate{Placement: pi, Touchpoint: t.ID, Reason: ReasonFallback, Chosen: true,
+							Propensity: s.armShare(), Experiment: it.Experiment, Variant: it.Variant})
 					}
 				}
 			}
@@ -526,26 +526,54 @@ func (s *scratch) holdout(pi int) int {
 	return -1
 }
 
-// experimentOf is the experiment and variant an item offered by rule r is
-// attributed to: the first experiment the rule reads that the customer has
-// a variant of.
-func (s *scratch) experimentOf(r *rules.Rule) (id, variant string) {
-	if x := s.experimentArm(r); x >= 0 {
-		e := &s.rs.Experiments[x]
-		return e.ID, e.Variants[s.variantOf[x]].Name
-	}
-	return "", ""
-}
+// experimentArm is an experiment arm: the experiment's index and the arm's,
+// a variant index or, for the holdout, len(Variants).
+type experimentArm struct{ x, arm int }
 
-// experimentArm is the index of the experiment an item offered by rule r
-// is attributed to (see experimentOf), or -1; the arm is variantOf[x].
-func (s *scratch) experimentArm(r *rules.Rule) int {
-	for _, x := range r.Experiments {
-		if s.variantOf[x] >= 0 {
-			return x
+// noArm is the arm of a placement no experiment the customer entered covers.
+var noArm = experimentArm{-1, -1}
+
+// placementArm is the experiment arm placement pi's items are attributed
+// to: the holdout the customer is in, if one covers pi, else the variant
+// of the first experiment covering pi that the customer entered. Every
+// item shown there counts for that arm, whichever rule offered it, so
+// that each arm counts the same customers and the same placements.
+func (s *scratch) placementArm(pi, held int) experimentArm {
+	if held >= 0 {
+		return experimentArm{held, len(s.rs.Experiments[held].Variants)}
+	}
+	for x, v := range s.variantOf {
+		if v >= 0 && s.rs.Experiments[x].HoldsOut(pi) {
+			return experimentArm{x, v}
 		}
 	}
-	return -1
+	return noArm
+}
+
+// armOf names the arm of the placement being decided: its experiment and
+// variant (or VariantHoldout), or empty strings.
+func (s *scratch) armOf() (experiment, variant string) {
+	if s.arm.x < 0 {
+		return "", ""
+	}
+	x := &s.rs.Experiments[s.arm.x]
+	if s.arm.arm >= len(x.Variants) {
+		return x.ID, VariantHoldout
+	}
+	return x.ID, x.Variants[s.arm.arm].Name
+}
+
+// armShare is the probability that a customer entering the experiment
+// gets the arm of the placement being decided (1 without one).
+func (s *scratch) armShare() float64 {
+	if s.arm.x < 0 {
+		return 1
+	}
+	x := &s.rs.Experiments[s.arm.x]
+	if s.arm.arm >= len(x.Variants) {
+		return x.Share(-1)
+	}
+	return x.Share(s.arm.arm)
 }
 
 // evaluateRules evaluates the rules that matter for req until the decide
@@ -1187,11 +1215,8 @@ func (s *scratch) logArbitration(pi int) {
 		l := LoggedCandidate{Placement: pi, Touchpoint: rs.Touchpoints[c.tp].ID, Rule: rs.Rules[c.rule].ID, Score: c.score, Reason: ReasonLostArbitration}
 		switch {
 		case c.chosen:
-			l.Reason, l.Chosen, l.Propensity = ReasonChosen, true, s.propensityAt(i)
-			l.Experiment, l.Variant = s.experimentOf(&rs.Rules[c.rule])
-			if x := s.experimentArm(&rs.Rules[c.rule]); x >= 0 {
-				l.Propensity *= s.rs.Experiments[x].Share(s.variantOf[x])
-			}
+			l.Reason, l.Chosen, l.Propensity = ReasonChosen, true, s.propensityAt(i)*s.armShare()
+			l.Experiment, l.Variant = s.armOf()
 		case c.skip != "":
 			l.Reason = c.skip
 		}

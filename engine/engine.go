@@ -104,6 +104,10 @@ type Engine struct {
 	learnMu  sync.Mutex
 	retired  []retiredSnapshot
 	learnNow chan struct{}
+	// seed, when set, makes every random choice reproducible (tests);
+	// seeds counts the generators made from it.
+	seed  uint64
+	seeds atomic.Uint64
 }
 
 // Option configures an Engine.
@@ -134,6 +138,10 @@ func (e *Engine) isAnonymous(id string) bool {
 // WithTallies gives the engine the shared counters its experiments and
 // bandit placements learn from (see Learn).
 func WithTallies(t features.Tallies) Option { return func(e *Engine) { e.tallies = t } }
+
+// WithRandSeed makes the engine's random choices (bandits' sampling and
+// their propensity estimates) reproducible, for simulations and tests.
+func WithRandSeed(seed uint64) Option { return func(e *Engine) { e.seed = seed } }
 
 // WithWriter lets the engine count decisions for caps that count decisions.
 func WithWriter(w features.Writer) Option { return func(e *Engine) { e.writer = w } }
@@ -218,7 +226,7 @@ func (e *Engine) logFailure(err error, msg string) {
 
 // install swaps in a ruleset; the caller holds e.mu or is New.
 func (e *Engine) install(rs *rules.Ruleset) {
-	snap := &snapshot{rs: rs, ruleErrors: make([]*atomic.Uint64, len(rs.Rules)), learn: newLearning(rs)}
+	snap := &snapshot{rs: rs, ruleErrors: make([]*atomic.Uint64, len(rs.Rules)), learn: newLearning(rs, e.rand)}
 	for i, r := range rs.Rules {
 		c, ok := e.errCounters[r.ID]
 		if !ok {
@@ -360,6 +368,9 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		}
 	}
 	d.ID = e.ids.next(&s.idBuf)
+	if s.rng == nil {
+		s.rng = e.rand()
+	}
 	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer, learn: snap.learn}
 	s.costs, s.bind, s.deadline = &e.costs, e.bind, e.cfg.DecideDeadline
 	run(rs, snap.ruleErrors, rec, req, d, &s.effects)

@@ -21,18 +21,25 @@ func newExperimentEngine(t testing.TB) *Engine {
 // offers its coupon and the item says which test and variant it came
 // from; the holdout sees only the fallback where the holdout applies, and
 // everything elsewhere; customers the layer gives to the other experiment
-// are not in this one.
+// are not in this one, and their items count for that one, which covers
+// every placement.
 func TestExperimentSplitsTraffic(t *testing.T) {
 	e := newExperimentEngine(t)
 	x := &e.Ruleset().Experiments[e.Ruleset().Experiment("cart_coupon_test")]
+	copyTest := &e.Ruleset().Experiments[e.Ruleset().Experiment("cart_copy_test")]
 	counts := map[string]int{}
 	const n = 20000
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("v-%05d", i)
 		d := decide(t, e, Request{CustomerID: id, Placements: []PlacementRequest{{ID: "cart_banner"}, {ID: "footer"}}, Context: web("/cart")})
 		banner, footer := d.Placements[0].Items, d.Placements[1].Items
-		if len(banner) != 1 || len(footer) != 1 || footer[0].Experiment != "" {
-			t.Fatalf("%s: %+v", id, d.Placements)
+		copyArm := copyTest.Assign(id)
+		wantFooter := ""
+		if copyArm.In {
+			wantFooter = copyTest.Variants[copyArm.Variant].Name
+		}
+		if len(banner) != 1 || len(footer) != 1 || footer[0].Variant != wantFooter {
+			t.Fatalf("%s: %+v, want the footer in cart_copy_test's variant %q", id, d.Placements, wantFooter)
 		}
 		it := banner[0]
 		a := x.Assign(id)
@@ -40,6 +47,7 @@ func TestExperimentSplitsTraffic(t *testing.T) {
 		wantExp, wantVariant := "", ""
 		switch {
 		case !a.In:
+			wantExp, wantVariant = "cart_copy_test", wantFooter
 		case a.Holdout:
 			want, wantExp, wantVariant = "free_returns", "cart_coupon_test", VariantHoldout
 		case x.Variants[a.Variant].Name == "ten_percent":
@@ -53,14 +61,14 @@ func TestExperimentSplitsTraffic(t *testing.T) {
 		counts[wantVariant]++
 	}
 	// Half the layer, split 45/45/10.
-	for v, share := range map[string]float64{"": 50, "control": 22.5, "ten_percent": 22.5, VariantHoldout: 5} {
+	for v, share := range map[string]float64{"short": 25, "long": 25, "control": 22.5, "ten_percent": 22.5, VariantHoldout: 5} {
 		if got := 100 * float64(counts[v]) / n; math.Abs(got-share) > 1.5 {
 			t.Errorf("variant %q: %.2f%% of customers, want %v%%", v, got, share)
 		}
 	}
-	// Off the cart page nobody enters: variant() reads "".
+	// Off the cart page nobody enters the coupon test: variant() reads "".
 	d := decide(t, e, Request{CustomerID: "v-00001", Placements: []PlacementRequest{{ID: "cart_banner"}}, Context: web("/")})
-	if it := d.Placements[0].Items[0]; it.Touchpoint != "coupon_5" || it.Experiment != "" {
+	if it := d.Placements[0].Items[0]; it.Touchpoint != "coupon_5" || it.Experiment == "cart_coupon_test" {
 		t.Errorf("off the cart page: %+v", it)
 	}
 }

@@ -66,6 +66,10 @@ type banditState struct {
 type posteriors struct {
 	nTP  int
 	arms []bandits.Arm // [segment*nTP + touchpoint]
+	// impressions and rewards are the counts behind arms; readAt is when
+	// they were read from the store (zero: priors only).
+	impressions, rewards []int64
+	readAt               time.Time
 
 	mu    sync.Mutex // guards props and rng
 	props map[propKey]*ranking
@@ -126,7 +130,7 @@ func tpHash(id string) uint16 {
 	return uint16(h ^ h>>16)
 }
 
-func newLearning(rs *rules.Ruleset) *learning {
+func newLearning(rs *rules.Ruleset, rng func() *mrand.Rand) *learning {
 	l := &learning{
 		exposures:  make([][]atomic.Int64, len(rs.Experiments)),
 		bandits:    make([]*banditState, len(rs.Placements)),
@@ -162,7 +166,7 @@ func newLearning(rs *rules.Ruleset) *learning {
 			l.segmentTag[pi][si] = h
 			l.byTag[h] = tagTarget{bandit: true, scope: b.scope, arm: seg}
 		}
-		b.post.Store(b.posteriors(rs, nil))
+		b.post.Store(b.posteriors(rs, nil, rng()))
 		l.bandits[pi] = b
 	}
 	return l
@@ -199,10 +203,14 @@ func (b *banditState) segment(env *rules.Env) int {
 
 // posteriors builds the arms from the placement's tallies (nil: priors
 // only).
-func (b *banditState) posteriors(rs *rules.Ruleset, tallies map[string]float64) *posteriors {
+func (b *banditState) posteriors(rs *rules.Ruleset, tallies map[string]float64, rng *mrand.Rand) *posteriors {
 	segments := b.segments()
-	p := &posteriors{nTP: len(rs.Touchpoints), arms: make([]bandits.Arm, len(segments)*len(rs.Touchpoints)),
-		props: map[propKey]*ranking{}, rng: newRand()}
+	n := len(segments) * len(rs.Touchpoints)
+	p := &posteriors{nTP: len(rs.Touchpoints), arms: make([]bandits.Arm, n), impressions: make([]int64, n), rewards: make([]int64, n),
+		props: map[propKey]*ranking{}, rng: rng}
+	if tallies != nil {
+		p.readAt = time.Now()
+	}
 	for si, seg := range segments {
 		for ti := range rs.Touchpoints {
 			var rewards, trials int64
@@ -212,12 +220,18 @@ func (b *banditState) posteriors(rs *rules.Ruleset, tallies map[string]float64) 
 				rewards = int64(tallies[banditField(seg, tp, b.cfg.Reward)])
 			}
 			p.arms[si*p.nTP+ti] = bandits.Posterior(b.cfg.PriorAlpha, b.cfg.PriorBeta, rewards, trials)
+			p.impressions[si*p.nTP+ti], p.rewards[si*p.nTP+ti] = trials, rewards
 		}
 	}
 	return p
 }
 
-func newRand() *mrand.Rand {
+// rand makes a random generator for one owner (a decision's scratch, a
+// bandit's posteriors): seeded from WithRandSeed in order, else at random.
+func (e *Engine) rand() *mrand.Rand {
+	if e.seed != 0 {
+		return mrand.New(mrand.NewPCG(e.seed, e.seeds.Add(1)))
+	}
 	var seed [16]byte
 	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails on supported platforms
 	return mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
@@ -320,7 +334,11 @@ func (e *Engine) learnOnce(ctx context.Context, store features.Tallies) {
 			e.log.Debug().Err(err).Str("placement", snap.rs.Placements[pi].ID).Msg("cannot refresh bandit posteriors; keeping the last")
 			continue
 		}
-		b.post.Store(b.posteriors(snap.rs, tallies))
+		next := b.posteriors(snap.rs, tallies, e.rand())
+		if cur := b.post.Load(); !cur.readAt.IsZero() && slices.Equal(cur.impressions, next.impressions) && slices.Equal(cur.rewards, next.rewards) {
+			continue // unchanged: keep the propensities estimated from them
+		}
+		b.post.Store(next)
 	}
 }
 
@@ -443,30 +461,19 @@ func (s *scratch) propensityAt(i int) float64 {
 	return bb.post.propensity(bb.state.policy, bb.segment, bb.tps, bb.arms, bb.slots, i, i)
 }
 
-// tagItem records the arms an item offered by rule r in placement pl
-// counts for: its experiment's and its bandit's.
-func (s *scratch) tagItem(tp int, r *rules.Rule, pl int) {
+// tagItem records the arms an item shown in placement pl (-1 for a
+// fallback) counts for: the placement's experiment arm and, when pl is a
+// bandit placement, its bandit arm.
+func (s *scratch) tagItem(tp, pl int) {
 	if s.learn == nil {
 		return
 	}
-	if x := s.experimentArm(r); x >= 0 {
-		arm := s.variantOf[x]
-		s.exposed[x] = arm
-		s.addTag('x', tp, s.learn.armTag[x][arm])
+	if a := s.arm; a.x >= 0 {
+		s.addTag('x', tp, s.learn.armTag[a.x][a.arm])
 	}
-	if s.band.state != nil {
+	if pl >= 0 && s.band.state != nil {
 		s.addTag('b', tp, s.learn.segmentTag[pl][s.band.segment])
 	}
-}
-
-// tagHoldout records a fallback shown to experiment x's holdout.
-func (s *scratch) tagHoldout(tp, x int) {
-	if s.learn == nil {
-		return
-	}
-	arm := len(s.rs.Experiments[x].Variants)
-	s.exposed[x] = arm
-	s.addTag('x', tp, s.learn.armTag[x][arm])
 }
 
 func (s *scratch) addTag(kind byte, tp int, arm uint32) {
@@ -579,6 +586,74 @@ func (e *Engine) ExperimentIDs() []string {
 	out := make([]string, len(rs.Experiments))
 	for i := range rs.Experiments {
 		out[i] = rs.Experiments[i].ID
+	}
+	return out
+}
+
+// BanditStatus is a Thompson placement's state, for operators: per
+// segment, each touchpoint's counts, posterior mean and the share of the
+// placement's traffic it gets when every touchpoint is eligible.
+type BanditStatus struct {
+	Placement string          `json:"placement"`
+	Reward    string          `json:"reward"`
+	MinShare  float64         `json:"min_share"`
+	By        string          `json:"by,omitempty"`
+	ReadAt    time.Time       `json:"read_at"`
+	Segments  []BanditSegment `json:"segments"`
+}
+
+// BanditSegment is one segment of a BanditStatus ("" for customers
+// without the segment's feature, or for a placement without by).
+type BanditSegment struct {
+	Segment string      `json:"segment"`
+	Arms    []BanditArm `json:"arms"`
+}
+
+// BanditArm is one touchpoint's posterior in one segment.
+type BanditArm struct {
+	Touchpoint  string  `json:"touchpoint"`
+	Impressions int64   `json:"impressions"`
+	Rewards     int64   `json:"rewards"`
+	Mean        float64 `json:"mean"`
+	Share       float64 `json:"share"`
+}
+
+// Bandits describes every Thompson placement of the ruleset being served.
+func (e *Engine) Bandits() []BanditStatus {
+	snap := e.current.Load()
+	rs := snap.rs
+	var out []BanditStatus
+	for pi, b := range snap.learn.bandits {
+		if b == nil {
+			continue
+		}
+		pl := &rs.Placements[pi]
+		post := b.post.Load()
+		st := BanditStatus{Placement: pl.ID, Reward: b.cfg.Reward, MinShare: b.cfg.MinShare, ReadAt: post.readAt}
+		if b.cfg.By >= 0 {
+			st.By = "customer." + b.cfg.ByName
+		}
+		var tps []int
+		for ti := range rs.Touchpoints {
+			if rs.Touchpoints[ti].Fits(pi, pl.ID) {
+				tps = append(tps, ti)
+			}
+		}
+		arms := make([]bandits.Arm, len(tps))
+		for si, seg := range b.segments() {
+			bs := BanditSegment{Segment: seg}
+			for i, ti := range tps {
+				arms[i] = post.arms[si*post.nTP+ti]
+			}
+			for i, ti := range tps {
+				a := arms[i]
+				bs.Arms = append(bs.Arms, BanditArm{Touchpoint: rs.Touchpoints[ti].ID, Impressions: post.impressions[si*post.nTP+ti],
+					Rewards: post.rewards[si*post.nTP+ti], Mean: a.Alpha / (a.Alpha + a.Beta),
+					Share: post.propensity(b.policy, si, tps, arms, 1, i, 0)})
+			}
+			st.Segments = append(st.Segments, bs)
+		}
+		out = append(out, st)
 	}
 	return out
 }

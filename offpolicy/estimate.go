@@ -19,7 +19,8 @@ type Estimator struct {
 	n int
 	// Logged policy: the observed rewards.
 	sumR, sumR2 float64
-	// IPS terms: w·r with w = 1[same choice]/p.
+	// IPS terms: w·r with w = target/p (1[same choice]/p but for
+	// experiment assignments).
 	sumT, sumT2 float64
 	// Self-normalised IPS: sums of w, w·r and the parts of its variance.
 	sumW, sumW2, sumW2R, sumW2R2 float64
@@ -28,10 +29,14 @@ type Estimator struct {
 }
 
 // Add records one logged decision: the logging policy chose with
-// probability propensity and earned reward; same says whether the new
-// policy makes the same choice. Decisions logged with no probability
-// (0 or below, or above 1) cannot be reweighted and are skipped, counted.
-func (e *Estimator) Add(propensity, reward float64, same bool) {
+// probability propensity and earned reward; target is the new policy's
+// weight for the same choice: 0 when it chooses otherwise, 1 when it
+// makes the same choice, and for a choice both policies make by an
+// experiment's assignment, the share of that assignment (the two shares
+// cancel, as they should for the same experiment). Decisions logged with
+// no probability (0 or below, or above 1) cannot be reweighted and are
+// skipped, counted.
+func (e *Estimator) Add(propensity, reward, target float64) {
 	if !(propensity > 0 && propensity <= 1) {
 		e.skipped++
 		return
@@ -39,11 +44,11 @@ func (e *Estimator) Add(propensity, reward float64, same bool) {
 	e.n++
 	e.sumR += reward
 	e.sumR2 += reward * reward
-	if !same {
+	if target <= 0 {
 		return
 	}
 	e.matched++
-	w := 1 / propensity
+	w := target / propensity
 	t := w * reward
 	e.sumT += t
 	e.sumT2 += t * t

@@ -19,7 +19,7 @@ func TestEstimatesAKnownBetterPolicy(t *testing.T) {
 		if rng.Float64() < rates[shown] {
 			reward = 1
 		}
-		e.Add(1.0/3, reward, shown == 2)
+		e.Add(1.0/3, reward, same(shown == 2))
 	}
 	r := e.Result()
 	if r.Decisions != n || r.Matched < n/3-1000 || r.Matched > n/3+1000 {
@@ -46,10 +46,10 @@ func TestEstimatesAWorsePolicyAndSkips(t *testing.T) {
 		if rng.Float64() < []float64{0.03, 0.09}[shown] {
 			reward = 1
 		}
-		better.Add(0.5, reward, shown == 1)
-		worse.Add(0.5, reward, shown == 0)
+		better.Add(0.5, reward, same(shown == 1))
+		worse.Add(0.5, reward, same(shown == 0))
 	}
-	worse.Add(0, 1, true)
+	worse.Add(0, 1, 1)
 	b, w := better.Result(), worse.Result()
 	if !(w.IPS.Hi < b.IPS.Lo) {
 		t.Errorf("worse %+v should be clearly below better %+v", w.IPS, b.IPS)
@@ -57,4 +57,11 @@ func TestEstimatesAWorsePolicyAndSkips(t *testing.T) {
 	if w.Skipped != 1 || b.Skipped != 0 {
 		t.Errorf("skipped %d and %d", w.Skipped, b.Skipped)
 	}
+}
+
+func same(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -54,7 +54,8 @@ func Evaluate(ctx context.Context, d Decider, log io.Reader, rewards map[[2]stri
 	overall := &Estimator{}
 	per := map[string]*Estimator{}
 	reports := map[string]*PlacementReport{}
-	schema := d.Ruleset().Schema
+	rs := d.Ruleset()
+	schema := rs.Schema
 	var dec engine.Decision
 	err := logread.ReadDecisions(log, func(line int, ld *logread.Decision) error {
 		rep.Decisions++
@@ -91,18 +92,23 @@ func Evaluate(ctx context.Context, d Decider, log io.Reader, rewards map[[2]stri
 				reward = 1
 			}
 			newTP, newRule := "", ""
+			target := 0.0
 			if pi < len(dec.Placements) && len(dec.Placements[pi].Items) > 0 {
-				newTP, newRule = dec.Placements[pi].Items[0].Touchpoint, dec.Placements[pi].Items[0].Rule
+				it := &dec.Placements[pi].Items[0]
+				newTP, newRule = it.Touchpoint, it.Rule
+				if newTP == logged {
+					target = assignmentShare(rs, it)
+				}
 			}
 			same := newTP == logged
-			overall.Add(propensity, reward, same)
+			overall.Add(propensity, reward, target)
 			e := per[p.ID]
 			if e == nil {
 				e = &Estimator{}
 				per[p.ID] = e
 				reports[p.ID] = &PlacementReport{ID: p.ID, ByRule: map[string]int{}}
 			}
-			e.Add(propensity, reward, same)
+			e.Add(propensity, reward, target)
 			if !same {
 				reports[p.ID].Changed++
 				reports[p.ID].ByRule[newRule]++
@@ -149,4 +155,30 @@ func contextValue(raw json.RawMessage, t rules.FieldType) (features.Value, bool)
 		return features.Value{}, false
 	}
 	return features.String(s), true
+}
+
+// assignmentShare is the probability of the experiment arm the new policy
+// put item in (1 outside experiments). The logged propensity of an item
+// includes its arm's share; the new policy's assignment is the same hash
+// of the customer id, so it is weighed alike and the shares cancel when
+// both policies run the experiment, while a policy without it gets the
+// arm's customers reweighted to stand for everyone.
+func assignmentShare(rs *rules.Ruleset, it *engine.Item) float64 {
+	if it.Experiment == "" {
+		return 1
+	}
+	xi := rs.Experiment(it.Experiment)
+	if xi < 0 {
+		return 1
+	}
+	x := rs.Experiments[xi].Experiment
+	if it.Variant == engine.VariantHoldout {
+		return x.Share(-1)
+	}
+	for v := range x.Variants {
+		if x.Variants[v].Name == it.Variant {
+			return x.Share(v)
+		}
+	}
+	return 1
 }

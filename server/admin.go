@@ -38,6 +38,15 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, ep *endpoint) {
 		if s.allowGet(ctx) {
 			s.writeAdminJSON(ctx, fasthttp.StatusOK, statusJSON(s.decider.Status()))
 		}
+	case epAdminOther:
+		if string(ctx.Path()) != "/admin/bandits" || s.experiments == nil {
+			s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
+				message: "no endpoint at " + string(ctx.Path())})
+			return
+		}
+		if s.allowGet(ctx) {
+			s.writeAdminJSON(ctx, fasthttp.StatusOK, map[string]any{"bandits": nonNil(s.experiments.Bandits())})
+		}
 	default:
 		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
 			message: "no endpoint at " + string(ctx.Path())})
@@ -169,4 +178,12 @@ func (s *Server) writeAdminJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 		return
 	}
 	writeJSON(ctx, status, b)
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](list []T) []T {
+	if list == nil {
+		return []T{}
+	}
+	return list
 }

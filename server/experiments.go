@@ -12,11 +12,13 @@ import (
 	"github.com/touchpoint-dev/touchpoint/experiments"
 )
 
-// ExperimentReporter reports A/B tests from their live counters;
-// *engine.Engine with a store's tallies satisfies it.
+// ExperimentReporter reports A/B tests and bandit placements from their
+// live counters; *engine.Engine with a store's tallies satisfies it.
 type ExperimentReporter interface {
 	ExperimentReport(ctx context.Context, id string) (*experiments.Report, error)
 	ExperimentIDs() []string
+	// Bandits describes the Thompson placements for GET /admin/bandits.
+	Bandits() []engine.BanditStatus
 }
 
 var _ ExperimentReporter = (*engine.Engine)(nil)

@@ -71,12 +71,13 @@ func TestDecisionLogFile(t *testing.T) {
 	if len(line.Placements) != 1 || line.Placements[0].ID != "cart_banner" || line.Placements[0].Count != 1 {
 		t.Fatalf("placements in %s", lines[0])
 	}
-	// The answer's item is the logged candidate chosen, with propensity 1.
+	// The answer's item is the logged candidate chosen, with the
+	// probability of Mei's arm of cart_coupon_test, control: 45%.
 	chosen := 0
 	for _, c := range line.Placements[0].Candidates {
 		if c.Chosen {
 			chosen++
-			if c.Touchpoint != d.Placements["cart_banner"][0].Touchpoint || c.Propensity == nil || *c.Propensity != 1 {
+			if c.Touchpoint != d.Placements["cart_banner"][0].Touchpoint || c.Propensity == nil || *c.Propensity != 0.45 {
 				t.Errorf("chosen candidate %+v, answer %s", c, raw)
 			}
 		}

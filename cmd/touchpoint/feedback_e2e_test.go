@@ -86,28 +86,30 @@ func TestCustomerEndpoints(t *testing.T) {
 		_, d, _, _ := s.decide(fmt.Sprintf(`{"customer_id":%q,"placements":["cart_banner"],"context":{"channel":"web","page":"/cart"}}`, id))
 		return d
 	}
-	code, body := s.call(t, "PUT", "/v1/customers/new-1/features", `{"features":{"first_name":"Zoe","cart_abandon_7d":1,"coupon_propensity":0.5}}`, false)
+	// new-4 is in cart_coupon_test's control arm, which shows the coupon;
+	// its holdout would see only the cart banner's fallback.
+	code, body := s.call(t, "PUT", "/v1/customers/new-4/features", `{"features":{"first_name":"Zoe","cart_abandon_7d":1,"coupon_propensity":0.5}}`, false)
 	if code != 401 {
 		t.Errorf("without the admin key: %d %s", code, body)
 	}
-	code, body = s.call(t, "PUT", "/v1/customers/new-1/features", `{"features":{"first_name":"Zoe","cart_abandon_7d":"one"}}`, true)
+	code, body = s.call(t, "PUT", "/v1/customers/new-4/features", `{"features":{"first_name":"Zoe","cart_abandon_7d":"one"}}`, true)
 	if code != 400 || !strings.Contains(body, `"field":"features.cart_abandon_7d"`) {
 		t.Errorf("bad type: %d %s", code, body)
 	}
-	code, body = s.call(t, "PUT", "/v1/customers/new-1/features", `{"features":{"first_name":"Zoe","cart_abandon_7d":1,"cart_value":80,"coupon_propensity":0.5,"consent_marketing":true,"lifecycle":"active","stage":"purchase"}}`, true)
+	code, body = s.call(t, "PUT", "/v1/customers/new-4/features", `{"features":{"first_name":"Zoe","cart_abandon_7d":1,"cart_value":80,"coupon_propensity":0.5,"consent_marketing":true,"lifecycle":"active","stage":"purchase"}}`, true)
 	if code != 200 {
 		t.Fatalf("put features: %d %s", code, body)
 	}
-	d := cart("new-1")
+	d := cart("new-4")
 	if !d.KnownCustomer || len(d.Placements["cart_banner"]) == 0 || !strings.Contains(string(d.Placements["cart_banner"][0].Content), "Zoe") {
 		t.Errorf("decision after put = %+v", d)
 	}
 
-	code, body = s.call(t, "PUT", "/v1/customers/new-1/consent", `{"channels":{"email":true,"fax":true}}`, true)
+	code, body = s.call(t, "PUT", "/v1/customers/new-4/consent", `{"channels":{"email":true,"fax":true}}`, true)
 	if code != 400 || !strings.Contains(body, "fax") {
 		t.Errorf("unknown channel: %d %s", code, body)
 	}
-	code, body = s.call(t, "PUT", "/v1/customers/new-1/consent", `{"channels":{"email":true,"sms":false}}`, true)
+	code, body = s.call(t, "PUT", "/v1/customers/new-4/consent", `{"channels":{"email":true,"sms":false}}`, true)
 	if code != 200 {
 		t.Errorf("consent: %d %s", code, body)
 	}
