@@ -94,6 +94,8 @@ const (
 	// maxCachedRankings bounds the propensities kept per second per
 	// bandit placement; past it the cache starts again.
 	maxCachedRankings = 4096
+	// statusDraws estimate the shares Bandits reports to within 0.005.
+	statusDraws = 10000
 	// maxTags bounds the items a decision id carries tags for; items past
 	// it are not counted live (the decision log still has them).
 	maxTags = 6
@@ -518,7 +520,7 @@ func (e *Engine) Attribute(ev *features.Event) {
 	l := e.current.Load().learn
 	want := tpHash(ev.Touchpoint)
 	tags := ev.DecisionID[32:]
-	for len(tags) >= tagLen {
+	for n := 0; n < maxTags && len(tags) >= tagLen; n++ {
 		t := tags[:tagLen]
 		tags = tags[tagLen:]
 		tp, ok1 := parseHex(t[2:6])
@@ -640,16 +642,18 @@ func (e *Engine) Bandits() []BanditStatus {
 			}
 		}
 		arms := make([]bandits.Arm, len(tps))
+		rng := e.rand()
 		for si, seg := range b.segments() {
 			bs := BanditSegment{Segment: seg}
 			for i, ti := range tps {
 				arms[i] = post.arms[si*post.nTP+ti]
 			}
+			// More draws than a decision's estimate: this is read by people.
+			shares := b.policy.RankPropensities(arms, 1, statusDraws, rng)
 			for i, ti := range tps {
 				a := arms[i]
 				bs.Arms = append(bs.Arms, BanditArm{Touchpoint: rs.Touchpoints[ti].ID, Impressions: post.impressions[si*post.nTP+ti],
-					Rewards: post.rewards[si*post.nTP+ti], Mean: a.Alpha / (a.Alpha + a.Beta),
-					Share: post.propensity(b.policy, si, tps, arms, 1, i, 0)})
+					Rewards: post.rewards[si*post.nTP+ti], Mean: a.Alpha / (a.Alpha + a.Beta), Share: shares[i]})
 			}
 			st.Segments = append(st.Segments, bs)
 		}

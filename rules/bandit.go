@@ -7,9 +7,8 @@ import (
 )
 
 // Bandit arbitration defaults: a prior worth about twenty impressions at a
-// 5% click rate, so one early click does not crown a touchpoint, and 5% of
-// the band's traffic kept exploring each candidate... at most: with n
-// candidates exploration takes min_share × n of the traffic.
+// 5% click rate, so that one early click does not crown a touchpoint, and
+// a floor of 5% of the band's traffic for each candidate.
 const (
 	defaultBanditAlpha    = 1
 	defaultBanditBeta     = 20
