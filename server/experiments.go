@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/experiments"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // ExperimentReporter reports A/B tests and bandit placements from their
@@ -52,8 +54,10 @@ func (s *Server) handleExperiment(ctx *fasthttp.RequestCtx) {
 	rep, err := s.experiments.ExperimentReport(c, string(id))
 	switch {
 	case errors.Is(err, engine.ErrNoExperiment):
-		msg := "no experiment " + strconv.Quote(string(id)) + " in the ruleset being served"
-		if ids := s.experiments.ExperimentIDs(); len(ids) > 0 {
+		ids := s.experiments.ExperimentIDs()
+		msg := "no experiment " + strconv.Quote(string(id)) + " in the ruleset being served" + rules.Suggest(string(id), ids)
+		if len(ids) > 0 {
+			slices.Sort(ids)
 			msg += "; it has " + strings.Join(ids, ", ")
 		}
 		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound, message: msg})

@@ -1,27 +1,38 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/touchpoint-dev/touchpoint/experiments"
 	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
-const experimentsReportUsage = `Usage: touchpoint experiments report --log DECISIONS.jsonl --events EVENTS.jsonl [--rules DIR] ID
+const experimentsReportUsage = `Usage: touchpoint experiments report [--server URL] ID
+       touchpoint experiments report --log DECISIONS.jsonl --events EVENTS.jsonl [--rules DIR] ID
 
-Reports experiment ID from a decision log and the events posted for its
-decisions: per variant and the holdout, exposures (decisions that showed
-the customer an item attributed to it), impressions, clicks, conversions
-and revenue; click and conversion rates with 95% Wilson intervals; each
-variant's uplift over the first variant (control) and over the holdout
-with a p-value; and a sample ratio check of the exposures against the
-configured split, which warns when it fails. The experiment's split is
-read from the rules (default configs/rules).
+Reports experiment ID: per variant and the holdout, exposures (decisions
+in which the customer entered the experiment and asked for a placement it
+covers), impressions, clicks, conversions and revenue; click and
+conversion rates with 95% Wilson intervals; each variant's uplift over the
+first variant (control) and over the holdout with a p-value; and a sample
+ratio check of the exposures against the configured split, which warns
+when it fails.
+
+By default the report comes from a running server's live counters (GET
+/v1/experiments/ID, with the admin key from TOUCHPOINT_ADMIN_KEY), which
+every node adds to. With --log and --events it is computed from a
+decision log and the events posted for its decisions instead, and the
+experiment's split is read from the rules.
 
 Flags:
 `
@@ -36,9 +47,10 @@ func experimentsCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("experiments report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	logPath := fs.String("log", "", "decision log (JSON Lines)")
+	server := fs.String("server", "http://localhost:8080", "base URL of a running touchpoint server")
+	logPath := fs.String("log", "", "decision log (JSON Lines); with --events, report from files instead of a server")
 	eventsPath := fs.String("events", "", "events (JSON Lines of event objects, as posted to /v1/events)")
-	rulesDir := fs.String("rules", "configs/rules", "rules directory that declares the experiment")
+	rulesDir := fs.String("rules", "configs/rules", "rules directory that declares the experiment (with --log)")
 	schema := fs.String("schema", "", "feature schema (default: features.yaml beside the rules, else configs/features.yaml)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, experimentsReportUsage)
@@ -47,11 +59,19 @@ func experimentsCommand(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || *logPath == "" || *eventsPath == "" {
+	if fs.NArg() != 1 || (*logPath == "") != (*eventsPath == "") {
 		fs.Usage()
 		return exitError{2}
 	}
 	id := fs.Arg(0)
+	if *logPath == "" {
+		rep, err := fetchExperimentReport(*server, id, os.Getenv("TOUCHPOINT_ADMIN_KEY"))
+		if err != nil {
+			return fmt.Errorf("cannot report %s: %w", id, err)
+		}
+		writeExperimentReport(stdout, rep)
+		return nil
+	}
 	schemaPath := *schema
 	if schemaPath == "" {
 		schemaPath = defaultSchema(*rulesDir)
@@ -87,6 +107,46 @@ func experimentsCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	writeExperimentReport(stdout, rep)
 	return nil
+}
+
+// fetchExperimentReport reads an experiment's live report from a server.
+func fetchExperimentReport(server, id, adminKey string) (*experiments.Report, error) {
+	if adminKey == "" {
+		return nil, errors.New("set TOUCHPOINT_ADMIN_KEY to the server's admin key, or report from files with --log and --events")
+	}
+	u, err := url.Parse(strings.TrimRight(server, "/") + "/v1/experiments/" + url.PathEscape(id))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--server must be an http or https URL such as http://localhost:8080, got %q", server)
+	}
+	req, err := http.NewRequest(http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var apiErr struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(body, &apiErr) == nil && apiErr.Error.Message != "" {
+			return nil, fmt.Errorf("%s answered %d: %s", u.Host, resp.StatusCode, apiErr.Error.Message)
+		}
+		return nil, fmt.Errorf("%s answered %d", u.Host, resp.StatusCode)
+	}
+	var sum experiments.Summary
+	if err := json.Unmarshal(body, &sum); err != nil {
+		return nil, fmt.Errorf("cannot read the report %s sent: %w", u.Host, err)
+	}
+	return sum.Report(), nil
 }
 
 func writeExperimentReport(w io.Writer, rep *experiments.Report) {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An A/B test on the real server: every decision on the cart page puts
@@ -80,6 +81,42 @@ rules:
 		t.Errorf("exposures add up to %d, want %d:\n%s", total, n, out)
 	}
 
+	// The same events posted to the server count live, in the store: the
+	// server's report (GET /v1/experiments/{id}, which the CLI reads by
+	// default) agrees with the one computed from the log.
+	lines := strings.Split(strings.TrimSpace(events.String()), "\n")
+	for len(lines) > 0 {
+		k := min(len(lines), 1000)
+		if code, body := s.call(t, "POST", "/v1/events", `{"events":[`+strings.Join(lines[:k], ",")+`]}`, false); code != 202 {
+			t.Fatalf("events: %d %s", code, body)
+		}
+		lines = lines[k:]
+	}
+	armRows := regexp.MustCompile(`(?m)^(control|top_rated|holdout)\s+.*$`)
+	live := func() (string, error) {
+		cmd := exec.Command(binary, "experiments", "report", "--server", s.base, "recs_lead_test")
+		cmd.Env = append(os.Environ(), "TOUCHPOINT_ADMIN_KEY="+adminKey)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	var liveOut string
+	// Exposures reach the store at the next flush, within a second or so.
+	waitLong(t, "the live report to match the log's", func() bool {
+		var err error
+		liveOut, err = live()
+		return err == nil && strings.Join(armRows.FindAllString(liveOut, -1), "\n") == strings.Join(armRows.FindAllString(out, -1), "\n")
+	})
+	if code, body := s.call(t, "GET", "/v1/experiments/recs_lead_test", "", false); code != 401 {
+		t.Errorf("the live report without the admin key: %d %s", code, body)
+	}
+	code, body := s.call(t, "GET", "/v1/experiments/recs_lead_test", "", true)
+	if code != 200 || !strings.Contains(body, `"name":"top_rated"`) || !strings.Contains(body, `"mismatch":false`) {
+		t.Errorf("GET /v1/experiments/recs_lead_test: %d %s", code, body)
+	}
+	if code, body := s.call(t, "GET", "/v1/experiments/recs_lead_tset", "", true); code != 404 || !strings.Contains(body, "did you mean recs_lead_test?") {
+		t.Errorf("an unknown experiment: %d %s", code, body)
+	}
+
 	// Lose every fifth top_rated decision from the log.
 	skewed := filepath.Join(dir, "skewed.jsonl")
 	f, err := os.Open(logPath)
@@ -110,5 +147,18 @@ func writeTestFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitLong waits for a condition that depends on a periodic task of the
+// server (a flush every second), with room for a busy machine.
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
