@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -35,6 +36,14 @@ type Config struct {
 	// skipped and the answer is degraded (rule_deadline); if a suppress
 	// rule was among them, nothing is offered. Zero means no deadline.
 	DecideDeadline time.Duration `yaml:"decide_deadline"`
+	// LearnEvery is how often experiment exposures are written to the
+	// store and bandit posteriors read back from it.
+	LearnEvery time.Duration `yaml:"learn_every"`
+	// RandomSeed, when not 0, makes bandits choose reproducibly: each
+	// decision draws from the seed and its sequence number on this node.
+	// It is for simulations and tests; in production every node would
+	// make the same choices in the same order.
+	RandomSeed uint64 `yaml:"random_seed"`
 }
 
 // DefaultDecideDeadline is far above what rules normally take (the demo
@@ -45,7 +54,7 @@ const DefaultDecideDeadline = 100 * time.Millisecond
 
 // DefaultConfig serves the demo ruleset shipped in configs/.
 func DefaultConfig() Config {
-	return Config{RulesDir: "configs/rules", SchemaPath: "configs/features.yaml", DecideDeadline: DefaultDecideDeadline}
+	return Config{RulesDir: "configs/rules", SchemaPath: "configs/features.yaml", DecideDeadline: DefaultDecideDeadline, LearnEvery: time.Second}
 }
 
 // Validate reports a config that cannot work.
@@ -55,6 +64,9 @@ func (c Config) Validate() error {
 	}
 	if c.SchemaPath == "" {
 		return errors.New("rules.schema must be set")
+	}
+	if c.LearnEvery != 0 && (c.LearnEvery < 10*time.Millisecond || c.LearnEvery > time.Minute) {
+		return fmt.Errorf("rules.learn_every must be between 10ms and 1m, got %s", c.LearnEvery)
 	}
 	if c.DecideDeadline < 0 {
 		return fmt.Errorf("rules.decide_deadline must not be negative (0 means none), got %s", c.DecideDeadline)
@@ -104,10 +116,12 @@ type Engine struct {
 	learnMu  sync.Mutex
 	retired  []retiredSnapshot
 	learnNow chan struct{}
-	// seed, when set, makes every random choice reproducible (tests);
-	// seeds counts the generators made from it.
-	seed  uint64
-	seeds atomic.Uint64
+	// seed, when set, makes every random choice reproducible (tests,
+	// simulations); seeds counts the generators made from it, and
+	// sequence the decisions that drew from it.
+	seed     uint64
+	seeds    atomic.Uint64
+	sequence atomic.Uint64
 }
 
 // Option configures an Engine.
@@ -140,7 +154,7 @@ func (e *Engine) isAnonymous(id string) bool {
 func WithTallies(t features.Tallies) Option { return func(e *Engine) { e.tallies = t } }
 
 // WithRandSeed makes the engine's random choices (bandits' sampling and
-// their propensity estimates) reproducible, for simulations and tests.
+// their propensity estimates) reproducible, as Config.RandomSeed does.
 func WithRandSeed(seed uint64) Option { return func(e *Engine) { e.seed = seed } }
 
 // WithWriter lets the engine count decisions for caps that count decisions.
@@ -164,6 +178,7 @@ func New(cfg Config, src FeatureSource, log zerolog.Logger, opts ...Option) (*En
 		errCounters: map[string]*atomic.Uint64{},
 		load:        rules.Load,
 		learnNow:    make(chan struct{}, 1),
+		seed:        cfg.RandomSeed,
 	}
 	e.bind = e.costs.bind
 	for _, o := range opts {
@@ -369,7 +384,14 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 	}
 	d.ID = e.ids.next(&s.idBuf)
 	if s.rng == nil {
-		s.rng = e.rand()
+		s.pcg = new(mrand.PCG)
+		s.rng = mrand.New(s.pcg)
+		e.seedRand(s.pcg, 0)
+	}
+	if e.seed != 0 {
+		// Each decision's draws follow from the seed and its sequence
+		// number, whichever buffers serve it.
+		s.pcg.Seed(e.seed, e.sequence.Add(1))
 	}
 	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer, learn: snap.learn}
 	s.costs, s.bind, s.deadline = &e.costs, e.bind, e.cfg.DecideDeadline

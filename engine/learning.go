@@ -85,9 +85,6 @@ type propKey struct {
 }
 
 const (
-	// learnEvery is how often exposures reach the store and posteriors
-	// are read back.
-	learnEvery = time.Second
 	// propensityDraws simulated rankings estimate a propensity to within
 	// a standard error of 0.016.
 	propensityDraws = 1000
@@ -228,15 +225,27 @@ func (b *banditState) posteriors(rs *rules.Ruleset, tallies map[string]float64, 
 	return p
 }
 
-// rand makes a random generator for one owner (a decision's scratch, a
-// bandit's posteriors): seeded from WithRandSeed in order, else at random.
+// rand makes a random generator for one owner (a bandit's posteriors,
+// a status report); see seedRand.
 func (e *Engine) rand() *mrand.Rand {
+	src := new(mrand.PCG)
+	e.seedRand(src, 0)
+	return mrand.New(src)
+}
+
+// seedRand seeds src at random, or, with a seed, from it and key, or (key
+// 0) the next number of a sequence.
+func (e *Engine) seedRand(src *mrand.PCG, key uint64) {
 	if e.seed != 0 {
-		return mrand.New(mrand.NewPCG(e.seed, e.seeds.Add(1)))
+		if key == 0 {
+			key = e.seeds.Add(1)
+		}
+		src.Seed(e.seed, key)
+		return
 	}
 	var seed [16]byte
 	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails on supported platforms
-	return mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	src.Seed(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))
 }
 
 // propensity returns the probability that the policy ranks touchpoint
@@ -308,7 +317,11 @@ func (e *Engine) Learn(ctx context.Context) error {
 	if store == nil {
 		return nil
 	}
-	t := time.NewTicker(learnEvery)
+	every := e.cfg.LearnEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		e.learnOnce(ctx, store)
@@ -336,7 +349,12 @@ func (e *Engine) learnOnce(ctx context.Context, store features.Tallies) {
 			e.log.Debug().Err(err).Str("placement", snap.rs.Placements[pi].ID).Msg("cannot refresh bandit posteriors; keeping the last")
 			continue
 		}
-		next := b.posteriors(snap.rs, tallies, e.rand())
+		next := b.posteriors(snap.rs, tallies, nil)
+		// Seeded, the estimates follow from the counts, not from how
+		// often they were read.
+		src := new(mrand.PCG)
+		e.seedRand(src, countsKey(next))
+		next.rng = mrand.New(src)
 		if cur := b.post.Load(); !cur.readAt.IsZero() && slices.Equal(cur.impressions, next.impressions) && slices.Equal(cur.rewards, next.rewards) {
 			continue // unchanged: keep the propensities estimated from them
 		}
@@ -660,4 +678,14 @@ func (e *Engine) Bandits() []BanditStatus {
 		out = append(out, st)
 	}
 	return out
+}
+
+// countsKey is a hash of the posteriors' counts (never 0).
+func countsKey(p *posteriors) uint64 {
+	h := uint64(1)
+	for i := range p.impressions {
+		h = splitmix(h ^ uint64(p.impressions[i]))
+		h = splitmix(h ^ uint64(p.rewards[i]))
+	}
+	return h | 1
 }
