@@ -81,7 +81,7 @@ type scratch struct {
 	// the placement being arbitrated.
 	learn   *learning
 	rng     *mrand.Rand
-	pcg     *mrand.PCG // rng's source
+	pcg     *mrand.PCG    // rng's source
 	arm     experimentArm // of the placement being decided
 	exposed []int
 	tags    []idTag

@@ -165,4 +165,3 @@ func simImpressions(t *testing.T, s *process) int {
 	}
 	return n
 }
-
