@@ -156,6 +156,8 @@ type decision struct {
 		Touchpoint string          `json:"touchpoint"`
 		Rule       string          `json:"rule"`
 		Content    json.RawMessage `json:"content"`
+		Experiment string          `json:"experiment"`
+		Variant    string          `json:"variant"`
 	} `json:"placements"`
 }
 

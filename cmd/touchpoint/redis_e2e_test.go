@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,5 +236,81 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("server log:\n%s", logs)
+	}
+}
+
+// TestLearningAcrossNodes runs the demo's A/B test and bandit on two
+// nodes sharing Redis: decisions made on one node and events posted to
+// the other count once, in the store, and both nodes report the same
+// counts and read the same posteriors.
+func TestLearningAcrossNodes(t *testing.T) {
+	redis := redistest.Start(t)
+	dir := workspace(t)
+	cfg := filepath.Join(dir, "touchpoint.yaml")
+	writeTestFile(t, cfg, "log:\n  level: info\nrules:\n  learn_every: 50ms\n")
+	nodes := []*process{
+		startServer(t, dir, "--config", cfg, "--redis", redis.URL()),
+		startServer(t, dir, "--config", cfg, "--redis", redis.URL()),
+	}
+	const n = 400
+	exposures := map[string]int{}
+	promos := map[string]int{}
+	var events []string
+	for i := 0; i < n; i++ {
+		node, other := nodes[i%2], nodes[(i+1)%2]
+		customer := fmt.Sprintf("x-%d", i)
+		code, d, raw, err := node.decide(`{"customer_id":"` + customer + `","placements":[{"id":"cart_banner"},{"id":"promo_strip"}],"context":{"channel":"web","page":"/cart"}}`)
+		if err != nil || code != 200 || len(d.Placements["cart_banner"]) != 1 || len(d.Placements["promo_strip"]) != 1 {
+			t.Fatalf("decide: %d %v %s", code, err, raw)
+		}
+		banner, promo := d.Placements["cart_banner"][0], d.Placements["promo_strip"][0]
+		if banner.Experiment != "cart_coupon_test" {
+			t.Fatalf("everyone on /cart enters cart_coupon_test: %s", raw)
+		}
+		exposures[banner.Variant]++
+		promos[promo.Touchpoint]++
+		events = append(events,
+			fmt.Sprintf(`{"event_id":"b%d","decision_id":%q,"customer_id":%q,"touchpoint":%q,"type":"impression"}`, i, d.DecisionID, customer, banner.Touchpoint),
+			fmt.Sprintf(`{"event_id":"p%d","decision_id":%q,"customer_id":%q,"touchpoint":%q,"type":"impression"}`, i, d.DecisionID, customer, promo.Touchpoint),
+			fmt.Sprintf(`{"event_id":"c%d","decision_id":%q,"customer_id":%q,"touchpoint":%q,"type":"click"}`, i, d.DecisionID, customer, promo.Touchpoint))
+		if len(events) >= 300 || i == n-1 {
+			// Half the batches twice: retries count once.
+			for k := 0; k <= i%2; k++ {
+				if code, body := other.call(t, "POST", "/v1/events", `{"events":[`+strings.Join(events, ",")+`]}`, false); code != 202 {
+					t.Fatalf("events: %d %s", code, body)
+				}
+			}
+			events = events[:0]
+		}
+	}
+	var want []string
+	for _, arm := range []string{"control", "fifteen_percent", "holdout"} {
+		want = append(want, fmt.Sprintf(`"name":%q,"expected_percent":[0-9.]+,"exposures":%d,"impressions":%d,`, arm, exposures[arm], exposures[arm]))
+	}
+	for i, node := range nodes {
+		waitLong(t, fmt.Sprintf("node %d's report to count every decision and impression", i), func() bool {
+			code, body := node.call(t, "GET", "/v1/experiments/cart_coupon_test", "", true)
+			if code != 200 {
+				return false
+			}
+			for _, w := range want {
+				if !regexp.MustCompile(w).MatchString(body) {
+					return false
+				}
+			}
+			return true
+		})
+		waitLong(t, fmt.Sprintf("node %d's bandit to read every impression and click", i), func() bool {
+			code, body := node.call(t, "GET", "/admin/bandits", "", true)
+			if code != 200 {
+				return false
+			}
+			for tp, k := range promos {
+				if !strings.Contains(body, fmt.Sprintf(`"touchpoint":%q,"impressions":%d,"rewards":%d,`, tp, k, k)) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 }
