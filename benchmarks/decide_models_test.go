@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/touchpoint-dev/touchpoint/decisionlog"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
@@ -112,29 +114,17 @@ func benchCoupons() string {
 }
 
 // BenchmarkDecideLogged is BenchmarkDecide's request (Mei on the cart
-// page, the cart banner and three recommendations) on the demo rules with
-// an A/B test running and the decision log on: the decision, the
-// experiment's assignment and the copy into the log's queue, which a
-// writer goroutine drains to a file.
+// page, the cart banner and three recommendations) plus the demo's
+// Thompson placement, promo_strip, with the decision log on: the
+// decision, the demo's A/B test on the cart banner (assignment, exposure
+// and the decision id's tags), the bandit's sampling and its logged
+// propensity, and the copy into the log's queue, which a writer goroutine
+// drains to a file.
 func BenchmarkDecideLogged(b *testing.B) {
-	dir := b.TempDir()
-	if err := os.CopyFS(dir, os.DirFS("../configs/rules")); err != nil {
-		b.Fatal(err)
-	}
-	writeFile(b, filepath.Join(dir, "bench_experiment.yaml"), `experiments:
-  - id: bench_recs_test
-    variants: {control: 1, personal: 1}
-    holdout: 10
-    when: context.page == "/cart"
-    placements: [checkout_message]
-rules:
-  - id: bench_personal_mix
-    when: variant("bench_recs_test") == "personal" && len(customer.interests) > 0
-    offer: [recs_for_you]
-`)
+	dir := "../configs/rules"
 	req := engine.Request{
 		CustomerID: "c-000042",
-		Placements: []engine.PlacementRequest{{ID: "cart_banner"}, {ID: "product_recs", Count: 3}},
+		Placements: []engine.PlacementRequest{{ID: "cart_banner"}, {ID: "product_recs", Count: 3}, {ID: "promo_strip"}},
 		Context: []engine.ContextField{
 			{Name: "channel", Value: features.String("web")},
 			{Name: "page", Value: features.String("/cart")},
@@ -168,4 +158,60 @@ rules:
 	}
 	st := logger.Stats()
 	b.ReportMetric(float64(st.Dropped)/float64(b.N), "dropped/op")
+}
+
+// BenchmarkDecideLearning is the learning loop's own cost on a ruleset
+// with little else (engine/testdata/learning): an A/B test with a
+// holdout on one placement, a Thompson placement of three promotions by
+// tier, and the decision log on.
+func BenchmarkDecideLearning(b *testing.B) {
+	store, err := features.LoadJSONL(strings.NewReader(`{"id":"s-1","features":{"tier":"silver"}}`+"\n"), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := features.NewCache(store, features.DefaultCacheConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cache.Close()
+	e, err := engine.New(engine.Config{RulesDir: "../engine/testdata/learning/rules", SchemaPath: "../engine/testdata/learning/features.yaml",
+		DecideDeadline: engine.DefaultDecideDeadline}, cache, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := engine.Request{
+		CustomerID: "s-1",
+		Placements: []engine.PlacementRequest{{ID: "banner"}, {ID: "strip"}},
+		Context:    []engine.ContextField{{Name: "channel", Value: features.String("web")}, {Name: "page", Value: features.String("/")}},
+		Log:        true,
+	}
+	cfg := decisionlog.DefaultConfig()
+	cfg.Enabled = true
+	cfg.File.Path = filepath.Join(b.TempDir(), "decisions.jsonl")
+	logger, err := decisionlog.New(cfg, decisionlog.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logger.Close()
+	ctx := context.Background()
+	var d engine.Decision
+	for range 2 {
+		if err := e.Decide(ctx, &req, &d); err != nil {
+			b.Fatal(err)
+		}
+		cache.Wait()
+	}
+	if !d.KnownCustomer || d.Placements[0].Items[0].Experiment != "banner_test" || !strings.Contains(d.ID, ".b") {
+		b.Fatalf("warm-up decision: %+v", d)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := e.Decide(ctx, &req, &d); err != nil {
+			b.Fatal(err)
+		}
+		logger.Log(&req, &d, time.Time{})
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(logger.Stats().Dropped)/float64(b.N), "dropped/op")
 }

@@ -101,6 +101,12 @@ func (enc *encoder) appendLine(b []byte, e *entry) []byte {
 			b = append(b, `,"count":`...)
 			b = strconv.AppendInt(b, int64(p.count), 10)
 		}
+		if p.experiment != "" {
+			b = append(b, `,"experiment":`...)
+			b = jsonw.AppendString(b, p.experiment)
+			b = append(b, `,"variant":`...)
+			b = jsonw.AppendString(b, p.variant)
+		}
 		b = append(b, `,"candidates":[`...)
 		// Candidates come in placement order; one pass serves them all.
 		for n := 0; c < len(e.candidates) && int(e.candidates[c].placement) == pi; c, n = c+1, n+1 {

@@ -45,6 +45,8 @@ type contextField struct {
 type placementRec struct {
 	id    span
 	count int32
+	// experiment and variant: the arm the placement counted for.
+	experiment, variant string
 }
 
 type candidateRec struct {
@@ -106,7 +108,11 @@ func (e *entry) fill(req *engine.Request, d *engine.Decision, now time.Time) {
 	}
 	for i := range req.Placements {
 		p := &req.Placements[i]
-		e.placements = append(e.placements, placementRec{id: e.str(p.ID), count: int32(p.Count)})
+		rec := placementRec{id: e.str(p.ID), count: int32(p.Count)}
+		if i < len(d.Placements) {
+			rec.experiment, rec.variant = d.Placements[i].Experiment, d.Placements[i].Variant
+		}
+		e.placements = append(e.placements, rec)
 	}
 	for i := range d.Logged {
 		c := &d.Logged[i]
@@ -132,6 +138,8 @@ func (e *entry) fill(req *engine.Request, d *engine.Decision, now time.Time) {
 func (e *entry) forget() {
 	clear(e.candidates)
 	e.candidates = e.candidates[:0]
+	clear(e.placements)
+	e.placements = e.placements[:0]
 	e.ruleset = ""
 }
 

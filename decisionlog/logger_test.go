@@ -135,6 +135,7 @@ func sampleDecision() (*engine.Request, *engine.Decision) {
 	}
 	d := &engine.Decision{
 		ID: "0192a7c3e4f5a1b2c3d4000000000001", CustomerID: "c-000042", Ruleset: "v-3f2a", KnownCustomer: true,
+		Placements: []engine.PlacementResult{{ID: "cart_banner", Experiment: "cart_coupon_test", Variant: "ten_percent"}, {ID: "hero"}},
 		Degraded: true, DegradedReasons: engine.DegradedRuleDeadline,
 		Logged: []engine.LoggedCandidate{
 			{Placement: 0, Touchpoint: "coupon_10", Rule: "cart_coupons", Score: 0.62, Reason: engine.ReasonChosen, Chosen: true, Propensity: 1, Model: "redeem", ModelOutput: 0.73,
@@ -163,6 +164,8 @@ type lineShape struct {
 	Placements    []struct {
 		ID         string `json:"id"`
 		Count      int    `json:"count"`
+		Experiment string `json:"experiment"`
+		Variant    string `json:"variant"`
 		Candidates []struct {
 			Touchpoint  string   `json:"touchpoint"`
 			Rule        string   `json:"rule"`
@@ -222,6 +225,9 @@ func TestLineShape(t *testing.T) {
 	if len(s.Placements) != 2 || s.Placements[0].ID != "cart_banner" || s.Placements[0].Count != 2 ||
 		s.Placements[1].ID != "hero" || s.Placements[1].Count != 0 {
 		t.Fatalf("placements: %s", line)
+	}
+	if s.Placements[0].Experiment != "cart_coupon_test" || s.Placements[0].Variant != "ten_percent" || s.Placements[1].Experiment != "" {
+		t.Errorf("the cart banner counted for an arm, the hero for none: %s", line)
 	}
 	cart, hero := s.Placements[0].Candidates, s.Placements[1].Candidates
 	if len(cart) != 3 || len(hero) != 1 {

@@ -406,6 +406,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 			// Exposed: the customer entered and asked for a placement the
 			// experiment covers, whatever it then shows.
 			s.exposed[s.arm.x] = s.arm.arm
+			res.Experiment, res.Variant = s.armOf()
 		}
 		if held >= 0 {
 			// The holdout sees what the placement shows without any rule:
@@ -974,6 +975,7 @@ func (d *Decision) addPlacement(id string) *PlacementResult {
 	res := &d.Placements[len(d.Placements)-1]
 	res.ID = id
 	res.Items = res.Items[:0]
+	res.Experiment, res.Variant = "", ""
 	return res
 }
 

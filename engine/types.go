@@ -138,6 +138,10 @@ func (d *Decision) degrade(r DegradedReason) {
 type PlacementResult struct {
 	ID    string
 	Items []Item
+	// Experiment and Variant name the experiment arm the placement counted
+	// for: the customer entered an experiment covering it (an exposure,
+	// whatever was shown). Empty otherwise.
+	Experiment, Variant string
 }
 
 // Item is one chosen touchpoint.

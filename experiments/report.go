@@ -13,9 +13,10 @@ const Holdout = "holdout"
 // Arm is one variant's (or the holdout's) outcomes in a report.
 type Arm struct {
 	Name string
-	// Exposures are decisions that showed the customer something
-	// attributed to this arm; Impressions, Clicks and Conversions are the
-	// events reported for those items, Revenue the conversions' values.
+	// Exposures are decisions in which the customer, in this arm, asked
+	// for a placement the experiment covers; Impressions, Clicks and
+	// Conversions are the events reported for the items shown there,
+	// Revenue the conversions' values.
 	Exposures, Impressions, Clicks, Conversions int64
 	Revenue                                     float64
 	// Expected is the arm's configured share of the experiment, in
@@ -56,8 +57,11 @@ func (r *Report) Arm(name string) *Arm {
 }
 
 // BuildReport reads a decision log and its events for experiment x. An
-// exposure is a logged decision with a chosen item attributed to the
-// experiment; events count for the arm of the item (decision id and
+// exposure is a logged decision in which a placement counted for one of
+// the experiment's arms (the customer entered and asked for a placement
+// it covers), as the live counters count them; logs written before
+// placements recorded their arm count decisions with a chosen item of the
+// experiment. Events count for the arm of the item (decision id and
 // touchpoint) they report on.
 func BuildReport(x *Experiment, log, events io.Reader) (*Report, error) {
 	rep := newReport(x)
@@ -70,6 +74,11 @@ func BuildReport(x *Experiment, log, events io.Reader) (*Report, error) {
 	err := logread.ReadDecisions(log, func(_ int, d *logread.Decision) error {
 		exposed := -1
 		for _, p := range d.Placements {
+			if p.Experiment == x.ID {
+				if arm, ok := index[p.Variant]; ok {
+					exposed = arm
+				}
+			}
 			for _, c := range p.Candidates {
 				if !c.Chosen || c.Experiment != x.ID {
 					continue

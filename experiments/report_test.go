@@ -92,3 +92,20 @@ func TestReportFlagsSampleRatioMismatch(t *testing.T) {
 		t.Errorf("a fifth of ten_percent missing passed the check: p = %v, arms %+v", rep.SRMP, rep.Arms)
 	}
 }
+
+// A placement that counted for an arm is an exposure even when it showed
+// nothing, as the live counters count it.
+func TestReportCountsEmptyPlacementsOfAnArm(t *testing.T) {
+	x := reportExperiment(t)
+	log := `{"decision_id":"d-1","placements":[{"id":"p","experiment":"cart_coupon_test","variant":"control","candidates":[]}]}
+{"decision_id":"d-2","placements":[{"id":"p","experiment":"cart_coupon_test","variant":"holdout","candidates":[{"touchpoint":"f","reason":"fallback","chosen":true,"propensity":0.1,"experiment":"cart_coupon_test","variant":"holdout"}]}]}
+{"decision_id":"d-3","placements":[{"id":"p","experiment":"other_test","variant":"control","candidates":[]}]}
+`
+	rep, err := BuildReport(x, strings.NewReader(log), strings.NewReader(`{"event_id":"e","decision_id":"d-2","touchpoint":"f","type":"impression"}`+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, h := rep.Arm("control"), rep.Arm(Holdout); c.Exposures != 1 || h.Exposures != 1 || h.Impressions != 1 || rep.Arm("ten_percent").Exposures != 0 {
+		t.Errorf("arms: %+v", rep.Arms)
+	}
+}

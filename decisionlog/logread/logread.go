@@ -28,8 +28,12 @@ type Decision struct {
 
 // Placement is one placement of a logged decision.
 type Placement struct {
-	ID         string      `json:"id"`
-	Count      int         `json:"count"`
+	ID    string `json:"id"`
+	Count int    `json:"count"`
+	// Experiment and Variant are the experiment arm the placement counted
+	// for (an exposure), when the customer entered one covering it.
+	Experiment string      `json:"experiment"`
+	Variant    string      `json:"variant"`
 	Candidates []Candidate `json:"candidates"`
 }
 
