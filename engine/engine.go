@@ -119,9 +119,10 @@ type Engine struct {
 	// seed, when set, makes every random choice reproducible (tests,
 	// simulations); seeds counts the generators made from it, and
 	// sequence the decisions that drew from it.
-	seed     uint64
-	seeds    atomic.Uint64
-	sequence atomic.Uint64
+	seed       uint64
+	seeds      atomic.Uint64
+	noLearning bool
+	sequence   atomic.Uint64
 }
 
 // Option configures an Engine.
@@ -152,6 +153,11 @@ func (e *Engine) isAnonymous(id string) bool {
 // WithTallies gives the engine the shared counters its experiments and
 // bandit placements learn from (see Learn).
 func WithTallies(t features.Tallies) Option { return func(e *Engine) { e.tallies = t } }
+
+// WithoutLearning decides as fixtures do, for replays of past traffic:
+// no exposures are counted, decision ids carry no tags, and bandit
+// placements rank by score rather than sample.
+func WithoutLearning() Option { return func(e *Engine) { e.noLearning = true } }
 
 // WithRandSeed makes the engine's random choices (bandits' sampling and
 // their propensity estimates) reproducible, as Config.RandomSeed does.
@@ -394,6 +400,9 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		s.pcg.Seed(e.seed, e.sequence.Add(1))
 	}
 	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer, learn: snap.learn}
+	if e.noLearning {
+		s.effects.learn = nil
+	}
 	s.costs, s.bind, s.deadline = &e.costs, e.bind, e.cfg.DecideDeadline
 	run(rs, snap.ruleErrors, rec, req, d, &s.effects)
 	s.finishLearning(d)

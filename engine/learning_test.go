@@ -311,3 +311,23 @@ func FuzzAttribute(f *testing.F) {
 		}
 	})
 }
+
+// A replay engine decides bandit placements by score and counts nothing.
+func TestWithoutLearning(t *testing.T) {
+	e, store := newLearningEngine(t, mapSource{}, WithoutLearning())
+	first := ""
+	for i := 0; i < 200; i++ {
+		d := decide(t, e, Request{CustomerID: fmt.Sprintf("w-%d", i), Context: web("/"), Placements: []PlacementRequest{{ID: "banner"}, {ID: "strip"}}})
+		tp := d.Placements[1].Items[0].Touchpoint
+		if first == "" {
+			first = tp
+		}
+		if tp != first || len(d.ID) != 32 {
+			t.Fatalf("decision %s showed %s, first %s", d.ID, tp, first)
+		}
+	}
+	e.learnOnce(context.Background(), store)
+	if got, _ := store.ReadTallies(context.Background(), "exp:banner_test"); len(got) != 0 {
+		t.Errorf("a replay counted exposures: %v", got)
+	}
+}

@@ -67,7 +67,9 @@ func evaluate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("cannot read customers from %q: %w", *customers, err)
 	}
-	e, err := engine.New(engine.Config{RulesDir: *rulesDir, SchemaPath: schemaPath}, store, zerolog.Nop())
+	// A replay ranks the candidate's bandit placements by score: it has no
+	// posteriors of its own, and must not count exposures.
+	e, err := engine.New(engine.Config{RulesDir: *rulesDir, SchemaPath: schemaPath}, store, zerolog.Nop(), engine.WithoutLearning())
 	if err != nil {
 		var list rules.ErrorList
 		if errors.As(err, &list) {

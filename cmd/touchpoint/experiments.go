@@ -155,7 +155,11 @@ func writeExperimentReport(w io.Writer, rep *experiments.Report) {
 		fmt.Fprintf(w, "\n!!! SAMPLE RATIO MISMATCH: the exposures do not follow the configured split (chi-square %.1f, p = %.2g).\n"+
 			"!!! Something loses or adds exposures for some arms; do not trust the comparisons below until it is found.\n", rep.SRMChi2, rep.SRMP)
 	}
-	fmt.Fprintf(w, "\n%-14s %9s %9s %11s %7s %-26s %11s %-26s %10s\n", "arm", "expected", "exposures", "impressions", "clicks", "click rate", "conversions", "conversion rate", "revenue")
+	width := len("arm")
+	for _, a := range rep.Arms {
+		width = max(width, len(a.Name))
+	}
+	fmt.Fprintf(w, "\n%-*s %9s %9s %11s %7s %-26s %11s %-26s %10s\n", width, "arm", "expected", "exposures", "impressions", "clicks", "click rate", "conversions", "conversion rate", "revenue")
 	var total int64
 	for _, a := range rep.Arms {
 		total += a.Exposures
@@ -165,7 +169,7 @@ func writeExperimentReport(w io.Writer, rep *experiments.Report) {
 		if total > 0 {
 			share = fmt.Sprintf("%.1f%%", 100*float64(a.Exposures)/float64(total))
 		}
-		fmt.Fprintf(w, "%-14s %8.1f%% %9d %11d %7d %-26s %11d %-26s %10.2f   (%s of exposures)\n", a.Name, a.Expected, a.Exposures, a.Impressions, a.Clicks,
+		fmt.Fprintf(w, "%-*s %8.1f%% %9d %11d %7d %-26s %11d %-26s %10.2f   (%s of exposures)\n", width, a.Name, a.Expected, a.Exposures, a.Impressions, a.Clicks,
 			rate(a.ClickRate()), a.Conversions, rate(a.ConversionRate()), a.Revenue, share)
 	}
 	control := &rep.Arms[0]
