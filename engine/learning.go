@@ -48,9 +48,10 @@ type learning struct {
 }
 
 type tagTarget struct {
-	bandit bool
-	scope  string
-	arm    string // an experiment's arm, or a bandit's segment
+	bandit    bool
+	placement int // a bandit's
+	scope     string
+	arm       string // an experiment's arm, or a bandit's segment
 }
 
 // banditState is one Thompson placement's posteriors.
@@ -163,7 +164,7 @@ func newLearning(rs *rules.Ruleset, rng func() *mrand.Rand) *learning {
 		for si, seg := range segments {
 			h := hash32("b", pl.ID, seg)
 			l.segmentTag[pi][si] = h
-			l.byTag[h] = tagTarget{bandit: true, scope: b.scope, arm: seg}
+			l.byTag[h] = tagTarget{bandit: true, placement: pi, scope: b.scope, arm: seg}
 		}
 		b.post.Store(b.posteriors(rs, nil, rng()))
 		l.bandits[pi] = b
@@ -535,7 +536,8 @@ func (e *Engine) Attribute(ev *features.Event) {
 	if len(ev.DecisionID) <= 32 || ev.Touchpoint == "" {
 		return
 	}
-	l := e.current.Load().learn
+	snap := e.current.Load()
+	l := snap.learn
 	want := tpHash(ev.Touchpoint)
 	tags := ev.DecisionID[32:]
 	for n := 0; n < maxTags && len(tags) >= tagLen; n++ {
@@ -551,6 +553,13 @@ func (e *Engine) Attribute(ev *features.Event) {
 			continue
 		}
 		if target.bandit {
+			// The touchpoint names a counter: only one the placement can
+			// show may, or forged names would grow the placement's hash.
+			ti := snap.rs.Touchpoint(ev.Touchpoint)
+			pl := &snap.rs.Placements[target.placement]
+			if ti < 0 || !snap.rs.Touchpoints[ti].Fits(target.placement, pl.ID) {
+				continue
+			}
 			ev.Tallies = append(ev.Tallies, features.Tally{Scope: target.scope, Field: banditField(target.arm, ev.Touchpoint, ev.Type), Delta: 1})
 			continue
 		}

@@ -297,6 +297,34 @@ func TestAttributeIgnoresBadTags(t *testing.T) {
 	}
 }
 
+// A bandit tag counts only for a touchpoint its placement can show, so
+// a forged touchpoint whose hash matches the tag adds no counter.
+func TestAttributeRefusesForgedBanditTouchpoints(t *testing.T) {
+	e, _ := newLearningEngine(t, tiered(map[string]string{"s-1": "silver"}))
+	d := decide(t, e, Request{CustomerID: "s-1", Context: web("/"), Placements: []PlacementRequest{{ID: "strip"}}})
+	id := strings.Clone(d.ID)
+	tag := id[32:]
+	// Find a name that is no touchpoint of the strip yet has the tag's
+	// touchpoint hash: "calm" fits another placement, the rest fit none.
+	forged := ""
+	for i := 0; forged == "" && i < 1<<22; i++ {
+		name := fmt.Sprintf("forged-%d", i)
+		if fmt.Sprintf("%04x", tpHash(name)) == tag[2:6] {
+			forged = name
+		}
+	}
+	if forged == "" {
+		t.Fatal("no name with the tag's hash found")
+	}
+	for _, tp := range []string{forged, "calm"} {
+		ev := features.Event{DecisionID: id[:32] + tag[:2] + fmt.Sprintf("%04x", tpHash(tp)) + tag[6:], Touchpoint: tp, Type: "click"}
+		e.Attribute(&ev)
+		if len(ev.Tallies) != 0 {
+			t.Errorf("%s: tallies %+v", tp, ev.Tallies)
+		}
+	}
+}
+
 func FuzzAttribute(f *testing.F) {
 	e, _ := newLearningEngine(f, mapSource{})
 	for _, seed := range []string{"01a22c5ca2a6b7e95c1b00f915b15911.xdee785e3edbe.b33dfe6cf1660", "", ".", strings.Repeat(".x", 60)} {
