@@ -136,7 +136,7 @@ func sampleDecision() (*engine.Request, *engine.Decision) {
 	d := &engine.Decision{
 		ID: "0192a7c3e4f5a1b2c3d4000000000001", CustomerID: "c-000042", Ruleset: "v-3f2a", KnownCustomer: true,
 		Placements: []engine.PlacementResult{{ID: "cart_banner", Experiment: "cart_coupon_test", Variant: "ten_percent"}, {ID: "hero"}},
-		Degraded: true, DegradedReasons: engine.DegradedRuleDeadline,
+		Degraded:   true, DegradedReasons: engine.DegradedRuleDeadline,
 		Logged: []engine.LoggedCandidate{
 			{Placement: 0, Touchpoint: "coupon_10", Rule: "cart_coupons", Score: 0.62, Reason: engine.ReasonChosen, Chosen: true, Propensity: 1, Model: "redeem", ModelOutput: 0.73,
 				Experiment: "cart_coupon_test", Variant: "ten_percent"},

@@ -38,7 +38,9 @@ rules:
 `)
 	logPath := filepath.Join(dir, "decisions.jsonl")
 	cfg := filepath.Join(dir, "touchpoint.yaml")
-	writeTestFile(t, cfg, "log:\n  level: info\ndecision_log:\n  enabled: true\n  file:\n    path: "+logPath+"\n")
+	// No decide deadline: a decision a busy machine held up past it would
+	// show nothing, which this test does not count on.
+	writeTestFile(t, cfg, "log:\n  level: info\nrules:\n  decide_deadline: 0s\ndecision_log:\n  enabled: true\n  file:\n    path: "+logPath+"\n")
 	s := startServer(t, dir, "--config", cfg)
 	var events bytes.Buffer
 	const n = 4000

@@ -247,7 +247,10 @@ func TestLearningAcrossNodes(t *testing.T) {
 	redis := redistest.Start(t)
 	dir := workspace(t)
 	cfg := filepath.Join(dir, "touchpoint.yaml")
-	writeTestFile(t, cfg, "log:\n  level: info\nrules:\n  learn_every: 50ms\n")
+	// Lookups and rules get room: a decision degraded by a slow lookup or
+	// the decide deadline on a busy machine would still be an exposure,
+	// but show nothing to count.
+	writeTestFile(t, cfg, "log:\n  level: info\nrules:\n  learn_every: 50ms\n  decide_deadline: 0s\nredis:\n  lookup_timeout: 5s\n")
 	nodes := []*process{
 		startServer(t, dir, "--config", cfg, "--redis", redis.URL()),
 		startServer(t, dir, "--config", cfg, "--redis", redis.URL()),
