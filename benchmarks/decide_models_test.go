@@ -133,14 +133,7 @@ func BenchmarkDecideLogged(b *testing.B) {
 		Log: true,
 	}
 	e, cache := benchEngine(b, dir, []engine.Request{req})
-	cfg := decisionlog.DefaultConfig()
-	cfg.Enabled = true
-	cfg.File.Path = filepath.Join(b.TempDir(), "decisions.jsonl")
-	logger, err := decisionlog.New(cfg, decisionlog.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer logger.Close()
+	logger := benchDecisionLog(b)
 	ctx := context.Background()
 	var d engine.Decision
 	before := cache.Stats().Misses
@@ -185,14 +178,7 @@ func BenchmarkDecideLearning(b *testing.B) {
 		Context:    []engine.ContextField{{Name: "channel", Value: features.String("web")}, {Name: "page", Value: features.String("/")}},
 		Log:        true,
 	}
-	cfg := decisionlog.DefaultConfig()
-	cfg.Enabled = true
-	cfg.File.Path = filepath.Join(b.TempDir(), "decisions.jsonl")
-	logger, err := decisionlog.New(cfg, decisionlog.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer logger.Close()
+	logger := benchDecisionLog(b)
 	ctx := context.Background()
 	var d engine.Decision
 	for range 2 {
@@ -214,4 +200,18 @@ func BenchmarkDecideLearning(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(logger.Stats().Dropped)/float64(b.N), "dropped/op")
+}
+
+// benchDecisionLog starts a decision log writing to a file, closed when
+// the benchmark ends.
+func benchDecisionLog(b *testing.B) *decisionlog.Logger {
+	cfg := decisionlog.DefaultConfig()
+	cfg.Enabled = true
+	cfg.File.Path = filepath.Join(b.TempDir(), "decisions.jsonl")
+	logger, err := decisionlog.New(cfg, decisionlog.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { logger.Close() })
+	return logger
 }

@@ -22,9 +22,7 @@ func TestBanditPlacement(t *testing.T) {
 // Mistakes in a bandit placement are load errors where they are written.
 func TestBanditLoadErrors(t *testing.T) {
 	pl := func(arb string) string { return "placements:\n  - id: p\n    arbitration: " + arb + "\n" }
-	cases := []struct {
-		name, file, wantPos, wantMsg string
-	}{
+	cases := []loadErrorCase{
 		{"mode", pl("{mode: greedy}"), "r.yaml:3:25:", "mode must be score (the default) or thompson"},
 		{"reward", pl("{mode: thompson, reward: purchase}"), "r.yaml:3:43:", "reward must be click or conversion"},
 		{"prior", pl("{mode: thompson, prior: {alpha: 0}}"), "r.yaml:3:50:", "prior.alpha must be above 0"},
@@ -34,15 +32,5 @@ func TestBanditLoadErrors(t *testing.T) {
 		{"by number", pl("{mode: thompson, by: customer.ltv}"), "r.yaml:3:39:", "must be a bool or a string"},
 		{"unknown key", pl("{mode: thompson, score: value}"), "r.yaml:3:35:", `unknown key "score"`},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := compileModels(t, tc.file, nil)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !strings.HasPrefix(lineWith(err.Error(), tc.wantMsg), tc.wantPos) {
-				t.Errorf("got %q, want an error at %q containing %q", err.Error(), tc.wantPos, tc.wantMsg)
-			}
-		})
-	}
+	checkLoadErrors(t, cases)
 }

@@ -250,9 +250,7 @@ func TestFixtureKeyErrorsOnce(t *testing.T) {
 
 func TestExperimentLoadErrors(t *testing.T) {
 	exp := "experiments:\n  - id: x\n    variants: {a: 1, b: 1}\n"
-	cases := []struct {
-		name, file, wantPos, wantMsg string
-	}{
+	cases := []loadErrorCase{
 		{"unknown experiment", exp + tps + "rules:\n  - id: r\n    when: variant(\"y\") == \"a\"\n    offer: [t]\n", "r.yaml:12:11:", `unknown experiment "y" (did you mean x?) (experiments: x)`},
 		{"variant in who enters", "experiments:\n  - id: x\n    variants: {a: 1}\n    when: variant(\"x\") == \"a\"\n", "r.yaml:4:11:", "who enters an experiment cannot depend on a variant"},
 		{"no variants", "experiments:\n  - id: x\n    holdout: 10\n", "r.yaml:2:9:", "needs variants"},
@@ -262,6 +260,17 @@ func TestExperimentLoadErrors(t *testing.T) {
 		{"fixture variant", exp + tps + "rules:\n  - id: r\n    when: true\n    offer: [t]\n    tests:\n      - {variants: {x: c}, expect: {}}\n", "r.yaml:15:24:", `experiment x has no variant "c" (did you mean a?) (use holdout, none, a, b)`},
 		{"fixture experiment", exp + tps + "rules:\n  - id: r\n    when: true\n    offer: [t]\n    tests:\n      - {variants: {y: a}, expect: {}}\n", "r.yaml:15:21:", `unknown experiment "y"`},
 	}
+	checkLoadErrors(t, cases)
+}
+
+// loadErrorCase is a rule file that must fail to load with wantMsg at
+// wantPos.
+type loadErrorCase struct {
+	name, file, wantPos, wantMsg string
+}
+
+func checkLoadErrors(t *testing.T, cases []loadErrorCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := compileModels(t, tc.file, nil)

@@ -208,7 +208,19 @@ func (s *process) status(t *testing.T) rulesetStatus {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitFor(t, 10*time.Second, what, cond)
+}
+
+// waitLong waits for a condition that depends on a periodic task of the
+// server (a flush every second), with room for a busy machine.
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	waitFor(t, 60*time.Second, what, cond)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
