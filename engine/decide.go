@@ -96,18 +96,22 @@ type idTag struct {
 	arm  uint32
 }
 
-// banditBand is the top priority band of a bandit placement, as ranked.
+// banditBand is a bandit placement's candidates as ranked: within each
+// priority band that starts before the placement's count, in sampled
+// order.
 type banditBand struct {
 	state   *banditState // nil: not a bandit placement
 	post    *posteriors
 	segment int
-	n       int // candidates in the band: s.cands[:n]
-	slots   int
-	tps     []int
-	arms    []bandits.Arm
-	order   []int
-	draws   []float64
-	ranked  []candidate
+	slots   int // the placement's count
+	// bands are [start, end) ranges of s.cands; tps and arms hold the
+	// candidates of s.cands[:len(tps)] in their ranked order.
+	bands  [][2]int
+	tps    []int
+	arms   []bandits.Arm
+	order  []int
+	draws  []float64
+	ranked []candidate
 }
 
 // match is a matched offer rule: for every touchpoint it offers (tp < 0),
@@ -417,7 +421,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		}
 		s.band.state = nil
 		if s.learn != nil && pl.Bandit != nil {
-			s.rankBand(s.learn.bandits[rs.Placement(preq.ID)], count)
+			s.rankBands(s.learn.bandits[rs.Placement(preq.ID)], count)
 		}
 		chosen := 0
 		for i, c := range s.cands {

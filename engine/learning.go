@@ -438,48 +438,67 @@ func (e *Engine) unflushed(cur *snapshot, t features.Tally) {
 	}
 }
 
-// rankBand orders the top priority band of a bandit placement's
-// candidates by Thompson sampling over the customer's segment's
-// posteriors; the candidates below the band keep their order.
-func (s *scratch) rankBand(b *banditState, count int) {
+// rankBands orders, by Thompson sampling over the customer's segment's
+// posteriors, the candidates of each priority band of a bandit placement
+// that starts before its count: bands still come first, and candidates
+// further down keep their order (they show only when earlier ones are
+// capped or over budget).
+func (s *scratch) rankBands(b *banditState, count int) {
 	if b == nil || len(s.cands) == 0 {
 		return
 	}
-	n := 1
-	for n < len(s.cands) && s.cands[n].priority == s.cands[0].priority {
-		n++
-	}
 	bb := &s.band
-	bb.state, bb.post, bb.segment, bb.n, bb.slots = b, b.post.Load(), b.segment(s.env), n, count
-	bb.tps, bb.arms = bb.tps[:0], bb.arms[:0]
-	for _, c := range s.cands[:n] {
-		bb.tps = append(bb.tps, c.tp)
-		bb.arms = append(bb.arms, bb.post.arms[bb.segment*bb.post.nTP+c.tp])
-	}
-	if n < 2 {
-		return
-	}
-	bb.order, bb.draws = slices.Grow(bb.order[:0], n)[:n], slices.Grow(bb.draws[:0], n)[:n]
-	b.policy.Rank(bb.arms, s.rng, bb.order, bb.draws)
-	bb.ranked = append(bb.ranked[:0], s.cands[:n]...)
-	for i, j := range bb.order {
-		s.cands[i] = bb.ranked[j]
-	}
-	// Keep tps and arms in the band's new order for propensityAt.
-	for i, c := range s.cands[:n] {
-		bb.tps[i] = c.tp
-		bb.arms[i] = bb.post.arms[bb.segment*bb.post.nTP+c.tp]
+	bb.state, bb.post, bb.segment, bb.slots = b, b.post.Load(), b.segment(s.env), count
+	bb.bands, bb.tps, bb.arms = bb.bands[:0], bb.tps[:0], bb.arms[:0]
+	for start := 0; start < len(s.cands) && start < count; {
+		end := start + 1
+		for end < len(s.cands) && s.cands[end].priority == s.cands[start].priority {
+			end++
+		}
+		bb.bands = append(bb.bands, [2]int{start, end})
+		band := s.cands[start:end]
+		first := len(bb.arms)
+		for _, c := range band {
+			bb.arms = append(bb.arms, bb.post.arms[bb.segment*bb.post.nTP+c.tp])
+		}
+		if n := len(band); n >= 2 {
+			bb.order, bb.draws = slices.Grow(bb.order[:0], n)[:n], slices.Grow(bb.draws[:0], n)[:n]
+			b.policy.Rank(bb.arms[first:], s.rng, bb.order, bb.draws)
+			bb.ranked = append(bb.ranked[:0], band...)
+			for i, j := range bb.order {
+				band[i] = bb.ranked[j]
+			}
+		}
+		// tps and arms in the band's new order, for propensityAt.
+		for _, c := range band {
+			bb.tps = append(bb.tps, c.tp)
+		}
+		for i, c := range band {
+			bb.arms[first+i] = bb.post.arms[bb.segment*bb.post.nTP+c.tp]
+		}
+		start = end
 	}
 }
 
 // propensityAt is the probability that this policy put candidate i of the
-// placement being arbitrated where it is: 1 outside a bandit's band.
+// placement being arbitrated where it is: the probability of its place
+// in its band's sampled ranking, 1 where nothing was sampled.
 func (s *scratch) propensityAt(i int) float64 {
 	bb := &s.band
-	if bb.state == nil || i >= bb.n || bb.n < 2 {
+	if bb.state == nil {
 		return 1
 	}
-	return bb.post.propensity(bb.state.policy, bb.segment, bb.tps, bb.arms, bb.slots, i, i)
+	for _, band := range bb.bands {
+		start, end := band[0], band[1]
+		if i < start || i >= end {
+			continue
+		}
+		if end-start < 2 {
+			return 1
+		}
+		return bb.post.propensity(bb.state.policy, bb.segment, bb.tps[start:end], bb.arms[start:end], bb.slots-start, i-start, i-start)
+	}
+	return 1
 }
 
 // tagItem records the arms an item shown in placement pl (-1 for a

@@ -197,20 +197,38 @@ func TestThompsonPlacement(t *testing.T) {
 			t.Errorf("silver: %s logged propensity %.3f, shown %.3f of the time", tp, p, got)
 		}
 	}
-	// A higher priority band comes first; the bandit does not reach it.
-	d := decide(t, e, Request{CustomerID: "s-1", Context: web("/urgent"), Placements: []PlacementRequest{{ID: "strip", Count: 2}}, Log: true})
-	if items := d.Placements[0].Items; items[0].Touchpoint != "urgent" {
-		t.Errorf("the urgent notice's band should come first: %+v", items)
+	// A higher priority band comes first, and the bandit ranks the next
+	// band for the second slot, logging the probability of that place.
+	second := map[string]int{}
+	secondLogged := map[string]float64{}
+	for i := 0; i < n; i++ {
+		d := decide(t, e, Request{CustomerID: "s-1", Context: web("/urgent"), Placements: []PlacementRequest{{ID: "strip", Count: 2}}, Log: true})
+		items := d.Placements[0].Items
+		if len(items) != 2 || items[0].Touchpoint != "urgent" {
+			t.Fatalf("the urgent notice's band should come first: %+v", items)
+		}
+		second[items[1].Touchpoint]++
+		for _, l := range d.Logged {
+			switch {
+			case l.Touchpoint == "urgent" && l.Propensity != 1:
+				t.Fatalf("a band of one is chosen for sure, logged %v", l.Propensity)
+			case l.Chosen && l.Touchpoint == items[1].Touchpoint:
+				secondLogged[l.Touchpoint] = l.Propensity
+			}
+		}
 	}
-	for _, l := range d.Logged {
-		if l.Touchpoint == "urgent" && l.Propensity != 1 {
-			t.Errorf("a band of one is chosen for sure, logged %v", l.Propensity)
+	if share := float64(second["promo_b"]) / n; share < 0.9 {
+		t.Errorf("silver, second slot: promo_b got %.3f (%v)", share, second)
+	}
+	for tp, p := range secondLogged {
+		if got := float64(second[tp]) / n; math.Abs(got-p) > 0.04 {
+			t.Errorf("silver, second slot: %s logged %.3f, shown %.3f of the time", tp, p, got)
 		}
 	}
 
 	// Impressions and clicks posted for these decisions teach the bandit.
 	before := e.Bandits()[0]
-	d = decide(t, e, Request{CustomerID: "g-1", Context: web("/"), Placements: []PlacementRequest{{ID: "strip"}}})
+	d := decide(t, e, Request{CustomerID: "g-1", Context: web("/"), Placements: []PlacementRequest{{ID: "strip"}}})
 	tp := d.Placements[0].Items[0].Touchpoint
 	evs := []features.Event{
 		{ID: "t-1", DecisionID: strings.Clone(d.ID), CustomerID: "g-1", Touchpoint: tp, Type: "impression", Time: time.Now()},
