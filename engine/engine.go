@@ -113,9 +113,10 @@ type Engine struct {
 	// learnMu guards retired, the replaced snapshots whose experiment
 	// exposures Learn still flushes; learnNow asks Learn to read the
 	// posteriors of a new snapshot at once.
-	learnMu  sync.Mutex
-	retired  []retiredSnapshot
-	learnNow chan struct{}
+	learnMu    sync.Mutex
+	retired    []retiredSnapshot
+	learnNow   chan struct{}
+	learnStats struct{ flushed, flushFailures, refreshFailures atomic.Uint64 }
 	// seed, when set, makes every random choice reproducible (tests,
 	// simulations); seeds counts the generators made from it, and
 	// sequence the decisions that drew from it.
@@ -334,6 +335,9 @@ func (e *Engine) Status() Status {
 
 		ListsTruncated:   e.costs.listsTruncated.Load(),
 		DeadlineExceeded: e.costs.deadlineExceeded.Load(),
+		ExposuresFlushed: e.learnStats.flushed.Load(),
+		FlushFailures:    e.learnStats.flushFailures.Load(),
+		RefreshFailures:  e.learnStats.refreshFailures.Load(),
 	}
 	for _, w := range rs.Warnings {
 		st.Warnings = append(st.Warnings, w.Error())

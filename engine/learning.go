@@ -347,6 +347,7 @@ func (e *Engine) learnOnce(ctx context.Context, store features.Tallies) {
 		}
 		tallies, err := store.ReadTallies(ctx, b.scope)
 		if err != nil {
+			e.learnStats.refreshFailures.Add(1)
 			e.log.Debug().Err(err).Str("placement", snap.rs.Placements[pi].ID).Msg("cannot refresh bandit posteriors; keeping the last")
 			continue
 		}
@@ -388,9 +389,14 @@ func (e *Engine) flushExposures(ctx context.Context, store features.Tallies) {
 		}
 	}
 	if err := store.AddTallies(ctx, tallies); err != nil {
+		e.learnStats.flushFailures.Add(1)
 		e.log.Debug().Err(err).Msg("cannot flush experiment exposures; counting them again at the next flush")
 		for _, t := range tallies {
 			e.unflushed(snaps[len(snaps)-1], t)
+		}
+	} else {
+		for _, t := range tallies {
+			e.learnStats.flushed.Add(uint64(t.Delta))
 		}
 	}
 	// A replaced snapshot is flushed twice: decisions in flight at the

@@ -106,8 +106,8 @@ func TestExperimentCountsLive(t *testing.T) {
 			t.Errorf("arm %s: revenue %v for %d conversions of 10", a.Name, a.Revenue, a.Conversions)
 		}
 	}
-	if total != n {
-		t.Errorf("%d exposures, want %d", total, n)
+	if total != n || e.Status().ExposuresFlushed != n {
+		t.Errorf("%d exposures, %d flushed, want %d", total, e.Status().ExposuresFlushed, n)
 	}
 	if rep.SampleRatioMismatch() {
 		t.Errorf("an honest split fails the sample ratio check: chi2 %.2f p %.3g", rep.SRMChi2, rep.SRMP)
@@ -375,5 +375,50 @@ func TestWithoutLearning(t *testing.T) {
 	e.learnOnce(context.Background(), store)
 	if got, _ := store.ReadTallies(context.Background(), "exp:banner_test"); len(got) != 0 {
 		t.Errorf("a replay counted exposures: %v", got)
+	}
+}
+
+// flakyTallies fails while down is set.
+type flakyTallies struct {
+	features.Tallies
+	down bool
+}
+
+func (f *flakyTallies) AddTallies(ctx context.Context, t []features.Tally) error {
+	if f.down {
+		return fmt.Errorf("store down")
+	}
+	return f.Tallies.AddTallies(ctx, t)
+}
+
+func (f *flakyTallies) ReadTallies(ctx context.Context, scope string) (map[string]float64, error) {
+	if f.down {
+		return nil, fmt.Errorf("store down")
+	}
+	return f.Tallies.ReadTallies(ctx, scope)
+}
+
+// Exposures a failed flush could not write are written by the next one;
+// a failed refresh keeps the posteriors; both are counted.
+func TestLearningSurvivesStoreFailures(t *testing.T) {
+	e, store := newLearningEngine(t, mapSource{})
+	ctx := context.Background()
+	flaky := &flakyTallies{Tallies: store, down: true}
+	for i := 0; i < 50; i++ {
+		decide(t, e, Request{CustomerID: fmt.Sprintf("f-%d", i), Context: web("/"), Placements: []PlacementRequest{{ID: "banner"}}})
+	}
+	e.learnOnce(ctx, flaky)
+	if st := e.Status(); st.FlushFailures != 1 || st.RefreshFailures != 1 || st.ExposuresFlushed != 0 {
+		t.Errorf("after a failed flush and refresh: %+v", st)
+	}
+	flaky.down = false
+	e.learnOnce(ctx, flaky)
+	rep, _ := e.ExperimentReport(ctx, "banner_test")
+	var total int64
+	for _, a := range rep.Arms {
+		total += a.Exposures
+	}
+	if total != 50 || e.Status().ExposuresFlushed != 50 {
+		t.Errorf("%d exposures in the store after the store came back, %d flushed; want 50", total, e.Status().ExposuresFlushed)
 	}
 }

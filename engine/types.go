@@ -265,6 +265,11 @@ type Status struct {
 	// DeadlineExceeded counts decisions that reached the decide deadline
 	// and skipped their remaining rules.
 	DeadlineExceeded uint64
+	// ExposuresFlushed counts experiment exposures written to the store;
+	// FlushFailures and RefreshFailures the learning loop's failed writes
+	// of exposures (kept for the next try) and failed reads of bandit
+	// posteriors (the last ones stay).
+	ExposuresFlushed, FlushFailures, RefreshFailures uint64
 }
 
 // ModelStatus describes a model of the ruleset being served.

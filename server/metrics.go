@@ -237,6 +237,8 @@ type engineCollector struct {
 	failedReloads *prometheus.Desc
 	truncated     *prometheus.Desc
 	deadline      *prometheus.Desc
+	exposures     *prometheus.Desc
+	learnFailures *prometheus.Desc
 }
 
 func newEngineCollector(d Decider) *engineCollector {
@@ -256,6 +258,10 @@ func newEngineCollector(d Decider) *engineCollector {
 			"List values cut to their field's max_items: customer lists once per cached record, context lists per request.", nil, nil),
 		deadline: prometheus.NewDesc("touchpoint_rule_deadline_exceeded_total",
 			"Decisions that reached rules.decide_deadline and skipped their remaining rules.", nil, nil),
+		exposures: prometheus.NewDesc("touchpoint_experiment_exposures_flushed_total",
+			"Experiment exposures this node counted and wrote to the store.", nil, nil),
+		learnFailures: prometheus.NewDesc("touchpoint_learning_store_failures_total",
+			"Failed store calls of the learning loop: flush (exposures, kept for the next try) or refresh (bandit posteriors, the last kept).", []string{"op"}, nil),
 	}
 }
 
@@ -267,6 +273,8 @@ func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.failedReloads
 	ch <- c.truncated
 	ch <- c.deadline
+	ch <- c.exposures
+	ch <- c.learnFailures
 }
 
 func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
@@ -288,6 +296,9 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	send(ch, c.failedReloads, prometheus.CounterValue, float64(st.FailedLoads))
 	send(ch, c.truncated, prometheus.CounterValue, float64(st.ListsTruncated))
 	send(ch, c.deadline, prometheus.CounterValue, float64(st.DeadlineExceeded))
+	send(ch, c.exposures, prometheus.CounterValue, float64(st.ExposuresFlushed))
+	send(ch, c.learnFailures, prometheus.CounterValue, float64(st.FlushFailures), "flush")
+	send(ch, c.learnFailures, prometheus.CounterValue, float64(st.RefreshFailures), "refresh")
 }
 
 // cacheCollector exposes the feature cache's hit and miss counters.
