@@ -1,7 +1,9 @@
 // Package engine owns the decision path: it binds a customer's features and
 // the request context, evaluates the compiled ruleset, arbitrates between
 // eligible touchpoints per placement and renders their content. It also owns
-// the live ruleset snapshot, swapped atomically on reload.
+// the live ruleset snapshot, swapped atomically on reload, and the learning
+// loop: experiment exposures and bandit posteriors kept in the store's
+// tallies, and the decision id tags that attribute events to them.
 package engine
 
 import (
