@@ -31,8 +31,9 @@ import (
 
 // learning is what one ruleset snapshot counts and learns from.
 type learning struct {
-	// exposures[x][arm] counts decisions that showed an item of arm of
-	// experiment x: its variants in order, then its holdout.
+	// exposures[x][arm] counts decisions in which a customer in arm of
+	// experiment x (its variants in order, then its holdout) asked for a
+	// placement x covers.
 	exposures [][]atomic.Int64
 	// bandits is indexed by placement; nil for placements that are not
 	// bandits.
@@ -43,7 +44,9 @@ type learning struct {
 	armTag     [][]uint32
 	segmentTag [][]uint32
 	// byTag resolves a decision id's tag to the tallies' scope and the
-	// arm's part of their field.
+	// arm's part of their field. Tags are 32-bit hashes of names, unique
+	// but for a collision among a ruleset's arms (about one in 10,000 for
+	// a thousand arms), which would merge two arms' events.
 	byTag map[uint32]tagTarget
 }
 
@@ -105,10 +108,8 @@ const (
 )
 
 // Tally scopes: the experiment's and the bandit placement's.
-func experimentScope(id string) string { return "exp:" + id }
-func banditScope(placement string) string {
-	return "bandit:" + placement
-}
+func experimentScope(id string) string    { return "exp:" + id }
+func banditScope(placement string) string { return "bandit:" + placement }
 
 // banditField is a bandit tally's field: segment, touchpoint and the
 // event type, e.g. "gold|cart_coupon_10|click".

@@ -83,21 +83,20 @@ type Bandit struct {
 	// By, when at least 0, is the customer feature whose value splits the
 	// posteriors (a string with declared values, or a bool): segments
 	// with other tastes learn apart. Segments lists its values; a customer
-	// without one is in segment "".
+	// without the feature is in its default's segment, or in "" when it
+	// has none.
 	By       int
 	ByName   string
 	Segments []string
 }
 
-// Segment is the bandit segment of the customer in env.
+// Segment is the bandit segment of the customer in env: the feature's
+// value as rules read it, its default included.
 func (b *Bandit) Segment(env *Env) string {
 	if b.By < 0 {
 		return ""
 	}
-	v, ok := env.Customer(b.By)
-	if !ok {
-		return ""
-	}
+	v, _ := env.Customer(b.By)
 	switch v.Kind {
 	case features.KindBool:
 		if v.Bool {
