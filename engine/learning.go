@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	mrand "math/rand/v2"
 	"slices"
 	"sync"
@@ -117,13 +116,17 @@ func banditField(segment, touchpoint, event string) string {
 	return segment + "|" + touchpoint + "|" + event
 }
 
+// hash32 is FNV-1a (32 bits) over the parts, each followed by a NUL byte.
 func hash32(parts ...string) uint32 {
-	h := fnv.New32a()
+	const offset, prime = 2166136261, 16777619
+	h := uint32(offset)
 	for _, p := range parts {
-		_, _ = h.Write([]byte(p))
-		_, _ = h.Write([]byte{0})
+		for i := 0; i < len(p); i++ {
+			h = (h ^ uint32(p[i])) * prime
+		}
+		h *= prime // the NUL byte: h ^ 0 == h
 	}
-	return h.Sum32()
+	return h
 }
 
 func tpHash(id string) uint16 {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"strings"
 	"testing"
@@ -420,5 +421,20 @@ func TestLearningSurvivesStoreFailures(t *testing.T) {
 	}
 	if total != 50 || e.Status().ExposuresFlushed != 50 {
 		t.Errorf("%d exposures in the store after the store came back, %d flushed; want 50", total, e.Status().ExposuresFlushed)
+	}
+}
+
+// hash32 is FNV-1a as the standard library computes it: tags made by
+// one build are read by another.
+func TestHash32IsFNV1a(t *testing.T) {
+	for _, parts := range [][]string{{"x", "cart_coupon_test", "control"}, {"tp", ""}, {}} {
+		h := fnv.New32a()
+		for _, p := range parts {
+			h.Write([]byte(p))
+			h.Write([]byte{0})
+		}
+		if got := hash32(parts...); got != h.Sum32() {
+			t.Errorf("hash32(%q) = %08x, FNV-1a says %08x", parts, got, h.Sum32())
+		}
 	}
 }
