@@ -153,7 +153,8 @@ func gammaMT(d, c float64, rng *rand.Rand) float64 {
 		}
 		v = v * v * v
 		u := rng.Float64()
-		if u < 1-0.0331*x*x*x*x || math.Log(u) < 0.5*x*x+d*(1-v+math.Log(v)) {
+		x2 := x * x
+		if u < 1-0.0331*x2*x2 || math.Log(u) < 0.5*x2+d*(1-v+math.Log(v)) {
 			return d * v
 		}
 	}
