@@ -1,6 +1,9 @@
 package rules
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // lint finds problems that do not stop a ruleset from serving but almost
 // always mean a mistake: `touchpoint rules check` fails on them, the server
@@ -50,6 +53,7 @@ func lint(rs *Ruleset, placements []item) ErrorList {
 		}
 	}
 	lintModels(rs, at)
+	lintExperiments(rs, at)
 	warns.sort()
 	return warns
 }
@@ -112,4 +116,35 @@ func suppressesAny(rs *Ruleset, r *Rule) bool {
 		}
 	}
 	return false
+}
+
+// lintExperiments warns about a rule that reads an experiment's variant
+// but offers nothing the experiment's placements can show: what the
+// variant changes would never be counted for its arm.
+func lintExperiments(rs *Ruleset, at func(path string, line, col int, format string, args ...any)) {
+	for ri := range rs.Rules {
+		r := &rs.Rules[ri]
+		for _, xi := range r.Experiments {
+			x := &rs.Experiments[xi]
+			if x.Placements == nil || r.IsSuppress() {
+				continue
+			}
+			counted := false
+			for _, tp := range r.Offer {
+				for _, pi := range x.Placements {
+					if rs.Touchpoints[tp].Fits(pi, rs.Placements[pi].ID) {
+						counted = true
+					}
+				}
+			}
+			if !counted {
+				names := make([]string, len(x.Placements))
+				for i, pi := range x.Placements {
+					names[i] = rs.Placements[pi].ID
+				}
+				at(r.File, r.Line, r.Col, "rule %s reads variant(%q) but offers nothing the experiment's placements (%s) show, so what it changes is not counted for the test",
+					r.ID, x.ID, strings.Join(names, ", "))
+			}
+		}
+	}
 }

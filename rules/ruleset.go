@@ -193,8 +193,7 @@ type Rule struct {
 	// Models are the models When and Score read through model().
 	Models []int
 	// Experiments are the experiments When and Score read through
-	// variant(); what the rule offers is attributed to the first the
-	// customer has a variant of.
+	// variant() (lint checks that the rule offers something they count).
 	Experiments []int
 	// PerCandidate is set when When or Score reads touchpoint.<name>,
 	// directly or through a model: the rule is evaluated once per
