@@ -26,7 +26,8 @@ type Decision struct {
 	Placements   []Placement                `json:"placements"`
 }
 
-// Placement is one placement of a logged decision.
+// Placement is one placement of a logged decision, or of a decide
+// request, where it may also be written as its id alone.
 type Placement struct {
 	ID    string `json:"id"`
 	Count int    `json:"count"`
@@ -59,6 +60,38 @@ func (p *Placement) Shown() (touchpoint string, propensity float64) {
 		}
 	}
 	return "", 1
+}
+
+// UnmarshalJSON reads a placement object, or a plain id as decide
+// requests allow.
+func (p *Placement) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		*p = Placement{}
+		return json.Unmarshal(b, &p.ID)
+	}
+	type plain Placement // without this method
+	return json.Unmarshal(b, (*plain)(p))
+}
+
+// ReadRequests calls fn for each request of a file that is either a
+// decision log or JSON Lines of decide request bodies ({"customer_id",
+// "placements", "context"}): what a replay needs of either. A line
+// without a customer id (or hash) or placements is an error naming its
+// line number.
+func ReadRequests(r io.Reader, fn func(line int, d *Decision) error) error {
+	return readLines(r, func(line int, b []byte) error {
+		var d Decision
+		if err := json.Unmarshal(b, &d); err != nil {
+			return fmt.Errorf("line %d: neither a decision log line nor a decide request: %w", line, err)
+		}
+		if d.CustomerID == "" && d.CustomerHash == "" {
+			return fmt.Errorf("line %d: no customer_id", line)
+		}
+		if len(d.Placements) == 0 {
+			return fmt.Errorf("line %d: no placements", line)
+		}
+		return fn(line, &d)
+	})
 }
 
 // ReadDecisions calls fn for each line of a decision log; a line that is

@@ -1,6 +1,7 @@
 package logread
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -32,5 +33,27 @@ func TestReadDecisionsAndEvents(t *testing.T) {
 		return nil
 	}); err != nil || len(values) != 1 || values[0] != 12.5 {
 		t.Errorf("events: %v %v", values, err)
+	}
+}
+
+// Replays read decision log lines and decide request bodies alike.
+func TestReadRequests(t *testing.T) {
+	in := `{"decision_id":"d-1","customer_id":"c-1","context":{"page":"/cart"},"placements":[{"id":"cart_banner","count":2,"candidates":[]}]}
+
+{"customer_id":"c-2","placements":["hero",{"id":"recs","count":3}],"context":{"channel":"web"}}
+`
+	var got []string
+	err := ReadRequests(strings.NewReader(in), func(line int, d *Decision) error {
+		got = append(got, fmt.Sprintf("%d %s %v %s", line, d.CustomerID, d.Placements, d.Context))
+		return nil
+	})
+	want := []string{`1 c-1 [{cart_banner 2   []}] map[page:"/cart"]`, `3 c-2 [{hero 0   []} {recs 3   []}] map[channel:"web"]`}
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %q, %v; want %q", got, err, want)
+	}
+	for _, bad := range []string{`{"placements":["hero"]}`, `{"customer_id":"c"}`, `[1]`, `{"customer_id":"c","placements":[7]}`} {
+		if err := ReadRequests(strings.NewReader(bad), func(int, *Decision) error { return nil }); err == nil || !strings.HasPrefix(err.Error(), "line 1:") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 }

@@ -2,14 +2,13 @@ package offpolicy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 
 	"github.com/touchpoint-dev/touchpoint/decisionlog/logread"
 	"github.com/touchpoint-dev/touchpoint/engine"
-	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/replay"
 	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
@@ -63,23 +62,11 @@ func Evaluate(ctx context.Context, d Decider, log io.Reader, rewards map[[2]stri
 			rep.NoCustomerID++
 			return nil
 		}
-		req := engine.Request{CustomerID: ld.CustomerID}
-		for _, p := range ld.Placements {
-			req.Placements = append(req.Placements, engine.PlacementRequest{ID: p.ID, Count: p.Count})
+		req, dropped, err := replay.Request(schema, ld)
+		rep.DroppedContext += dropped
+		if err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
 		}
-		for name, raw := range ld.Context {
-			fi := schema.ContextField(name)
-			if fi < 0 {
-				rep.DroppedContext++
-				continue
-			}
-			v, ok := contextValue(raw, schema.Context[fi].Type)
-			if !ok {
-				return fmt.Errorf("line %d: context.%s is not a %s", line, name, schema.Context[fi].Type)
-			}
-			req.Context = append(req.Context, engine.ContextField{Name: name, Value: v})
-		}
-		sort.Slice(req.Context, func(i, j int) bool { return req.Context[i].Name < req.Context[j].Name })
 		if err := d.Decide(ctx, &req, &dec); err != nil {
 			rep.Failed++
 			return nil
@@ -126,35 +113,6 @@ func Evaluate(ctx context.Context, d Decider, log io.Reader, rewards map[[2]stri
 	}
 	sort.Slice(rep.Placements, func(i, j int) bool { return rep.Placements[i].ID < rep.Placements[j].ID })
 	return rep, nil
-}
-
-// contextValue types a logged context value against the candidate schema.
-func contextValue(raw json.RawMessage, t rules.FieldType) (features.Value, bool) {
-	switch t {
-	case rules.TypeNumber:
-		var f float64
-		if json.Unmarshal(raw, &f) != nil {
-			return features.Value{}, false
-		}
-		return features.Number(f), true
-	case rules.TypeBool:
-		var b bool
-		if json.Unmarshal(raw, &b) != nil {
-			return features.Value{}, false
-		}
-		return features.Bool(b), true
-	case rules.TypeList:
-		var l []string
-		if json.Unmarshal(raw, &l) != nil {
-			return features.Value{}, false
-		}
-		return features.List(l...), true
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return features.Value{}, false
-	}
-	return features.String(s), true
 }
 
 // assignmentShare is the probability of the experiment arm the new policy
