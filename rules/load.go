@@ -182,6 +182,7 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 	var errs ErrorList
 	rs := &Ruleset{
 		Files:           paths,
+		sources:         files,
 		Schema:          schema,
 		LoadedAt:        time.Now(),
 		placementIndex:  map[string]int{},

@@ -47,6 +47,8 @@ type Ruleset struct {
 	// modelFiles are the model files read, by path relative to the rules
 	// directory, so that the version covers them.
 	modelFiles map[string][]byte
+	// sources are the rule files as read, by path, for Diff.
+	sources map[string][]byte
 }
 
 // Placement is a slot on a page or screen that a decide call asks to fill.

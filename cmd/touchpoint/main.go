@@ -16,6 +16,7 @@ const usage = `touchpoint: real-time personalization and decisions
 Usage:
   touchpoint serve [flags]            serve POST /v1/decide
   touchpoint rules check [flags] DIR  compile, lint and test a rules directory
+  touchpoint rules diff OLD NEW       what changed between two rules directories
   touchpoint rules replay [flags]     what a draft ruleset would change on past requests
   touchpoint demo-data [flags]        write demo customers as JSON Lines to stdout
   touchpoint features import FILE     import customers into Redis (resumable)
@@ -66,12 +67,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 				return rulesCheck(args[2:], stdout, stderr)
 			case "replay":
 				return rulesReplay(args[2:], stdout, stderr)
+			case "diff":
+				return rulesDiff(args[2:], stdout, stderr)
 			}
 			if isHelp(args[1]) {
 				return rulesCheck([]string{"--help"}, stdout, stderr)
 			}
 		}
-		return errors.New(`unknown rules command; use "touchpoint rules check DIR" or "touchpoint rules replay --log F --rules DIR"`)
+		return errors.New(`unknown rules command; use "touchpoint rules check DIR", "touchpoint rules diff OLD NEW" or "touchpoint rules replay --log F --rules DIR"`)
 	case "demo-data":
 		return demoData(args[1:], stdout, stderr)
 	case "features":

@@ -65,3 +65,29 @@ func TestRulesReplay(t *testing.T) {
 		t.Errorf("a broken draft: exit %d\n%s", code, out)
 	}
 }
+
+// touchpoint rules diff names what a draft changed, in the files' words.
+func TestRulesDiff(t *testing.T) {
+	dir := workspace(t)
+	draft := filepath.Join(dir, "draft")
+	copyTree(t, filepath.Join(dir, "rules"), draft)
+	cart := filepath.Join(draft, "cart.yaml")
+	b, err := os.ReadFile(cart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, cart, strings.Replace(string(b), `model("coupon_response") >= 0.2`, `model("coupon_response") >= 0.35`, 1))
+	schema := filepath.Join(dir, "features.yaml")
+	out, err := exec.Command(binary, "rules", "diff", "--schema", schema, filepath.Join(dir, "rules"), draft).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": 1 change\n") || !strings.Contains(string(out), "rule cart_abandon_coupon changed (") ||
+		!strings.Contains(string(out), `model("coupon_response") >= 0.35`) {
+		t.Errorf("rules diff: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binary, "rules", "diff", "--schema", schema, filepath.Join(dir, "rules"), filepath.Join(dir, "rules")).CombinedOutput()
+	if err != nil || !strings.HasSuffix(string(out), ": no changes\n") {
+		t.Errorf("rules diff of a directory with itself: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "rules", "diff", "--schema", schema, filepath.Join(dir, "rules")).CombinedOutput(); err == nil {
+		t.Errorf("rules diff with one directory succeeded:\n%s", out)
+	}
+}
