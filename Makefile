@@ -14,9 +14,9 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## build: write bin/touchpoint
+## build: write bin/touchpoint (stamped with its git commit when built in a checkout)
 build:
-	$(GO) build -o $(BIN) ./cmd/touchpoint
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/touchpoint
 
 ## bench: every benchmark with allocation counts, then the OPA comparison; one summary table at the end, raw output in bin/bench.txt
 bench:

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/touchpoint-dev/touchpoint/decisionlog"
+	"github.com/touchpoint-dev/touchpoint/internal/buildinfo"
 )
 
 // metrics holds the server's private Prometheus registry. It is private so
@@ -75,6 +76,7 @@ func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.
 			Help: "Decides being served right now (bounded by server.max_inflight_decides).",
 		}, func() float64 { return float64(inflight()) }),
 		newEngineCollector(d),
+		buildInfo(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -430,4 +432,16 @@ func (c *decisionLogCollector) Collect(ch chan<- prometheus.Metric) {
 	send(ch, c.dropped, prometheus.CounterValue, float64(st.Dropped))
 	send(ch, c.sampledOut, prometheus.CounterValue, float64(st.SampledOut))
 	send(ch, c.queueSize, prometheus.GaugeValue, float64(st.Queued))
+}
+
+// buildInfo is touchpoint_build_info: which build is running, as labels
+// of a gauge that is always 1.
+func buildInfo() prometheus.Collector {
+	info := buildinfo.Read()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "touchpoint_build_info",
+		Help: "The running build: module version, git commit and Go version (value is always 1).",
+	}, []string{"version", "commit", "goversion"})
+	g.WithLabelValues(info.Version, info.Commit, info.GoVersion).Set(1)
+	return g
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -165,6 +166,16 @@ func TestHelpListsFlags(t *testing.T) {
 		out, errOut, code := runCLI(c.args...)
 		if all := out + errOut; code != 0 || !strings.Contains(all, "Flags:") || !strings.Contains(all, c.want) {
 			t.Errorf("%v: exit %d, output\n%s\nwant the flags, %s among them", c.args, code, all, c.want)
+		}
+	}
+}
+
+// touchpoint version and --version name the build.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		out, err := exec.Command(binary, arg).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "touchpoint ") || !strings.Contains(string(out), "\ncommit ") || !strings.Contains(string(out), runtime.Version()) {
+			t.Errorf("%s: %v\n%s", arg, err, out)
 		}
 	}
 }

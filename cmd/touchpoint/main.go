@@ -24,6 +24,7 @@ Usage:
   touchpoint models predict|inspect   score JSON Lines with a model file, or describe one
   touchpoint evaluate [flags]         estimate a new ruleset's reward from a decision log
   touchpoint experiments report ID    an A/B test's outcomes per variant, from the decision log and events
+  touchpoint version                  the build: version, commit and Go version (also --version)
   touchpoint help                     show this help
 
 Run "touchpoint COMMAND --help" for a command's flags.
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return exitError{2}
 	}
 	switch args[0] {
+	case "version", "--version", "-version":
+		return version(stdout)
 	case "serve":
 		return serve(args[1:], stdout, stderr)
 	case "rules":
