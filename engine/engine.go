@@ -41,6 +41,10 @@ type Config struct {
 	// LearnEvery is how often experiment exposures are written to the
 	// store and bandit posteriors read back from it.
 	LearnEvery time.Duration `yaml:"learn_every"`
+	// RequirePassingTests refuses a ruleset whose fixtures fail, at start
+	// and on reload, as it refuses one that does not compile: marketers
+	// rely on their tests.
+	RequirePassingTests bool `yaml:"require_passing_tests"`
 	// RandomSeed, when not 0, makes bandits choose reproducibly: each
 	// decision draws from the seed and its sequence number on this node.
 	// It is for simulations and tests; in production every node would
@@ -56,7 +60,8 @@ const DefaultDecideDeadline = 100 * time.Millisecond
 
 // DefaultConfig serves the demo ruleset shipped in configs/.
 func DefaultConfig() Config {
-	return Config{RulesDir: "configs/rules", SchemaPath: "configs/features.yaml", DecideDeadline: DefaultDecideDeadline, LearnEvery: time.Second}
+	return Config{RulesDir: "configs/rules", SchemaPath: "configs/features.yaml", DecideDeadline: DefaultDecideDeadline,
+		LearnEvery: time.Second, RequirePassingTests: true}
 }
 
 // Validate reports a config that cannot work.
@@ -221,7 +226,31 @@ func (e *Engine) loadRules() (rs *rules.Ruleset, err error) {
 		}
 		rs, err = nil, p
 	}()
-	return e.load(e.cfg.RulesDir, e.cfg.SchemaPath)
+	rs, err = e.load(e.cfg.RulesDir, e.cfg.SchemaPath)
+	if err != nil || !e.cfg.RequirePassingTests {
+		return rs, err
+	}
+	return rs, failedFixtures(rs)
+}
+
+// failedFixtures is the ruleset's failing fixtures as load errors, or nil.
+func failedFixtures(rs *rules.Ruleset) error {
+	var list rules.ErrorList
+	for _, r := range RunFixtures(rs) {
+		if !r.Passed {
+			f := r.Fixture
+			owner := "rule " + f.Rule
+			if f.Rule == "" {
+				owner = "model " + f.Model
+			}
+			list = append(list, &rules.Error{File: f.File, Line: f.Line, Col: f.Col,
+				Message: fmt.Sprintf("%s, test %q failed: %s (rules.require_passing_tests keeps a ruleset with failing tests from going live)", owner, f.Name, r.Problem)})
+		}
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	return list
 }
 
 // compilePanic is a panic while compiling the rules: a bug in touchpoint

@@ -117,10 +117,28 @@ func TestModelFileHotReload(t *testing.T) {
 	if err := os.WriteFile(modelPath, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitLogged(t, s, "the changed model to go live", func() bool { return s.status(t).Version != before.Version })
-	if st := s.status(t); st.LastError != "" {
-		t.Errorf("after the fix: %+v", st)
+	// It moves the scores the model's own tests expect, and a ruleset whose
+	// tests fail does not go live (rules.require_passing_tests).
+	failed := s.status(t).FailedLoads
+	waitLogged(t, s, "the changed model to be refused for its tests", func() bool { return s.status(t).FailedLoads > failed })
+	st = s.status(t)
+	if st.Version != before.Version || !strings.Contains(st.LastError, `model coupon_response, test "Mei (c-000042) and 10% off her 89.90 EUR cart" failed: model coupon_response: expected 0.4017`) ||
+		!strings.Contains(st.LastError, "rules.require_passing_tests") {
+		t.Errorf("after a model that fails its tests: %+v", st)
 	}
+
+	// Without the requirement it goes live, a new model and a new version.
+	s2 := startServer(t, dir, "--config", writeConfig(t, dir, "rules:\n  require_passing_tests: false\n"))
+	if st := s2.status(t); st.Version == before.Version || st.LastError != "" {
+		t.Errorf("with require_passing_tests off: %+v", st)
+	}
+}
+
+func writeConfig(t *testing.T, dir, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, "touchpoint-test.yaml")
+	writeTestFile(t, path, "log:\n  level: info\n"+text)
+	return path
 }
 
 // waitLogged is waitUntil that shows the server's log when it times out.
