@@ -2,7 +2,10 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/expr-lang/expr/ast"
 )
 
 // lint finds problems that do not stop a ruleset from serving but almost
@@ -54,6 +57,7 @@ func lint(rs *Ruleset, placements []item) ErrorList {
 	}
 	lintModels(rs, at)
 	lintExperiments(rs, at)
+	lintConditions(rs, at)
 	warns.sort()
 	return warns
 }
@@ -147,4 +151,106 @@ func lintExperiments(rs *Ruleset, at func(path string, line, col int, format str
 			}
 		}
 	}
+}
+
+// lintConditions warns about promotions whose eligibility reads a
+// protected customer attribute (segments included, since they are inlined
+// into the rule), and about comparisons with a value the schema does not
+// allow for the field, which can never be equal.
+func lintConditions(rs *Ruleset, at func(path string, line, col int, format string, args ...any)) {
+	for ri := range rs.Rules {
+		r := &rs.Rules[ri]
+		if r.When == nil {
+			continue
+		}
+		promotes := false
+		for _, tp := range r.Offer {
+			if k := rs.Touchpoints[tp].Kind; k == "offer" || k == "coupon" {
+				promotes = true
+			}
+		}
+		var protected, impossible []string
+		walk(r.When.Node(), func(n ast.Node) {
+			if promotes {
+				if f := customerField(rs.Schema, n); f != nil && f.Protected && !slices.Contains(protected, f.Name) {
+					protected = append(protected, f.Name)
+				}
+			}
+			if msg := impossibleComparison(rs.Schema, n); msg != "" && !slices.Contains(impossible, msg) {
+				impossible = append(impossible, msg)
+			}
+		})
+		for _, name := range protected {
+			at(r.File, r.Line, r.Col, "rule %s offers a promotion to customers chosen by customer.%s, which the schema marks protected: eligibility for offers and coupons must not depend on it", r.ID, name)
+		}
+		for _, msg := range impossible {
+			at(r.File, r.Line, r.Col, "rule %s: %s", r.ID, msg)
+		}
+	}
+}
+
+// customerField is the schema field n reads as customer.<name>, or nil.
+func customerField(s *Schema, n ast.Node) *Field {
+	m, ok := n.(*ast.MemberNode)
+	if !ok {
+		return nil
+	}
+	id, ok := m.Node.(*ast.IdentifierNode)
+	prop, ok2 := m.Property.(*ast.StringNode)
+	if !ok || !ok2 || id.Value != "customer" {
+		return nil
+	}
+	if i := s.CustomerField(prop.Value); i >= 0 {
+		return &s.Customer[i]
+	}
+	return nil
+}
+
+// impossibleComparison describes `customer.f == "x"` (or context.f) where
+// f declares values and "x" is not one of them: always false ("!=":
+// always true).
+func impossibleComparison(s *Schema, n ast.Node) string {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok || b.Operator != "==" && b.Operator != "!=" {
+		return ""
+	}
+	check := func(field, value ast.Node) string {
+		lit, ok := value.(*ast.StringNode)
+		if !ok {
+			return ""
+		}
+		m, ok := field.(*ast.MemberNode)
+		if !ok {
+			return ""
+		}
+		id, ok := m.Node.(*ast.IdentifierNode)
+		prop, ok2 := m.Property.(*ast.StringNode)
+		if !ok || !ok2 {
+			return ""
+		}
+		var f *Field
+		switch id.Value {
+		case "customer":
+			if i := s.CustomerField(prop.Value); i >= 0 {
+				f = &s.Customer[i]
+			}
+		case "context":
+			if i := s.ContextField(prop.Value); i >= 0 {
+				f = &s.Context[i]
+			}
+		}
+		if f == nil || len(f.Values) == 0 || slices.Contains(f.Values, lit.Value) {
+			return ""
+		}
+		outcome := "never true"
+		if b.Operator == "!=" {
+			outcome = "always true"
+		}
+		return fmt.Sprintf("%s.%s %s %q is %s: the schema allows only %s%s", id.Value, f.Name, b.Operator, lit.Value, outcome,
+			strings.Join(f.Values, ", "), Suggest(lit.Value, f.Values))
+	}
+	if msg := check(b.Left, b.Right); msg != "" {
+		return msg
+	}
+	return check(b.Right, b.Left)
 }

@@ -61,6 +61,10 @@ type Field struct {
 	Default     features.Value
 	Values      []string // allowed values of a string field; empty = any
 	Required    bool     // context only: the request must carry it
+	// Protected marks a customer attribute that must not decide who gets
+	// an offer or coupon (age, gender, nationality): lint warns when a
+	// promotion's eligibility reads it.
+	Protected bool
 	Description string
 	// MaxStaleness bounds how old a cached value may be; zero = the cache's TTL.
 	MaxStaleness time.Duration
@@ -231,7 +235,7 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 	if isContext {
 		keys = append(keys, "required")
 	} else {
-		keys = append(keys, "max_staleness")
+		keys = append(keys, "max_staleness", "protected")
 	}
 	r.mapping(n, section, nil, func(name string, k, v *yaml.Node) {
 		if !isIdentifier(name) {
@@ -258,6 +262,8 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 				f.Description, _ = r.str(val, what+".description")
 			case "required":
 				f.Required, _ = r.boolean(val, what+".required")
+			case "protected":
+				f.Protected, _ = r.boolean(val, what+".protected")
 			case "max_items":
 				maxItemsNode = val
 				n, ok := r.integer(val, what+".max_items")
