@@ -56,15 +56,15 @@ func (t FieldType) Kind() features.Kind {
 
 // Field is one declared feature or context field.
 type Field struct {
-	Name        string
-	Type        FieldType
-	Default     features.Value
-	Values      []string // allowed values of a string field; empty = any
-	Required    bool     // context only: the request must carry it
+	Name     string
+	Type     FieldType
+	Default  features.Value
+	Values   []string // allowed values of a string field; empty = any
+	Required bool     // context only: the request must carry it
 	// Protected marks a customer attribute that must not decide who gets
 	// an offer or coupon (age, gender, nationality): lint warns when a
 	// promotion's eligibility reads it.
-	Protected bool
+	Protected   bool
 	Description string
 	// MaxStaleness bounds how old a cached value may be; zero = the cache's TTL.
 	MaxStaleness time.Duration
