@@ -845,6 +845,9 @@ func (s *scratch) evaluate(i int, ruleErrors []*atomic.Uint64, ex *Explanation) 
 	}
 	if !matched {
 		trace(OutcomeConditionFalse, "", 0)
+		if ex != nil {
+			ex.Rules[i].TermsOp, ex.Rules[i].FailedTerms = s.termValues(i)
+		}
 		return
 	}
 	if r.IsSuppress() {
@@ -909,6 +912,19 @@ func (s *scratch) evaluatePerCandidate(i int, ruleErrors []*atomic.Uint64, ex *E
 	}
 	if ex != nil {
 		ex.Rules[i] = RuleTrace{Rule: r.ID, Action: ruleAction(r), Outcome: outcome, Error: errText, Score: best}
+		if outcome == OutcomeConditionFalse {
+			// The terms' values for the first touchpoint the rule could
+			// have shown here (terms may read the touchpoint).
+			for _, tp := range r.Offer {
+				t := &s.rs.Touchpoints[tp]
+				if t.FitsChannelBit(s.channelBit) && t.FitsAnyPlacement(s.wanted) {
+					s.env.SetTouchpoint(tp, t)
+					ex.Rules[i].TermsTouchpoint = t.ID
+					ex.Rules[i].TermsOp, ex.Rules[i].FailedTerms = s.termValues(i)
+					break
+				}
+			}
+		}
 	}
 }
 
@@ -1267,3 +1283,35 @@ func toFloat(v any) (float64, error) {
 type scoreTypeError struct{ v any }
 
 func (e *scoreTypeError) Error() string { return "score is not a number" }
+
+// termValues evaluates the terms of rule i's condition, for explain.
+func (s *scratch) termValues(i int) (string, []TermValue) {
+	op, terms := s.rs.WhenTerms(i)
+	return op, s.evalTerms(terms)
+}
+
+func (s *scratch) evalTerms(terms []rules.Term) []TermValue {
+	if len(terms) == 0 {
+		return nil
+	}
+	out := make([]TermValue, len(terms))
+	for j := range terms {
+		t := &terms[j]
+		tv := TermValue{Term: t.Source, Segment: t.Segment, Error: t.Problem}
+		if t.Program != nil {
+			v, err := s.vm.Run(t.Program, s.envValue)
+			b, ok := v.(bool)
+			switch {
+			case err != nil:
+				tv.Error = errMessage(err)
+			case !ok:
+				tv.Error = fmt.Sprintf("not a bool: %v", v)
+			default:
+				tv.Value = b
+			}
+		}
+		tv.Terms = s.evalTerms(t.Terms)
+		out[j] = tv
+	}
+	return out
+}

@@ -192,6 +192,26 @@ type RuleTrace struct {
 	// Models are the models the condition and score read once per
 	// request, with what they read and what moved them.
 	Models []rules.ModelExplanation
+	// FailedTerms, for a condition_false rule, are the operands of its
+	// condition's top-level && (TermsOp "and") or || ("or") with their
+	// values for this request: which part failed. For a rule evaluated
+	// per candidate, the values are for TermsTouchpoint, the first it
+	// could have shown.
+	TermsOp         string
+	FailedTerms     []TermValue
+	TermsTouchpoint string
+}
+
+// TermValue is one term of a condition and its value.
+type TermValue struct {
+	Term  string
+	Value bool
+	// Error says why the term has no value (it failed, or cannot be
+	// evaluated alone).
+	Error string
+	// Segment names the segment the term is; Terms are its own terms.
+	Segment string
+	Terms   []TermValue
 }
 
 // Candidate reasons in a CandidateTrace.

@@ -333,6 +333,7 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 	}
 	index(rs)
 	rs.Warnings = lint(rs, placements)
+	rs.termCompiler = newTermCompiler(comp)
 	return rs, nil
 }
 
@@ -702,6 +703,7 @@ func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule
 		case "when":
 			whenNode = v
 			rule.When = comp.compile(r, v, exprBool, what+".when", worker)
+			rule.WhenSource = v.Value
 		case "score":
 			rule.Score = comp.compile(r, v, exprNumber, what+".score", worker)
 		case "priority":

@@ -49,6 +49,8 @@ type Ruleset struct {
 	modelFiles map[string][]byte
 	// sources are the rule files as read, by path, for Diff.
 	sources map[string][]byte
+	// termCompiler compiles conditions' terms for explain (WhenTerms).
+	termCompiler *termCompiler
 }
 
 // Placement is a slot on a page or screen that a decide call asks to fill.
@@ -176,6 +178,7 @@ type Rule struct {
 	ID          string
 	Description string
 	When        *vm.Program
+	WhenSource  string      // as written; WhenTerms splits it
 	Score       *vm.Program // nil = 1
 	Priority    int
 	Offer       []int // touchpoint indexes

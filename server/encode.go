@@ -216,6 +216,15 @@ func appendExplanation(dst []byte, ex *engine.Explanation) []byte {
 			o.key("models")
 			o.b = appendModels(o.b, r.Models)
 		}
+		if len(r.FailedTerms) > 0 {
+			o.key("failed_terms")
+			to := openObject(o.b)
+			to.str("op", r.TermsOp)
+			to.optional("touchpoint", r.TermsTouchpoint)
+			to.key("terms")
+			to.b = appendTerms(to.b, r.FailedTerms)
+			o.b = to.close()
+		}
 		dst = o.close()
 	}
 	dst = append(dst, ']', ',')
@@ -306,4 +315,30 @@ func appendError(dst []byte, code, field, message string) []byte {
 	o.optional("field", field)
 	o.str("message", message)
 	return append(o.close(), '}')
+}
+
+// appendTerms encodes a condition's terms with their values (explain's
+// failed_terms); a term without a value has "error" instead.
+func appendTerms(dst []byte, terms []engine.TermValue) []byte {
+	dst = append(dst, '[')
+	for i := range terms {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		t := &terms[i]
+		o := openObject(dst)
+		o.str("term", t.Term)
+		if t.Error != "" {
+			o.str("error", t.Error)
+		} else {
+			o.boolean("value", t.Value)
+		}
+		if t.Segment != "" {
+			o.str("segment", t.Segment)
+			o.key("terms")
+			o.b = appendTerms(o.b, t.Terms)
+		}
+		dst = o.close()
+	}
+	return append(dst, ']')
 }

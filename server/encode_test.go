@@ -51,7 +51,10 @@ func sampleDecision() (*engine.Request, *engine.Decision) {
 		Explain: &engine.Explanation{
 			Rules: []engine.RuleTrace{
 				{Rule: "cart_abandon_coupon", Action: "offer", Outcome: engine.OutcomeMatched, Score: 2},
-				{Rule: "vip_only", Action: "suppress", Outcome: engine.OutcomeConditionFalse},
+				{Rule: "vip_only", Action: "suppress", Outcome: engine.OutcomeConditionFalse, TermsOp: "and", FailedTerms: []engine.TermValue{
+					{Term: `context.page == "/cart"`, Value: true},
+					{Term: `segment("vip")`, Segment: "vip", Terms: []engine.TermValue{{Term: "customer.ltv > 5000"}, {Term: "customer.x / 0 > 1", Error: "division by zero"}}},
+				}},
 			},
 			Candidates: []engine.CandidateTrace{
 				{Placement: "cart_banner", Touchpoint: "cart_coupon_10", Rule: "cart_abandon_coupon", Priority: 10, Score: 8, Chosen: true, Reason: engine.ReasonChosen},
@@ -86,6 +89,12 @@ func TestAppendDecision(t *testing.T) {
 	}
 	if len(v.Explain.Rules) != 2 || len(v.Explain.Candidates) != 2 || v.Explain.Candidates[1]["by"] != "cart_coupon_10" {
 		t.Errorf("explain = %+v", v.Explain)
+	}
+	wantTerms := `"failed_terms":{"op":"and","terms":[{"term":"context.page == \"/cart\"","value":true},` +
+		`{"term":"segment(\"vip\")","value":false,"segment":"vip","terms":[{"term":"customer.ltv \u003e 5000","value":false},` +
+		`{"term":"customer.x / 0 \u003e 1","error":"division by zero"}]}]}`
+	if !strings.Contains(string(out), wantTerms) {
+		t.Errorf("failed terms: want %s in\n%s", wantTerms, out)
 	}
 
 	// Strings from the request and the ruleset are escaped wherever they
