@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 )
@@ -39,7 +40,8 @@ type ruleTerms struct {
 const maxTerms = 32
 
 func newTermCompiler(comp *exprCompiler) *termCompiler {
-	comp.configs = comp.configs[:1]
+	// One configuration is enough here; the others may go.
+	comp.configs = []*conf.Config{comp.configs[0]}
 	return &termCompiler{comp: comp, terms: map[int]*ruleTerms{}}
 }
 
