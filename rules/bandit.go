@@ -45,7 +45,7 @@ func (r *reader) bandit(n *yaml.Node, what string, schema *Schema) *Bandit {
 			}
 			b.Reward = reward
 		case "prior":
-			r.mapping(v, what+".prior", []string{"alpha", "beta"}, func(key string, _, pv *yaml.Node) {
+			r.mapping(v, what+".prior", priorKeys, func(key string, _, pv *yaml.Node) {
 				x, ok := r.number(pv, what+".prior."+key)
 				if ok && !(x > 0 && x <= 1e6) {
 					r.errf(pv, "%s.prior.%s must be above 0 and at most 1000000", what, key)

@@ -231,7 +231,7 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 		if root == nil {
 			continue
 		}
-		r.mapping(root, "a rule file", []string{"placements", "segments", "touchpoints", "rules", "models", "experiments", "policy"}, func(key string, _, v *yaml.Node) {
+		r.mapping(root, "a rule file", fileKeys, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "policy":
 				r.policy(v, &rs.Policy, schema, &policySeen)
@@ -503,7 +503,7 @@ func (r *reader) touchpoint(it item, rs *Ruleset, comp *exprCompiler) Touchpoint
 	schema := rs.Schema
 	tp := Touchpoint{ID: it.id, Value: 1, Lever: 1, Propensity: -1, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Content: emptyContent, KindIndex: -1}
 	what := "touchpoint " + it.id
-	keys := []string{"id", "kind", "description", "channels", "placements", "value", "content", "cap", "budget", "attributes", "propensity", "lever"}
+	keys := touchpointKeys
 	hasKind := false
 	var valueNode *yaml.Node
 	r.mapping(it.node, what, keys, func(key string, _, v *yaml.Node) {
@@ -635,14 +635,14 @@ func (r *reader) placement(it item, rs *Ruleset, comp *exprCompiler) Placement {
 	what := "placement " + it.id
 	maxSet := false
 	var countNode *yaml.Node
-	r.mapping(it.node, what, []string{"id", "description", "count", "max_count", "fallback", "arbitration"}, func(key string, _, v *yaml.Node) {
+	r.mapping(it.node, what, placementKeys, func(key string, _, v *yaml.Node) {
 		switch key {
 		case "arbitration":
 			if modeIs(v, "thompson") {
 				pl.Bandit = r.bandit(v, what+".arbitration", rs.Schema)
 				return
 			}
-			r.mapping(v, what+".arbitration", []string{"mode", "score"}, func(key string, _, sv *yaml.Node) {
+			r.mapping(v, what+".arbitration", arbitrationKeys, func(key string, _, sv *yaml.Node) {
 				if key == "mode" {
 					if m, _ := r.str(sv, what+".arbitration.mode"); m != "score" {
 						r.errf(sv, "%s.arbitration.mode must be score (the default) or thompson, got %q", what, m)
@@ -694,7 +694,7 @@ func (r *reader) placement(it item, rs *Ruleset, comp *exprCompiler) Placement {
 func (r *reader) rule(it item, rs *Ruleset, comp *exprCompiler, worker int) Rule {
 	rule := Rule{ID: it.id, File: r.src.path, Line: it.node.Line, Col: it.node.Column, Propensity: -1, Lever: 1}
 	what := "rule " + it.id
-	keys := []string{"id", "description", "when", "offer", "suppress", "priority", "score", "active", "tests", "cap", "propensity", "lever"}
+	keys := ruleKeys
 	var whenNode, offerNode, suppressNode, testsNode *yaml.Node
 	r.mapping(it.node, what, keys, func(key string, _, v *yaml.Node) {
 		switch key {
@@ -780,7 +780,7 @@ func (r *reader) history(n *yaml.Node, rs *Ruleset, what string) []HistoryEntry 
 	for i, el := range r.sequence(n, what) {
 		w := fmt.Sprintf("%s[%d]", what, i)
 		h := HistoryEntry{Event: features.EventImpression, Count: 1}
-		r.mapping(el, w, []string{"touchpoint", "event", "count", "days_ago", "channel", "rule"}, func(key string, _, v *yaml.Node) {
+		r.mapping(el, w, historyKeys, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "touchpoint":
 				h.Touchpoint, _ = r.nonEmptyStr(v, w+".touchpoint")
@@ -885,9 +885,9 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 		f := Fixture{Rule: owner.rule, Model: owner.model, File: r.src.path, Line: el.Line, Col: el.Column, Expect: map[string][]string{}, Tolerance: 1e-6}
 		var expectNode, scoreNode, modelNode, touchpointNode *yaml.Node
 		counts := map[string]int{}
-		keys := []string{"name", "customer", "context", "now", "placements", "expect", "history", "consent", "variants", "model", "touchpoint", "expect_score", "tolerance"}
+		keys := fixtureKeys
 		if owner.rule == "" {
-			keys = []string{"name", "customer", "context", "now", "touchpoint", "expect_score", "tolerance"}
+			keys = modelFixtureKeys
 		}
 		// Whether this is a test of a model's output decides how the rest
 		// reads, so its keys come first; unknown and duplicate keys are

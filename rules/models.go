@@ -421,7 +421,7 @@ func (r *reader) logistic(node, interceptNode, termsNode *yaml.Node, what string
 		w := fmt.Sprintf("%s.terms[%d]", what, i)
 		var t models.Term
 		var weightNode, oneHotNode, bucketsNode *yaml.Node
-		r.mapping(el, w, []string{"input", "weight", "log1p", "mean", "std", "one_hot", "buckets"}, func(key string, _, v *yaml.Node) {
+		r.mapping(el, w, modelTermKeys, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "input":
 				t.Input, _ = r.nonEmptyStr(v, w+".input")
@@ -446,7 +446,7 @@ func (r *reader) logistic(node, interceptNode, termsNode *yaml.Node, what string
 				})
 			case "buckets":
 				bucketsNode = v
-				r.mapping(v, w+".buckets", []string{"bounds", "weights"}, func(key string, _, bv *yaml.Node) {
+				r.mapping(v, w+".buckets", bucketKeys, func(key string, _, bv *yaml.Node) {
 					for _, n := range r.sequence(bv, w+".buckets."+key) {
 						f, _ := r.number(n, w+".buckets."+key+" entries")
 						if key == "bounds" {

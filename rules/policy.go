@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,7 +170,7 @@ func (r *reader) cap(n *yaml.Node, what, subject string, extra []string, onExtra
 	c := &Cap{Event: features.EventImpression, Subject: subject}
 	ok := true
 	hasCount, hasPer := false, false
-	keys := append([]string{"count", "per", "on"}, extra...)
+	keys := append(slices.Clip(capKeys), extra...)
 	r.mapping(n, what, keys, func(key string, _, v *yaml.Node) {
 		switch key {
 		case "count":
@@ -216,7 +217,7 @@ func (r *reader) cap(n *yaml.Node, what, subject string, extra []string, onExtra
 
 func (r *reader) budget(n *yaml.Node, what string) *Budget {
 	b := &Budget{}
-	r.mapping(n, what, []string{"total", "per_day"}, func(key string, _, v *yaml.Node) {
+	r.mapping(n, what, budgetKeys, func(key string, _, v *yaml.Node) {
 		count, good := r.integer(v, what+"."+key)
 		if good && count < 1 {
 			r.errf(v, "%s.%s must be at least 1", what, key)
@@ -241,13 +242,13 @@ func (r *reader) policy(n *yaml.Node, p *Policy, schema *Schema, seen *bool) {
 		return
 	}
 	*seen = true
-	r.mapping(n, "policy", []string{"caps", "quiet_hours", "consent"}, func(key string, _, v *yaml.Node) {
+	r.mapping(n, "policy", policyKeys, func(key string, _, v *yaml.Node) {
 		switch key {
 		case "caps":
 			for i, el := range r.sequence(v, "policy.caps") {
 				what := fmt.Sprintf("policy.caps[%d]", i)
 				var kind, channel string
-				c := r.cap(el, what, "all", []string{"kind", "channel"}, func(key string, v *yaml.Node) {
+				c := r.cap(el, what, "all", policyCapExtraKeys, func(key string, v *yaml.Node) {
 					switch key {
 					case "kind":
 						kind, _ = r.nonEmptyStr(v, what+".kind")
@@ -278,7 +279,7 @@ func (r *reader) policy(n *yaml.Node, p *Policy, schema *Schema, seen *bool) {
 			p.Quiet = r.quietHours(v, schema)
 		case "consent":
 			c := &ConsentPolicy{Features: map[string]int{}}
-			r.mapping(v, "policy.consent", []string{"kinds", "channels", "features"}, func(key string, _, cv *yaml.Node) {
+			r.mapping(v, "policy.consent", consentKeys, func(key string, _, cv *yaml.Node) {
 				if key == "features" {
 					r.mapping(cv, "policy.consent.features", nil, func(channel string, k, fv *yaml.Node) {
 						r.checkChannel(k, schema, channel, "policy.consent.features")
@@ -328,7 +329,7 @@ func (r *reader) checkChannel(n *yaml.Node, schema *Schema, channel, what string
 func (r *reader) quietHours(n *yaml.Node, schema *Schema) *QuietHours {
 	q := &QuietHours{TimezoneFeature: -1, Fallback: time.UTC}
 	hasHours := false
-	r.mapping(n, "policy.quiet_hours", []string{"channels", "hours", "timezone_feature", "timezone"}, func(key string, _, v *yaml.Node) {
+	r.mapping(n, "policy.quiet_hours", quietHoursKeys, func(key string, _, v *yaml.Node) {
 		switch key {
 		case "channels":
 			q.Channels, _ = r.strList(v, "policy.quiet_hours.channels")

@@ -84,7 +84,7 @@ func (r *reader) schedule(n *yaml.Node, what string) *Schedule {
 	s := &Schedule{Location: time.UTC}
 	ok := true
 	var hoursNode *yaml.Node
-	r.mapping(n, what, []string{"from", "until", "days", "hours", "timezone"}, func(key string, _, v *yaml.Node) {
+	r.mapping(n, what, scheduleKeys, func(key string, _, v *yaml.Node) {
 		var good bool
 		switch key {
 		case "from":
