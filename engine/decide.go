@@ -666,6 +666,9 @@ type effects struct {
 	budgets features.Budgets
 	writer  features.Writer
 	learn   *learning // nil: no learning loop (fixtures, replays)
+	// preview: decide as if, writing nothing (budgets are assumed left
+	// and decision caps are not reserved, as in fixtures).
+	preview bool
 }
 
 // spendBudget consumes one unit of a budgeted touchpoint's budget and
@@ -677,8 +680,8 @@ func (s *scratch) spendBudget(tp int, customerID string) string {
 	if t.Budget == nil {
 		return ""
 	}
-	if s.fx == nil {
-		return "" // fixtures assume budget is left
+	if s.fx == nil || s.fx.preview {
+		return "" // fixtures and previews assume budget is left
 	}
 	if s.fx.budgets == nil {
 		return "no budget store"
@@ -699,8 +702,8 @@ func (s *scratch) spendBudget(tp int, customerID string) string {
 // on several nodes cannot pass a cap, and returns "" when tp may be issued
 // or the cap that stopped it. Unknown customers have no counters to cap.
 func (s *scratch) reserveDecisionCaps(tp, rule int, customerID string) string {
-	if !s.rs.CountsDecisions || !s.rec.Known() || s.fx == nil {
-		return "" // fixtures check decision caps against their history instead
+	if !s.rs.CountsDecisions || !s.rec.Known() || s.fx == nil || s.fx.preview {
+		return "" // fixtures and previews check decision caps against the counters instead
 	}
 	limits := s.limits[:0]
 	add := func(c *rules.Cap) {

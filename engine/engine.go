@@ -435,9 +435,10 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		s.pcg.Seed(e.seed, e.sequence.Add(1))
 	}
 	s.effects = effects{ctx: ctx, budgets: e.budgets, writer: e.writer, learn: snap.learn}
-	if e.noLearning {
+	if e.noLearning || req.Preview {
 		s.effects.learn = nil
 	}
+	s.effects.preview = req.Preview
 	s.costs, s.bind, s.deadline = &e.costs, e.bind, e.cfg.DecideDeadline
 	run(rs, snap.ruleErrors, rec, req, d, &s.effects)
 	s.finishLearning(d)

@@ -138,3 +138,25 @@ func TestDecisionCapsAreExactUnderConcurrency(t *testing.T) {
 		t.Error("explain does not mention daily_deal")
 	}
 }
+
+// A preview spends no budget and reserves no decision: the coupon shows
+// in every preview and the budget is whole for the real decisions after.
+func TestPreviewHasNoSideEffects(t *testing.T) {
+	e := newPolicyEngine(t, WithBudgets(features.NewMemoryBudgets()))
+	for i := 0; i < 5; i++ {
+		req := banner("web", "/")
+		req.Preview = true
+		if tp := decide(t, e, req).Placements[0].Items[0].Touchpoint; tp != "coupon" {
+			t.Fatalf("preview %d showed %s", i, tp)
+		}
+	}
+	issued := 0
+	for i := 0; i < 5; i++ {
+		if decide(t, e, banner("web", "/")).Placements[0].Items[0].Touchpoint == "coupon" {
+			issued++
+		}
+	}
+	if issued != 2 {
+		t.Errorf("the budget of 2 issued %d coupons after 5 previews", issued)
+	}
+}

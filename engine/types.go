@@ -18,6 +18,10 @@ type Request struct {
 	Log bool
 	// Now is the decision time; zero means time.Now(). Fixtures set it.
 	Now time.Time
+	// Preview decides without side effects, for the playground and time
+	// travel: no budget is spent, no decision is reserved under a cap, no
+	// exposure is counted, and bandit placements rank by score.
+	Preview bool
 }
 
 // PlacementRequest asks for up to Count touchpoints in one placement; Count 0

@@ -70,6 +70,24 @@ func (s *Server) requireAdmin(ctx *fasthttp.RequestCtx, disabledMsg string) bool
 	return true
 }
 
+// requireAdminFor answers 403 or 401 when a request uses field, which
+// only the admin key may, without it; it reports whether the request may
+// go on.
+func (s *Server) requireAdminFor(ctx *fasthttp.RequestCtx, field string) bool {
+	if !s.adminEnabled {
+		s.writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: codeAdminDisabled, field: field,
+			message: field + " needs the admin key, and none is configured; set server.admin_key or TOUCHPOINT_ADMIN_KEY"})
+		return false
+	}
+	if !s.authorized(ctx) {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="touchpoint-admin"`)
+		s.writeError(ctx, &apiError{status: fasthttp.StatusUnauthorized, code: codeUnauthorized, field: field,
+			message: field + " (deciding at another time, for previews) needs Authorization: Bearer <admin key>"})
+		return false
+	}
+	return true
+}
+
 // authorized compares SHA-256 digests in constant time, which hides both
 // the key's bytes and its length from timing.
 func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {

@@ -87,9 +87,15 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		s.releaseState(st)
 		return
 	}
+	preview := st.dec.req.Preview
+	if preview && !s.requireAdminFor(ctx, "now") {
+		s.releaseState(st)
+		return
+	}
 	// Only sampled decisions collect their candidates for the log, so the
-	// others pay nothing for it.
-	logged := s.dlog != nil && s.dlog.Sample()
+	// others pay nothing for it; a preview at another time is no decision
+	// to learn from.
+	logged := !preview && s.dlog != nil && s.dlog.Sample()
 	st.dec.req.Log = logged
 	if err := s.decider.Decide(s.baseCtx, &st.dec.req, &st.decision); err != nil {
 		s.writeDecideError(ctx, err)

@@ -43,6 +43,7 @@ func (st *decodeState) reset() {
 	st.req.Context = st.req.Context[:0]
 	st.req.Explain = false
 	st.req.Now = time.Time{}
+	st.req.Preview = false
 	clear(st.strs)
 	st.strs = st.strs[:0]
 	st.err = apiError{}
@@ -82,6 +83,7 @@ func (st *decodeState) decode(body []byte) *apiError {
 		seenPlacements
 		seenContext
 		seenExplain
+		seenNow
 	)
 	var seen uint8
 	o.Visit(func(key []byte, fv *fastjson.Value) {
@@ -98,9 +100,11 @@ func (st *decodeState) decode(body []byte) *apiError {
 			bit = seenContext
 		case "explain":
 			bit = seenExplain
+		case "now":
+			bit = seenNow
 		default:
 			name := string(key)
-			st.fail(codeUnknownField, name, name+" is not a known field; expected customer_id, placements, context or explain")
+			st.fail(codeUnknownField, name, name+" is not a known field; expected customer_id, placements, context, explain or now")
 			return
 		}
 		if seen&bit != 0 {
@@ -118,6 +122,8 @@ func (st *decodeState) decode(body []byte) *apiError {
 			st.decodeContext(fv)
 		case seenExplain:
 			st.decodeExplain(fv)
+		case seenNow:
+			st.decodeNow(fv)
 		}
 	})
 	switch {
@@ -359,6 +365,22 @@ func (st *decodeState) decodeExplain(v *fastjson.Value) {
 	default:
 		st.fail(codeInvalidField, "explain", "explain must be a boolean, got "+t.String())
 	}
+}
+
+// decodeNow reads "now", the time a preview decides at (RFC 3339). The
+// handler lets only admin requests use it.
+func (st *decodeState) decodeNow(v *fastjson.Value) {
+	b, err := v.StringBytes()
+	if err != nil {
+		st.fail(codeInvalidField, "now", "now must be an RFC 3339 time string such as 2026-11-27T10:00:00Z, got "+v.Type().String())
+		return
+	}
+	t, err := time.Parse(time.RFC3339, string(b))
+	if err != nil || t.Year() < 2000 || t.Year() > 2200 {
+		st.fail(codeInvalidField, "now", "now must be an RFC 3339 time between the years 2000 and 2200 such as 2026-11-27T10:00:00Z, got "+strconv.Quote(string(b)))
+		return
+	}
+	st.req.Now, st.req.Preview = t, true
 }
 
 // unsafeString views b as a string without copying. The decide path uses it

@@ -91,3 +91,36 @@ func TestRulesDiff(t *testing.T) {
 		t.Errorf("rules diff with one directory succeeded:\n%s", out)
 	}
 }
+
+// "now" previews a decision at another time, for the admin key only, and
+// leaves nothing behind: no decision log line, no exposure.
+func TestDecideAtAnotherTime(t *testing.T) {
+	dir := workspace(t)
+	logPath := filepath.Join(dir, "decisions.jsonl")
+	s := startServer(t, dir, "--config", writeConfig(t, dir, "decision_log:\n  enabled: true\n  file:\n    path: "+logPath+"\n"))
+	body := func(now string) string {
+		return `{"customer_id":"visitor-1","placements":["home_hero"],"context":{"channel":"web","page":"/"},"now":"` + now + `"}`
+	}
+	if code, out := s.call(t, "POST", "/v1/decide", body("2026-11-27T12:00:00Z"), false); code != 401 || !strings.Contains(out, `"field":"now"`) {
+		t.Errorf("now without the admin key: %d %s", code, out)
+	}
+	code, out := s.call(t, "POST", "/v1/decide", body("2026-11-27T12:00:00Z"), true)
+	if code != 200 || !strings.Contains(out, `"touchpoint":"black_friday_20"`) {
+		t.Errorf("during Black Friday week: %d %s", code, out)
+	}
+	code, out = s.call(t, "POST", "/v1/decide", body("2027-01-15T12:00:00Z"), true)
+	if code != 200 || strings.Contains(out, "black_friday_20") {
+		t.Errorf("in January: %d %s", code, out)
+	}
+	if code, out := s.call(t, "POST", "/v1/decide", body("next friday"), true); code != 400 || !strings.Contains(out, `"field":"now"`) {
+		t.Errorf("a malformed now: %d %s", code, out)
+	}
+	// A real decision after the previews: the log holds it alone.
+	if code, _, raw, err := s.decide(`{"customer_id":"visitor-1","placements":["home_hero"],"context":{"channel":"web","page":"/"}}`); err != nil || code != 200 {
+		t.Fatalf("decide: %d %v %s", code, err, raw)
+	}
+	waitUntil(t, "the real decision in the log", func() bool { return countLines(logPath) >= 1 })
+	if n := countLines(logPath); n != 1 {
+		t.Errorf("%d lines in the decision log; previews must not be logged", n)
+	}
+}
