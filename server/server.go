@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/touchpoint-dev/touchpoint/api"
 	"github.com/touchpoint-dev/touchpoint/decisionlog"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
@@ -319,6 +320,7 @@ const (
 	epEvents
 	epCustomers
 	epExperiments
+	epOpenAPI
 	epNotFound
 	epMalformed
 	numEndpoints
@@ -348,6 +350,8 @@ func (e endpoint) String() string {
 		return "customers"
 	case epExperiments:
 		return "experiments"
+	case epOpenAPI:
+		return "openapi"
 	case epNotFound:
 		return "not_found"
 	case epMalformed:
@@ -416,6 +420,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case epExperiments:
 		ep = epExperiments
 		s.handleExperiment(ctx)
+	case epOpenAPI:
+		ep = epOpenAPI
+		if s.allowGet(ctx) {
+			ctx.Response.Header.Set("Cache-Control", "no-cache")
+			ctx.SetContentType("application/yaml")
+			ctx.SetBody(api.Document())
+		}
 	case epAdminOther:
 		ep = epAdminOther
 		s.handleAdmin(ctx, &ep)
@@ -449,6 +460,8 @@ func routeOf(ctx *fasthttp.RequestCtx) endpoint {
 		return epReadyz
 	case "/metrics":
 		return epMetrics
+	case "/openapi.yaml":
+		return epOpenAPI
 	}
 	switch {
 	case bytes.HasPrefix(path, []byte(customersPrefix)):
@@ -604,4 +617,24 @@ type fasthttpLogger struct{ log zerolog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Warn().Str("source", "fasthttp").Msgf(format, args...)
+}
+
+// Route is one method and path the server serves, with {id} for a path
+// parameter.
+type Route struct{ Method, Path string }
+
+// Routes lists every route the server serves, for the API document's
+// test (every route must be described) and the server's own (every
+// route must be served).
+func Routes() []Route {
+	return []Route{
+		{"POST", "/v1/decide"}, {"OPTIONS", "/v1/decide"},
+		{"POST", "/v1/events"}, {"OPTIONS", "/v1/events"},
+		{"DELETE", "/v1/customers/{id}"},
+		{"PUT", "/v1/customers/{id}/features"},
+		{"PUT", "/v1/customers/{id}/consent"},
+		{"GET", "/v1/experiments/{id}"},
+		{"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}, {"GET", "/openapi.yaml"},
+		{"POST", "/admin/reload"}, {"GET", "/admin/ruleset"}, {"GET", "/admin/bandits"},
+	}
 }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/touchpoint-dev/touchpoint/api"
+	"github.com/touchpoint-dev/touchpoint/server"
+)
+
+func loadAPIDocument(t *testing.T) *openapi3.T {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(api.Document())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("api/openapi.yaml is not a valid OpenAPI document: %v", err)
+	}
+	return doc
+}
+
+// Every route the server serves is in api/openapi.yaml.
+func TestAPIDocumentCoversEveryRoute(t *testing.T) {
+	doc := loadAPIDocument(t)
+	for _, r := range server.Routes() {
+		item := doc.Paths.Find(r.Path)
+		if item == nil || item.GetOperation(r.Method) == nil {
+			t.Errorf("%s %s is served but not in api/openapi.yaml", r.Method, r.Path)
+		}
+	}
+}
+
+// Real requests to a real server, and their answers, match the document:
+// successes and errors alike, on every route.
+func TestAPIMatchesTheDocument(t *testing.T) {
+	doc := loadAPIDocument(t)
+	s := startServer(t, workspace(t))
+	doc.Servers = openapi3.Servers{{URL: s.base}} // the test's server, not the documented default
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A decision to send events about and an experiment report to read.
+	_, d, _, err := s.decide(cartRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		method, path, body string
+		admin              bool
+		status             int
+	}{
+		{"POST", "/v1/decide", cartRequest, false, 200},
+		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":[{"id":"cart_banner"},"product_recs","promo_strip"],"context":{"channel":"web","page":"/cart"},"explain":true}`, false, 200},
+		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":["home_hero"],"context":{"channel":"web"},"now":"2026-11-27T12:00:00Z"}`, true, 200},
+		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":["home_hero"],"context":{"channel":"web"},"now":"2026-11-27T12:00:00Z"}`, false, 401},
+		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":["nope"],"context":{"channel":"web"}}`, false, 400},
+		{"POST", "/v1/events", `{"events":[{"event_id":"e1","decision_id":"` + d.DecisionID + `","customer_id":"c-000042","touchpoint":"cart_coupon_10","type":"click"}]}`, false, 202},
+		{"POST", "/v1/events", `{"events":[]}`, false, 400},
+		{"PUT", "/v1/customers/api-1/features", `{"features":{"tier":"gold","ltv":120,"interests":["yoga"]}}`, true, 200},
+		{"PUT", "/v1/customers/api-1/consent", `{"channels":{"email":true}}`, true, 200},
+		{"PUT", "/v1/customers/api-1/features", `{"features":{"tier":"gold"}}`, false, 401},
+		{"DELETE", "/v1/customers/api-1", "", true, 204},
+		{"GET", "/v1/experiments/cart_coupon_test", "", true, 200},
+		{"GET", "/v1/experiments/nope", "", true, 404},
+		{"GET", "/healthz", "", false, 200},
+		{"GET", "/readyz", "", false, 200},
+		{"GET", "/metrics", "", false, 200},
+		{"GET", "/openapi.yaml", "", false, 200},
+		{"POST", "/admin/reload", "", true, 200},
+		{"GET", "/admin/ruleset", "", true, 200},
+		{"GET", "/admin/ruleset", "", false, 401},
+		{"GET", "/admin/bandits", "", true, 200},
+	}
+	ctx := context.Background()
+	for _, c := range cases {
+		var body io.Reader
+		if c.body != "" {
+			body = strings.NewReader(c.body)
+		}
+		req, err := http.NewRequest(c.method, s.base+c.path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.admin {
+			req.Header.Set("Authorization", "Bearer "+adminKey)
+		}
+		route, params, err := router.FindRoute(req)
+		if err != nil {
+			t.Errorf("%s %s: not in the document: %v", c.method, c.path, err)
+			continue
+		}
+		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+		if c.status < 400 {
+			if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+				t.Errorf("%s %s: the request does not match the document: %v", c.method, c.path, err)
+			}
+			if c.body != "" {
+				req.Body = io.NopCloser(strings.NewReader(c.body)) // the validation read it
+			}
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, resp.StatusCode, c.status, raw)
+			continue
+		}
+		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+			Body: io.NopCloser(bytes.NewReader(raw)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+		if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+			t.Errorf("%s %s (%d): the answer does not match the document: %v\n%s", c.method, c.path, resp.StatusCode, err, truncate(raw, 600))
+		}
+	}
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
