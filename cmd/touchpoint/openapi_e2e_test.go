@@ -131,6 +131,29 @@ func TestAPIMatchesTheDocument(t *testing.T) {
 	}
 }
 
+// Every route server.Routes lists is served: none answers "no endpoint".
+func TestEveryListedRouteIsServed(t *testing.T) {
+	s := startServer(t, workspace(t))
+	for _, r := range server.Routes() {
+		req, err := http.NewRequest(r.Method, s.base+strings.ReplaceAll(r.Path, "{id}", "route-check"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		req.Header.Set("Origin", "http://localhost:3000")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusMethodNotAllowed || strings.Contains(string(raw), "no endpoint at") {
+			t.Errorf("%s %s is listed but not served: %d %s", r.Method, r.Path, resp.StatusCode, raw)
+		}
+	}
+}
+
 func truncate(b []byte, n int) string {
 	if len(b) > n {
 		return string(b[:n]) + "…"
