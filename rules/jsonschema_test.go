@@ -10,60 +10,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"gopkg.in/yaml.v3"
+	"github.com/touchpoint-dev/touchpoint/internal/schematest"
 )
 
 const rulesSchemaPath = "../schemas/rules.schema.json"
 
-// compileRulesSchema compiles schemas/rules.schema.json with a real
-// validator, formats asserted.
-func compileRulesSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open(rulesSchemaPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("rules.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("rules.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// yamlAsJSON reads YAML as the values a JSON document would have (times
-// become strings), for the validator.
-func yamlAsJSON(t *testing.T, data []byte) any {
-	t.Helper()
-	var v any
-	if err := yaml.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc
-}
-
 // Every demo rule file is valid against the schema and names it for
 // editors; a file with a mistyped key or a wrong kind is not.
 func TestDemoRuleFilesMatchTheJSONSchema(t *testing.T) {
-	s := compileRulesSchema(t)
+	s := schematest.Compile(t, rulesSchemaPath)
 	files, err := filepath.Glob("../configs/rules/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("demo rule files: %v %v", files, err)
@@ -76,7 +31,7 @@ func TestDemoRuleFilesMatchTheJSONSchema(t *testing.T) {
 		if !bytes.HasPrefix(data, []byte("# yaml-language-server: $schema=../../schemas/rules.schema.json\n")) {
 			t.Errorf("%s does not start with the yaml-language-server line naming the schema", f)
 		}
-		if err := s.Validate(yamlAsJSON(t, data)); err != nil {
+		if err := s.Validate(schematest.YAML(t, data)); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
@@ -87,7 +42,7 @@ func TestDemoRuleFilesMatchTheJSONSchema(t *testing.T) {
 		"rules:\n  - {id: r, when: \"true\"}\n",
 		"policy:\n  caps:\n    - {count: 3, per: 7 days}\n",
 	} {
-		if err := s.Validate(yamlAsJSON(t, []byte(bad))); err == nil {
+		if err := s.Validate(schematest.YAML(t, []byte(bad))); err == nil {
 			t.Errorf("the schema accepts:\n%s", bad)
 		}
 	}

@@ -135,40 +135,44 @@ func enclosed(s string) bool {
 	if len(s) < 2 || s[0] != '(' || s[len(s)-1] != ')' {
 		return false
 	}
-	depth := 0
-	inStr := byte(0)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case inStr != 0:
-			if c == '\\' {
-				i++
-			} else if c == inStr {
-				inStr = 0
-			}
-		case c == '"' || c == '\'' || c == '`':
-			inStr = c
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-			if depth == 0 && i != len(s)-1 {
-				return false
-			}
+	whole := true
+	depth := scanCode(s, func(i, depth int) int {
+		if depth == 0 && i != len(s)-1 {
+			whole = false // the first parenthesis closed before the end
 		}
-	}
-	return depth == 0
+		return 0
+	})
+	return whole && depth == 0
 }
 
 // topLevel finds the [start, end) spans of the operator sym, or the word
 // operator word, outside brackets and string literals.
 func topLevel(s, sym, word string) [][2]int {
 	var out [][2]int
-	depth := 0
-	inStr := byte(0)
 	isIdent := func(c byte) bool {
 		return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.'
 	}
+	scanCode(s, func(i, depth int) int {
+		switch {
+		case depth != 0:
+		case strings.HasPrefix(s[i:], sym):
+			out = append(out, [2]int{i, i + len(sym)})
+			return len(sym) - 1
+		case strings.HasPrefix(s[i:], word) && (i == 0 || !isIdent(s[i-1])) && (i+len(word) == len(s) || !isIdent(s[i+len(word)])):
+			out = append(out, [2]int{i, i + len(word)})
+			return len(word) - 1
+		}
+		return 0
+	})
+	return out
+}
+
+// scanCode calls at for each byte of s outside string literals with the
+// bracket depth after it, and skips as many more bytes as at returns; it
+// returns the depth at the end.
+func scanCode(s string, at func(i, depth int) int) int {
+	depth := 0
+	inStr := byte(0)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -178,20 +182,16 @@ func topLevel(s, sym, word string) [][2]int {
 			} else if c == inStr {
 				inStr = 0
 			}
+			continue
 		case c == '"' || c == '\'' || c == '`':
 			inStr = c
+			continue
 		case c == '(' || c == '[' || c == '{':
 			depth++
 		case c == ')' || c == ']' || c == '}':
 			depth--
-		case depth == 0 && strings.HasPrefix(s[i:], sym):
-			out = append(out, [2]int{i, i + len(sym)})
-			i += len(sym) - 1
-		case depth == 0 && strings.HasPrefix(s[i:], word) && (i == 0 || !isIdent(s[i-1])) &&
-			(i+len(word) == len(s) || !isIdent(s[i+len(word)])):
-			out = append(out, [2]int{i, i + len(word)})
-			i += len(word) - 1
 		}
+		i += at(i, depth)
 	}
-	return out
+	return depth
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,12 +46,7 @@ func rulesDiff(args []string, stdout, stderr io.Writer) error {
 		}
 		rs, err := rules.Load(dir, schemaPath)
 		if err != nil {
-			var list rules.ErrorList
-			if errors.As(err, &list) {
-				for _, le := range list {
-					fmt.Fprintln(stdout, le.Detail())
-				}
-			}
+			printRuleErrors(stdout, err)
 			return nil, fmt.Errorf("cannot load rules from %q: %w", dir, err)
 		}
 		return rs, nil

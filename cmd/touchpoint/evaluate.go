@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,12 +9,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rs/zerolog"
-
-	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/offpolicy"
-	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 const evaluateUsage = `Usage: touchpoint evaluate --log DECISIONS.jsonl --events EVENTS.jsonl --rules DIR [flags]
@@ -67,17 +62,9 @@ func evaluate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("cannot read customers from %q: %w", *customers, err)
 	}
-	// A replay ranks the candidate's bandit placements by score: it has no
-	// posteriors of its own, and must not count exposures.
-	e, err := engine.New(engine.Config{RulesDir: *rulesDir, SchemaPath: schemaPath}, store, zerolog.Nop(), engine.WithoutLearning())
+	e, err := replayEngine(stdout, *rulesDir, schemaPath, store, "candidate")
 	if err != nil {
-		var list rules.ErrorList
-		if errors.As(err, &list) {
-			for _, le := range list {
-				fmt.Fprintln(stdout, le.Detail())
-			}
-		}
-		return fmt.Errorf("cannot load the candidate rules from %q: %w", *rulesDir, err)
+		return err
 	}
 	ev, err := os.Open(*eventsPath)
 	if err != nil {

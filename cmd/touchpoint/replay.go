@@ -81,24 +81,11 @@ func rulesReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeStore()
-	load := func(dir, what string) (*engine.Engine, error) {
-		e, err := engine.New(engine.Config{RulesDir: dir, SchemaPath: schemaPath}, store, zerolog.Nop(), engine.WithoutLearning())
-		if err != nil {
-			var list rules.ErrorList
-			if errors.As(err, &list) {
-				for _, le := range list {
-					fmt.Fprintln(stdout, le.Detail())
-				}
-			}
-			return nil, fmt.Errorf("cannot load the %s rules from %q: %w", what, dir, err)
-		}
-		return e, nil
-	}
-	base, err := load(*baseDir, "base")
+	base, err := replayEngine(stdout, *baseDir, schemaPath, store, "base")
 	if err != nil {
 		return err
 	}
-	draft, err := load(*draftDir, "draft")
+	draft, err := replayEngine(stdout, *draftDir, schemaPath, store, "draft")
 	if err != nil {
 		return err
 	}
@@ -198,4 +185,28 @@ func shownText(list []replay.Shown) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// replayEngine loads rules to decide past requests with: without the
+// learning loop, so bandit placements rank by score (it has no posteriors
+// of its own) and nothing is counted. A broken ruleset's errors go to
+// stdout, as rules check prints them.
+func replayEngine(stdout io.Writer, dir, schemaPath string, store features.Store, what string) (*engine.Engine, error) {
+	e, err := engine.New(engine.Config{RulesDir: dir, SchemaPath: schemaPath}, store, zerolog.Nop(), engine.WithoutLearning())
+	if err != nil {
+		printRuleErrors(stdout, err)
+		return nil, fmt.Errorf("cannot load the %s rules from %q: %w", what, dir, err)
+	}
+	return e, nil
+}
+
+// printRuleErrors writes each file:line:col error of a ruleset that does
+// not load, with its source line and caret.
+func printRuleErrors(w io.Writer, err error) {
+	var list rules.ErrorList
+	if errors.As(err, &list) {
+		for _, le := range list {
+			fmt.Fprintln(w, le.Detail())
+		}
+	}
 }

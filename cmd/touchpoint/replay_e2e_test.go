@@ -22,14 +22,7 @@ func TestRulesReplay(t *testing.T) {
 	}
 	reqPath := filepath.Join(dir, "requests.jsonl")
 	writeTestFile(t, reqPath, reqs.String())
-	draft := filepath.Join(dir, "draft")
-	copyTree(t, filepath.Join(dir, "rules"), draft)
-	cart := filepath.Join(draft, "cart.yaml")
-	b, err := os.ReadFile(cart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, cart, strings.Replace(string(b), `model("coupon_response") >= 0.2`, `model("coupon_response") >= 0.35`, 1))
+	draft := couponDraft(t, dir, "0.35")
 
 	replayRun := func(extra ...string) (string, int) {
 		args := append([]string{"rules", "replay", "--log", reqPath, "--rules", draft, "--base", filepath.Join(dir, "rules"),
@@ -69,14 +62,7 @@ func TestRulesReplay(t *testing.T) {
 // touchpoint rules diff names what a draft changed, in the files' words.
 func TestRulesDiff(t *testing.T) {
 	dir := workspace(t)
-	draft := filepath.Join(dir, "draft")
-	copyTree(t, filepath.Join(dir, "rules"), draft)
-	cart := filepath.Join(draft, "cart.yaml")
-	b, err := os.ReadFile(cart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, cart, strings.Replace(string(b), `model("coupon_response") >= 0.2`, `model("coupon_response") >= 0.35`, 1))
+	draft := couponDraft(t, dir, "0.35")
 	schema := filepath.Join(dir, "features.yaml")
 	out, err := exec.Command(binary, "rules", "diff", "--schema", schema, filepath.Join(dir, "rules"), draft).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), ": 1 change\n") || !strings.Contains(string(out), "rule cart_abandon_coupon changed (") ||
@@ -123,4 +109,23 @@ func TestDecideAtAnotherTime(t *testing.T) {
 	if n := countLines(logPath); n != 1 {
 		t.Errorf("%d lines in the decision log; previews must not be logged", n)
 	}
+}
+
+// couponDraft copies the workspace's rules to draft/ with the 10% coupon's
+// threshold raised to threshold.
+func couponDraft(t *testing.T, dir, threshold string) string {
+	t.Helper()
+	draft := filepath.Join(dir, "draft")
+	copyTree(t, filepath.Join(dir, "rules"), draft)
+	cart := filepath.Join(draft, "cart.yaml")
+	b, err := os.ReadFile(cart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), `model("coupon_response") >= 0.2`, `model("coupon_response") >= `+threshold, 1)
+	if edited == string(b) {
+		t.Fatal("the demo's coupon condition moved; update this test")
+	}
+	writeTestFile(t, cart, edited)
+	return draft
 }

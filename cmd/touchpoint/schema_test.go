@@ -10,45 +10,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"gopkg.in/yaml.v3"
+	"github.com/touchpoint-dev/touchpoint/internal/schematest"
 )
 
 // The demo configuration is valid against schemas/config.schema.json and
 // names it for editors; a mistyped key or a wrong type is not valid.
 func TestDemoConfigMatchesTheJSONSchema(t *testing.T) {
-	f, err := os.Open("../../schemas/config.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("config.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("config.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	asJSON := func(data []byte) any {
-		var v any
-		if err := yaml.Unmarshal(data, &v); err != nil {
-			t.Fatal(err)
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	s := schematest.Compile(t, "../../schemas/config.schema.json")
+	asJSON := func(data []byte) any { return schematest.YAML(t, data) }
 	data, err := os.ReadFile("../../configs/touchpoint.yaml")
 	if err != nil {
 		t.Fatal(err)
