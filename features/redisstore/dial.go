@@ -89,14 +89,17 @@ func (d *dialState) record(addr string, seq uint64, err error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.failing.Swap(failing) == failing {
+	if d.failing.Load() == failing {
 		return
 	}
+	// Log first, then change what State reads (under mu, so one change is
+	// logged once): whoever sees the new state can also see why.
 	if failing {
 		d.log.Warn().Str("addr", addr).Err(err).Msg("cannot open new connections to redis")
 	} else {
 		d.log.Info().Str("addr", addr).Msg("new connections to redis work again")
 	}
+	d.failing.Store(failing)
 }
 
 // stale reports whether err is a dial error older than a dial that has

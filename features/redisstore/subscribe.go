@@ -164,14 +164,16 @@ func (sub *subscription) setDown(down bool) {
 		return
 	}
 	sub.down = down
+	// Log first, then change what State reports: whoever sees the new
+	// state can also see why in the log.
 	if down {
-		sub.store.subscriptionsDown.Add(1)
 		sub.store.log.Warn().Str("channel", sub.store.cfg.InvalidationChannel).
 			Msg("invalidation subscription lost; this node may serve stale records until it is back")
+		sub.store.subscriptionsDown.Add(1)
 	} else {
-		sub.store.subscriptionsDown.Add(-1)
 		sub.store.log.Info().Str("channel", sub.store.cfg.InvalidationChannel).
 			Msg("invalidation subscription restored; cached records dropped")
+		sub.store.subscriptionsDown.Add(-1)
 	}
 }
 
