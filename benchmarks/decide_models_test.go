@@ -16,6 +16,7 @@ import (
 	"github.com/touchpoint-dev/touchpoint/decisionlog"
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // BenchmarkDecideWithModel measures the demo decision on the cart page
@@ -103,13 +104,13 @@ func benchCoupons() string {
 	var s strings.Builder
 	s.WriteString("touchpoints:\n")
 	for _, d := range []int{5, 15, 20} {
-		fmt.Fprintf(&s, "  - id: cart_coupon_%d\n    kind: coupon\n    channels: [web, app]\n    placements: [cart_banner]\n"+
+		fmt.Fprintf(&s, "  - id: bench_coupon_%d\n    kind: coupon\n    channels: [web, app]\n    placements: [cart_banner]\n"+
 			"    attributes: {discount: %d}\n    propensity: coupon_response\n    value: customer.cart_value * (0.4 - touchpoint.discount / 100)\n"+
 			"    content: {code: CART%d, discount_percent: %d}\n", d, d, d, d)
 	}
-	s.WriteString("rules:\n  - id: cart_coupon_variants\n" +
+	s.WriteString("rules:\n  - id: bench_coupon_variants\n" +
 		"    when: context.page == \"/cart\" && segment(\"cart_abandoner\") && model(\"coupon_response\") >= 0.2\n" +
-		"    offer: [cart_coupon_5, cart_coupon_15, cart_coupon_20]\n    priority: 500\n")
+		"    offer: [bench_coupon_5, bench_coupon_15, bench_coupon_20]\n    priority: 500\n")
 	return s.String()
 }
 
@@ -214,4 +215,21 @@ func benchDecisionLog(b *testing.B) *decisionlog.Logger {
 	}
 	b.Cleanup(func() { logger.Close() })
 	return logger
+}
+
+// The benchmarks' rulesets load: benchmarks do not run with the tests, so
+// a demo change that breaks one (an id the benchmark also adds) is found
+// here rather than by the next person measuring.
+func TestBenchmarkRulesetsLoad(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../configs/rules")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "bench_coupons.yaml"), benchCoupons())
+	if _, err := rules.Load(dir, demoSchema); err != nil {
+		t.Fatalf("BenchmarkDecideWithModel's rules: %v", err)
+	}
+	if _, err := rules.Load("../engine/testdata/learning/rules", "../engine/testdata/learning/features.yaml"); err != nil {
+		t.Fatalf("BenchmarkDecideLearning's rules: %v", err)
+	}
 }
