@@ -548,18 +548,9 @@ func TestFileSinkRotates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, d := sampleDecision()
 	// About 2.5 MB of lines, two rotations; the queue holds them all.
 	const n = 4000
-	for i := range n {
-		d.ID = "id-" + strconv.Itoa(i)
-		if !l.Log(req, d, sampleTime) {
-			t.Fatal("Log refused")
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	logAndClose(t, l, n)
 	files, err := filepath.Glob(filepath.Join(dir, "decisions*.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -638,3 +629,19 @@ func TestFileSinkRotatesByAge(t *testing.T) {
 }
 
 func testLogger() zerolog.Logger { return zerolog.Nop() }
+
+// logAndClose logs n copies of the sample decision, ids id-0 to id-(n-1),
+// and closes the logger, which writes them all.
+func logAndClose(t *testing.T, l *Logger, n int) {
+	t.Helper()
+	req, d := sampleDecision()
+	for i := range n {
+		d.ID = "id-" + strconv.Itoa(i)
+		if !l.Log(req, d, sampleTime) {
+			t.Fatal("Log refused")
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

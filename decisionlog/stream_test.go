@@ -30,17 +30,8 @@ func TestRedisStreamSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, d := sampleDecision()
 	const n = 1000
-	for i := range n {
-		d.ID = "id-" + strconv.Itoa(i)
-		if !l.Log(req, d, sampleTime) {
-			t.Fatal("Log refused")
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	logAndClose(t, l, n)
 	if st := l.Stats(); st.Sinks[0].Name != "redis_stream" || st.Sinks[0].Written != n || st.Sinks[0].Errors != 0 {
 		t.Fatalf("stats %+v", st)
 	}

@@ -61,14 +61,20 @@ type banditState struct {
 	cfg    *rules.Bandit
 	scope  string
 	policy bandits.Policy
-	post   atomic.Pointer[posteriors]
+	// segments are "" (no by, or a customer without the feature), then
+	// the feature's values; tps the touchpoints that fit the placement,
+	// and slot each ruleset touchpoint's index in tps (-1: not there).
+	segments []string
+	tps      []int
+	slot     []int32
+	post     atomic.Pointer[posteriors]
 }
 
 // posteriors are a bandit placement's arms per segment, as last read from
 // the store, and the propensities estimated from them since.
 type posteriors struct {
-	nTP  int
-	arms []bandits.Arm // [segment*nTP + touchpoint]
+	nTP  int           // len(banditState.tps)
+	arms []bandits.Arm // [segment*nTP + slot of the touchpoint]
 	// impressions and rewards are the counts behind arms; readAt is when
 	// they were read from the store (zero: priors only).
 	impressions, rewards []int64
@@ -162,10 +168,17 @@ func newLearning(rs *rules.Ruleset, rng func() *mrand.Rand) *learning {
 		if pl.Bandit == nil {
 			continue
 		}
-		b := &banditState{cfg: pl.Bandit, scope: banditScope(pl.ID), policy: bandits.Policy{MinShare: pl.Bandit.MinShare}}
-		segments := b.segments()
-		l.segmentTag[pi] = make([]uint32, len(segments))
-		for si, seg := range segments {
+		b := &banditState{cfg: pl.Bandit, scope: banditScope(pl.ID), policy: bandits.Policy{MinShare: pl.Bandit.MinShare},
+			segments: append([]string{""}, pl.Bandit.Segments...), slot: make([]int32, len(rs.Touchpoints))}
+		for ti := range rs.Touchpoints {
+			b.slot[ti] = -1
+			if rs.Touchpoints[ti].Fits(pi, pl.ID) {
+				b.slot[ti] = int32(len(b.tps))
+				b.tps = append(b.tps, ti)
+			}
+		}
+		l.segmentTag[pi] = make([]uint32, len(b.segments))
+		for si, seg := range b.segments {
 			h := hash32("b", pl.ID, seg)
 			l.segmentTag[pi][si] = h
 			l.byTag[h] = tagTarget{bandit: true, placement: pi, scope: b.scope, arm: seg}
@@ -185,13 +198,7 @@ func armNames(x *experiments.Experiment) []string {
 	return append(out, VariantHoldout)
 }
 
-// segments are the bandit's segments: "" (no by, or a customer without
-// the feature), then the feature's values.
-func (b *banditState) segments() []string {
-	return append([]string{""}, b.cfg.Segments...)
-}
-
-// segment is the index of the customer's segment in segments().
+// segment is the index of the customer's segment in segments.
 func (b *banditState) segment(env *rules.Env) int {
 	seg := b.cfg.Segment(env)
 	if seg == "" {
@@ -208,26 +215,31 @@ func (b *banditState) segment(env *rules.Env) int {
 // posteriors builds the arms from the placement's tallies (nil: priors
 // only).
 func (b *banditState) posteriors(rs *rules.Ruleset, tallies map[string]float64, rng *mrand.Rand) *posteriors {
-	segments := b.segments()
-	n := len(segments) * len(rs.Touchpoints)
-	p := &posteriors{nTP: len(rs.Touchpoints), arms: make([]bandits.Arm, n), impressions: make([]int64, n), rewards: make([]int64, n),
+	n := len(b.segments) * len(b.tps)
+	p := &posteriors{nTP: len(b.tps), arms: make([]bandits.Arm, n), impressions: make([]int64, n), rewards: make([]int64, n),
 		props: map[propKey]*ranking{}, rng: rng}
 	if tallies != nil {
 		p.readAt = time.Now()
 	}
-	for si, seg := range segments {
-		for ti := range rs.Touchpoints {
+	for si, seg := range b.segments {
+		for i, ti := range b.tps {
 			var rewards, trials int64
 			if tallies != nil {
 				tp := rs.Touchpoints[ti].ID
 				trials = int64(tallies[banditField(seg, tp, features.EventImpression)])
 				rewards = int64(tallies[banditField(seg, tp, b.cfg.Reward)])
 			}
-			p.arms[si*p.nTP+ti] = bandits.Posterior(b.cfg.PriorAlpha, b.cfg.PriorBeta, rewards, trials)
-			p.impressions[si*p.nTP+ti], p.rewards[si*p.nTP+ti] = trials, rewards
+			k := si*p.nTP + i
+			p.arms[k] = bandits.Posterior(b.cfg.PriorAlpha, b.cfg.PriorBeta, rewards, trials)
+			p.impressions[k], p.rewards[k] = trials, rewards
 		}
 	}
 	return p
+}
+
+// arm is touchpoint tp's posterior in segment; tp fits the placement.
+func (p *posteriors) arm(b *banditState, segment, tp int) bandits.Arm {
+	return p.arms[segment*p.nTP+int(b.slot[tp])]
 }
 
 // rand makes a random generator for one owner (a bandit's posteriors,
@@ -380,14 +392,17 @@ func (e *Engine) flushExposures(ctx context.Context, store features.Tallies) {
 	}
 	snaps = append(snaps, e.current.Load())
 	var tallies []features.Tally
+	var taken []*atomic.Int64 // the counter each tally was taken from
 	for _, snap := range snaps {
 		for xi := range snap.learn.exposures {
 			x := &snap.rs.Experiments[xi]
 			arms := armNames(x.Experiment)
 			for a := range snap.learn.exposures[xi] {
-				if n := snap.learn.exposures[xi][a].Swap(0); n > 0 {
+				c := &snap.learn.exposures[xi][a]
+				if n := c.Swap(0); n > 0 {
 					tallies = append(tallies, features.Tally{Scope: experimentScope(x.ID),
 						Field: experiments.CounterField(arms[a], experiments.CounterExposures), Delta: float64(n)})
+					taken = append(taken, c)
 				}
 			}
 		}
@@ -395,13 +410,15 @@ func (e *Engine) flushExposures(ctx context.Context, store features.Tallies) {
 	if err := store.AddTallies(ctx, tallies); err != nil {
 		e.learnStats.flushFailures.Add(1)
 		e.log.Debug().Err(err).Msg("cannot flush experiment exposures; counting them again at the next flush")
-		for _, t := range tallies {
-			e.unflushed(snaps[len(snaps)-1], t)
+		// Back where they came from; replaced snapshots are kept until
+		// their exposures are written.
+		for i, t := range tallies {
+			taken[i].Add(int64(t.Delta))
 		}
-	} else {
-		for _, t := range tallies {
-			e.learnStats.flushed.Add(uint64(t.Delta))
-		}
+		return
+	}
+	for _, t := range tallies {
+		e.learnStats.flushed.Add(uint64(t.Delta))
 	}
 	// A replaced snapshot is flushed twice: decisions in flight at the
 	// swap have finished by the second.
@@ -432,22 +449,6 @@ func (e *Engine) retire(snap *snapshot) {
 	}
 }
 
-// unflushed puts back, into the snapshot being served, exposures a failed
-// flush did not write.
-func (e *Engine) unflushed(cur *snapshot, t features.Tally) {
-	for xi := range cur.rs.Experiments {
-		x := &cur.rs.Experiments[xi]
-		if experimentScope(x.ID) != t.Scope {
-			continue
-		}
-		for a, name := range armNames(x.Experiment) {
-			if experiments.CounterField(name, experiments.CounterExposures) == t.Field {
-				cur.learn.exposures[xi][a].Add(int64(t.Delta))
-			}
-		}
-	}
-}
-
 // rankBands orders, by Thompson sampling over the customer's segment's
 // posteriors, the candidates of each priority band of a bandit placement
 // that starts before its count: bands still come first, and candidates
@@ -469,7 +470,7 @@ func (s *scratch) rankBands(b *banditState, count int) {
 		band := s.cands[start:end]
 		first := len(bb.arms)
 		for _, c := range band {
-			bb.arms = append(bb.arms, bb.post.arms[bb.segment*bb.post.nTP+c.tp])
+			bb.arms = append(bb.arms, bb.post.arm(b, bb.segment, c.tp))
 		}
 		if n := len(band); n >= 2 {
 			bb.order, bb.draws = slices.Grow(bb.order[:0], n)[:n], slices.Grow(bb.draws[:0], n)[:n]
@@ -484,7 +485,7 @@ func (s *scratch) rankBands(b *banditState, count int) {
 			bb.tps = append(bb.tps, c.tp)
 		}
 		for i, c := range band {
-			bb.arms[first+i] = bb.post.arms[bb.segment*bb.post.nTP+c.tp]
+			bb.arms[first+i] = bb.post.arm(b, bb.segment, c.tp)
 		}
 		start = end
 	}
@@ -639,14 +640,7 @@ func (e *Engine) ExperimentReport(ctx context.Context, id string) (*experiments.
 }
 
 // ExperimentIDs lists the ruleset's experiments.
-func (e *Engine) ExperimentIDs() []string {
-	rs := e.current.Load().rs
-	out := make([]string, len(rs.Experiments))
-	for i := range rs.Experiments {
-		out[i] = rs.Experiments[i].ID
-	}
-	return out
-}
+func (e *Engine) ExperimentIDs() []string { return e.current.Load().rs.ExperimentIDs() }
 
 // BanditStatus is a Thompson placement's state, for operators: per
 // segment, each touchpoint's counts, posterior mean and the share of the
@@ -691,25 +685,17 @@ func (e *Engine) Bandits() []BanditStatus {
 		if b.cfg.By >= 0 {
 			st.By = "customer." + b.cfg.ByName
 		}
-		var tps []int
-		for ti := range rs.Touchpoints {
-			if rs.Touchpoints[ti].Fits(pi, pl.ID) {
-				tps = append(tps, ti)
-			}
-		}
-		arms := make([]bandits.Arm, len(tps))
 		rng := e.rand()
-		for si, seg := range b.segments() {
+		for si, seg := range b.segments {
 			bs := BanditSegment{Segment: seg}
-			for i, ti := range tps {
-				arms[i] = post.arms[si*post.nTP+ti]
-			}
+			row := si * post.nTP
+			arms := post.arms[row : row+post.nTP]
 			// More draws than a decision's estimate: this is read by people.
 			shares := b.policy.RankPropensities(arms, 1, statusDraws, rng)
-			for i, ti := range tps {
+			for i, ti := range b.tps {
 				a := arms[i]
-				bs.Arms = append(bs.Arms, BanditArm{Touchpoint: rs.Touchpoints[ti].ID, Impressions: post.impressions[si*post.nTP+ti],
-					Rewards: post.rewards[si*post.nTP+ti], Mean: a.Alpha / (a.Alpha + a.Beta), Share: shares[i]})
+				bs.Arms = append(bs.Arms, BanditArm{Touchpoint: rs.Touchpoints[ti].ID, Impressions: post.impressions[row+i],
+					Rewards: post.rewards[row+i], Mean: a.Alpha / (a.Alpha + a.Beta), Share: shares[i]})
 			}
 			st.Segments = append(st.Segments, bs)
 		}

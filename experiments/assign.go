@@ -69,11 +69,11 @@ func Hash(salt, key, customerID string) uint64 {
 	for i := 0; i < len(salt); i++ {
 		h = (h ^ uint64(salt[i])) * prime
 	}
-	h = (h ^ 0) * prime
+	h *= prime // the NUL byte: h ^ 0 is h
 	for i := 0; i < len(key); i++ {
 		h = (h ^ uint64(key[i])) * prime
 	}
-	h = (h ^ 0) * prime
+	h *= prime
 	for i := 0; i < len(customerID); i++ {
 		h = (h ^ uint64(customerID[i])) * prime
 	}

@@ -524,7 +524,7 @@ func TestLightGBMDecisionRules(t *testing.T) {
 		{-5, -1, 3e9, 0.3 + -1 + 0.1 + 0.05, "a category past int32 is in no set"},
 		{0.5, nan, 64, 0.3 + -1 + -0.1 + 0.05, "x <= threshold goes left; 64 is past the bitset"},
 		{inf, 0, nan, 0.7 + -1 + -0.1 + 0.05, "NaN is in no category set"},
-		{-0.0, -1e-35, -1, 0.3 + -1 + -0.1 + 0.05, "-1e-35 counts as 0; -0 is zero; -1 is no category"},
+		{math.Copysign(0, -1), -1e-35, -1, 0.3 + -1 + -0.1 + 0.05, "-1e-35 counts as 0; -0 is zero; -1 is no category"},
 	}
 	for _, c := range cases {
 		x := []float64{c.a, c.b, c.c}

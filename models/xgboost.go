@@ -38,10 +38,10 @@ type xgbFile struct {
 	types   []string
 	typesAt int
 
-	booster, boosterAt int
-	boosterName        string
-	boosterNameAt      int
-	haveModel          bool
+	booster       int
+	boosterName   string
+	boosterNameAt int
+	haveModel     bool
 
 	numTrees         int64
 	numTreesAt       int
@@ -62,9 +62,9 @@ type xgbFile struct {
 	paramAt                 int
 	haveParam               bool
 
-	objective, objectiveAt int
-	objectiveName          string
-	objectiveNameAt        int
+	objective       int
+	objectiveName   string
+	objectiveNameAt int
 }
 
 // xgbTree is one tree's arrays as the file has them.

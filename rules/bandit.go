@@ -67,7 +67,7 @@ func (r *reader) bandit(n *yaml.Node, what string, schema *Schema) *Bandit {
 			name, ok := strings.CutPrefix(strings.TrimSpace(src), "customer.")
 			fi := schema.CustomerField(name)
 			if !ok || fi < 0 {
-				r.errf(v, "%s.by must name a customer feature, as customer.tier, got %q%s", what, src, suggest(name, customerNames(schema)))
+				r.errf(v, "%s.by must name a customer feature, as customer.tier, got %q%s", what, src, suggest(name, fieldNames(schema.Customer)))
 				return
 			}
 			f := &schema.Customer[fi]
@@ -84,12 +84,4 @@ func (r *reader) bandit(n *yaml.Node, what string, schema *Schema) *Bandit {
 		}
 	})
 	return b
-}
-
-func customerNames(s *Schema) []string {
-	out := make([]string, len(s.Customer))
-	for i := range s.Customer {
-		out[i] = s.Customer[i].Name
-	}
-	return out
 }

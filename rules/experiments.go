@@ -30,7 +30,8 @@ func (x *Experiment) HoldsOut(pi int) bool {
 	return x.Placements == nil || containsInt(x.Placements, pi)
 }
 
-func experimentNames(rs *Ruleset) []string {
+// ExperimentIDs lists the ruleset's experiments in file order.
+func (rs *Ruleset) ExperimentIDs() []string {
 	out := make([]string, len(rs.Experiments))
 	for i := range rs.Experiments {
 		out[i] = rs.Experiments[i].ID

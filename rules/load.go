@@ -948,7 +948,7 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 				r.mapping(v, what+".variants", nil, func(id string, k, vv *yaml.Node) {
 					xi := rs.Experiment(id)
 					if xi < 0 {
-						r.errf(k, "%s: unknown experiment %q%s", what, id, suggest(id, experimentNames(rs)))
+						r.errf(k, "%s: unknown experiment %q%s", what, id, suggest(id, rs.ExperimentIDs()))
 						return
 					}
 					name, _ := r.nonEmptyStr(vv, what+".variants."+id)

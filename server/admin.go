@@ -57,32 +57,28 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, ep *endpoint) {
 // disabledMsg) and 401 when the request does not carry it, and reports
 // whether the request may go on.
 func (s *Server) requireAdmin(ctx *fasthttp.RequestCtx, disabledMsg string) bool {
-	if !s.adminEnabled {
-		s.writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: codeAdminDisabled, message: disabledMsg})
-		return false
-	}
-	if !s.authorized(ctx) {
-		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="touchpoint-admin"`)
-		s.writeError(ctx, &apiError{status: fasthttp.StatusUnauthorized, code: codeUnauthorized,
-			field: "Authorization", message: "Authorization must be Bearer <admin key>"})
-		return false
-	}
-	return true
+	return s.checkAdmin(ctx, "Authorization", disabledMsg, "Authorization must be Bearer <admin key>", "")
 }
 
 // requireAdminFor answers 403 or 401 when a request uses field, which
 // only the admin key may, without it; it reports whether the request may
 // go on.
 func (s *Server) requireAdminFor(ctx *fasthttp.RequestCtx, field string) bool {
+	return s.checkAdmin(ctx, field, field+" needs the admin key, and none is configured; set server.admin_key or TOUCHPOINT_ADMIN_KEY",
+		field+" (deciding at another time, for previews) needs Authorization: Bearer <admin key>", field)
+}
+
+// checkAdmin is requireAdmin and requireAdminFor: 403 disabledMsg when no
+// admin key is configured (naming disabledField, if any), 401
+// unauthorizedMsg naming field when the request lacks the key.
+func (s *Server) checkAdmin(ctx *fasthttp.RequestCtx, field, disabledMsg, unauthorizedMsg, disabledField string) bool {
 	if !s.adminEnabled {
-		s.writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: codeAdminDisabled, field: field,
-			message: field + " needs the admin key, and none is configured; set server.admin_key or TOUCHPOINT_ADMIN_KEY"})
+		s.writeError(ctx, &apiError{status: fasthttp.StatusForbidden, code: codeAdminDisabled, field: disabledField, message: disabledMsg})
 		return false
 	}
 	if !s.authorized(ctx) {
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="touchpoint-admin"`)
-		s.writeError(ctx, &apiError{status: fasthttp.StatusUnauthorized, code: codeUnauthorized, field: field,
-			message: field + " (deciding at another time, for previews) needs Authorization: Bearer <admin key>"})
+		s.writeError(ctx, &apiError{status: fasthttp.StatusUnauthorized, code: codeUnauthorized, field: field, message: unauthorizedMsg})
 		return false
 	}
 	return true

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/touchpoint-dev/touchpoint/decisionlog"
 )
 
@@ -81,21 +79,5 @@ func TestDecideIsLogged(t *testing.T) {
 func BenchmarkHandleDecideLogged(b *testing.B) {
 	_, d := sampleDecision()
 	dl, _ := fileDecisionLog(b, 1)
-	s := New(testConfig(), staticDecider{d: d}, Options{DecisionLog: dl})
-	var req fasthttp.Request
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI("/v1/decide")
-	req.SetBodyString(sampleRequest)
-	var ctx fasthttp.RequestCtx
-	ctx.Init(&req, nil, nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		ctx.Response.Reset()
-		s.handle(&ctx)
-		if ctx.Response.StatusCode() != fasthttp.StatusOK {
-			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-		}
-	}
-	st := dl.Stats()
-	b.ReportMetric(float64(st.Dropped)/float64(b.N), "dropped/op")
+	benchHandleDecide(b, New(testConfig(), staticDecider{d: d}, Options{DecisionLog: dl}), "")
 }

@@ -179,12 +179,18 @@ func (staticDecider) RuleErrors() []engine.RuleErrorCount { return nil }
 // decide, encode, metrics) in process, without the network.
 func BenchmarkHandleDecide(b *testing.B) {
 	_, d := sampleDecision()
-	cfg := testConfig()
-	s := New(cfg, staticDecider{d: d}, Options{})
+	benchHandleDecide(b, New(testConfig(), staticDecider{d: d}, Options{}), "https://shop.example.com")
+}
+
+// benchHandleDecide measures s.handle on sampleRequest, sent from origin
+// (none when empty).
+func benchHandleDecide(b *testing.B, s *Server, origin string) {
 	var req fasthttp.Request
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI("/v1/decide")
-	req.Header.Set("Origin", "https://shop.example.com")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
 	req.SetBodyString(sampleRequest)
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, nil, nil)

@@ -85,11 +85,7 @@ func experimentsCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	xi := rs.Experiment(id)
 	if xi < 0 {
-		names := make([]string, len(rs.Experiments))
-		for i := range rs.Experiments {
-			names[i] = rs.Experiments[i].ID
-		}
-		return fmt.Errorf("no experiment %q in %s%s", id, *rulesDir, rules.Suggest(id, names))
+		return fmt.Errorf("no experiment %q in %s%s", id, *rulesDir, rules.Suggest(id, rs.ExperimentIDs()))
 	}
 	lf, err := os.Open(*logPath)
 	if err != nil {
