@@ -2,7 +2,7 @@ GO ?= go
 PYTHON ?= python3
 BIN := bin/touchpoint
 
-.PHONY: run test build bench bench-main bench-opa bench-peer bench-overload train-demo lint fmt clean
+.PHONY: run test build bench bench-main bench-opa bench-peer bench-overload train-demo lint fmt clean ui-editor
 
 ## run: serve the demo on the embedded store (no Redis needed) at :8080
 run: build
@@ -52,3 +52,7 @@ fmt:
 
 clean:
 	rm -rf bin
+
+## ui-editor: rebuild the playground's vendored code editor (ui/assets/vendor/editor.js) from ui/editor (needs Node.js and npm)
+ui-editor:
+	cd ui/editor && npm ci && node build.mjs

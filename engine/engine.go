@@ -180,6 +180,30 @@ func withLoader(load func(dir, schemaPath string) (*rules.Ruleset, error)) Optio
 	return func(e *Engine) { e.load = load }
 }
 
+// NewPreview returns an engine that decides with rs alone, as replays
+// do (WithoutLearning), with no budgets and no writes: for comparing a
+// draft with the ruleset being served. It never reloads.
+func NewPreview(rs *rules.Ruleset, src FeatureSource, opts ...Option) *Engine {
+	e := &Engine{
+		cfg:         DefaultConfig(),
+		src:         src,
+		log:         zerolog.Nop(),
+		errCounters: map[string]*atomic.Uint64{},
+		load: func(string, string) (*rules.Ruleset, error) {
+			return nil, errors.New("a preview engine decides with one ruleset and does not reload")
+		},
+		learnNow:   make(chan struct{}, 1),
+		noLearning: true,
+	}
+	e.bind = e.costs.bind
+	for _, o := range opts {
+		o(e)
+	}
+	e.ids.init()
+	e.install(rs)
+	return e
+}
+
 // New loads the ruleset once; a broken ruleset at start is an error.
 func New(cfg Config, src FeatureSource, log zerolog.Logger, opts ...Option) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
@@ -422,6 +446,9 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 			d.degrade(DegradedFeatureStore)
 			e.log.Debug().Err(err).Msg("feature lookup failed; deciding on context alone")
 		}
+	}
+	if req.Preview && req.WhatIf != nil {
+		rec = req.WhatIf.apply(req.CustomerID, rec)
 	}
 	d.ID = e.ids.next(&s.idBuf)
 	if s.rng == nil {

@@ -18,6 +18,11 @@ type FixtureResult struct {
 	Passed  bool
 	// Problem says what differed, as one line.
 	Problem string
+	// Outcome is the fixture's own rule's outcome in its decision (empty
+	// for a model's fixture); Matched lists every rule whose condition
+	// held there. Together they say which rules the fixture covers.
+	Outcome string
+	Matched []string
 }
 
 // Error renders a failed fixture in the file:line:col: message form.
@@ -92,6 +97,14 @@ func runFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureResult {
 		}
 	}
 	diffs = append(diffs, d.Explain.errorsOf(f.Rule)...)
+	for _, r := range d.Explain.Rules {
+		if r.Rule == f.Rule {
+			res.Outcome = r.Outcome
+		}
+		if r.Outcome == OutcomeMatched {
+			res.Matched = append(res.Matched, r.Rule)
+		}
+	}
 	if len(diffs) == 0 {
 		res.Passed = true
 		return res

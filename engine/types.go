@@ -22,6 +22,51 @@ type Request struct {
 	// travel: no budget is spent, no decision is reserved under a cap, no
 	// exposure is counted, and bandit placements rank by score.
 	Preview bool
+	// WhatIf changes the customer for a preview; Decide ignores it unless
+	// Preview is set, so it can never reach a real decision.
+	WhatIf *WhatIf
+}
+
+// WhatIf is a customer other than the stored one, for previews: the
+// playground's "what if she had no consent for email?".
+type WhatIf struct {
+	// Features, when not nil, replace the stored features entirely
+	// (checked against the schema by the caller).
+	Features map[string]features.Value
+	// Consent overrides the stored answers channel by channel.
+	Consent map[string]bool
+	// NoHistory decides as if the customer had no event counters: no
+	// contacts under a cap, no impressions, no purchases counted.
+	NoHistory bool
+}
+
+// apply returns a new record: stored (nil for a customer the store does
+// not know) changed as w says. The stored record is shared and is never
+// written to.
+func (w *WhatIf) apply(id string, stored *features.Record) *features.Record {
+	rec := &features.Record{ID: id}
+	if stored != nil {
+		rec.Values, rec.Counters = stored.Values, stored.Counters
+		if len(stored.Consent) > 0 {
+			rec.Consent = make(map[string]features.Consent, len(stored.Consent)+len(w.Consent))
+			for ch, c := range stored.Consent {
+				rec.Consent[ch] = c
+			}
+		}
+	}
+	if w.Features != nil {
+		rec.Values = w.Features
+	}
+	if w.NoHistory {
+		rec.Counters = nil
+	}
+	if len(w.Consent) > 0 && rec.Consent == nil {
+		rec.Consent = make(map[string]features.Consent, len(w.Consent))
+	}
+	for ch, granted := range w.Consent {
+		rec.Consent[ch] = features.Consent{Granted: granted}
+	}
+	return rec
 }
 
 // PlacementRequest asks for up to Count touchpoints in one placement; Count 0

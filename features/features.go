@@ -43,6 +43,25 @@ type Value struct {
 	List []string
 }
 
+// Interface is the value as float64, string, bool or []string (nil for a
+// value of no kind), for encoding outside the hot path.
+func (v Value) Interface() any {
+	switch v.Kind {
+	case KindNumber:
+		return v.Num
+	case KindString:
+		return v.Str
+	case KindBool:
+		return v.Bool
+	case KindList:
+		if v.List == nil {
+			return []string{}
+		}
+		return v.List
+	}
+	return nil
+}
+
 // Number, String, Bool and List build values of each kind.
 func Number(v float64) Value { return Value{Kind: KindNumber, Num: v} }
 func String(v string) Value  { return Value{Kind: KindString, Str: v} }

@@ -8,9 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +40,14 @@ const MaxFileBytes = 1 << 20
 // and the schema's bytes. The same rules give the same version on every
 // node, wherever they are installed and however the path is written.
 func Load(dir, schemaPath string) (*Ruleset, error) {
+	return LoadDraft(dir, schemaPath, nil)
+}
+
+// LoadDraft is Load with some rule files replaced or added: drafts maps a
+// path relative to dir ('/'-separated, as DraftPath accepts) to the
+// file's new bytes. Nothing is written; the files on disk stay as they
+// are. Errors name a draft file by the path it would have under dir.
+func LoadDraft(dir, schemaPath string, drafts map[string][]byte) (*Ruleset, error) {
 	var tooLarge ErrorList
 	schemaData, err := readFile(schemaPath, &tooLarge)
 	if err != nil {
@@ -47,8 +57,27 @@ func Load(dir, schemaPath string) (*Ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := make(map[string][]byte, len(paths))
+	files := make(map[string][]byte, len(paths)+len(drafts))
+	for rel, data := range drafts {
+		if err := DraftPath(rel); err != nil {
+			return nil, err
+		}
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if len(data) > MaxFileBytes {
+			tooLarge = append(tooLarge, &Error{File: p, Line: 1, Col: 1,
+				Message: fmt.Sprintf("the file is larger than %d bytes (1 MiB), the most a rule file may be; split it", MaxFileBytes)})
+			data = nil
+		}
+		if _, ok := files[p]; !ok && !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+		files[p] = data
+	}
+	sort.Strings(paths)
 	for _, p := range paths {
+		if _, ok := files[p]; ok {
+			continue
+		}
 		data, err := readFile(p, &tooLarge)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read rule file: %w", err)
@@ -109,6 +138,30 @@ func readFile(path string, tooLarge *ErrorList) ([]byte, error) {
 		return nil, nil
 	}
 	return data, nil
+}
+
+// DraftPath reports whether rel may name a draft rule file: a relative,
+// '/'-separated path inside the rules directory that Load would read, so
+// so that a draft can neither reach outside the directory nor add a file
+// that Load would skip.
+func DraftPath(rel string) error {
+	bad := func(why string) error { return fmt.Errorf("draft file %q %s", rel, why) }
+	switch {
+	case rel == "" || len(rel) > 255:
+		return bad("must be a path of 1 to 255 bytes")
+	case strings.ContainsAny(rel, "\\\x00:"):
+		return bad("must use / between folders and hold no \\, : or NUL")
+	case path.IsAbs(rel) || path.Clean(rel) != rel:
+		return bad("must be a clean relative path, such as cart.yaml or campaigns/winter.yaml")
+	case path.Ext(rel) != ".yaml" && path.Ext(rel) != ".yml":
+		return bad("must end in .yaml or .yml")
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if part == ".." || strings.HasPrefix(part, ".") {
+			return bad("must not name a hidden file or folder or go up with ..")
+		}
+	}
+	return nil
 }
 
 func ruleFiles(dir string) ([]string, error) {

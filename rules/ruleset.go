@@ -53,6 +53,13 @@ type Ruleset struct {
 	termCompiler *termCompiler
 }
 
+// Source is the rule file at path (as listed in Files) as it was read for
+// this ruleset, which may differ from the file on disk since.
+func (rs *Ruleset) Source(path string) ([]byte, bool) {
+	b, ok := rs.sources[path]
+	return b, ok
+}
+
 // Placement is a slot on a page or screen that a decide call asks to fill.
 type Placement struct {
 	ID          string

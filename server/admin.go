@@ -39,6 +39,10 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, ep *endpoint) {
 			s.writeAdminJSON(ctx, fasthttp.StatusOK, statusJSON(s.decider.Status()))
 		}
 	case epAdminOther:
+		if isWorkbenchPath(string(ctx.Path())) {
+			s.handleWorkbench(ctx)
+			return
+		}
 		if string(ctx.Path()) != "/admin/bandits" || s.experiments == nil {
 			s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
 				message: "no endpoint at " + string(ctx.Path())})
@@ -65,7 +69,7 @@ func (s *Server) requireAdmin(ctx *fasthttp.RequestCtx, disabledMsg string) bool
 // go on.
 func (s *Server) requireAdminFor(ctx *fasthttp.RequestCtx, field string) bool {
 	return s.checkAdmin(ctx, field, field+" needs the admin key, and none is configured; set server.admin_key or TOUCHPOINT_ADMIN_KEY",
-		field+" (deciding at another time, for previews) needs Authorization: Bearer <admin key>", field)
+		field+" asks for a preview (no side effects, for the playground), which needs Authorization: Bearer <admin key>", field)
 }
 
 // checkAdmin is requireAdmin and requireAdminFor: 403 disabledMsg when no

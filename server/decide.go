@@ -88,7 +88,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	preview := st.dec.req.Preview
-	if preview && !s.requireAdminFor(ctx, "now") {
+	if preview && !s.allowPreview(ctx, &st.dec.req) {
 		s.releaseState(st)
 		return
 	}
@@ -112,6 +112,32 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 	st.buf = appendDecision(st.buf[:0], &st.dec.req, &st.decision)
 	writeJSON(ctx, fasthttp.StatusOK, st.buf) // SetBody copies, so st.buf can be reused
 	s.releaseState(st)
+}
+
+// allowPreview checks a preview request (now or what_if): only the admin
+// key may ask for one, and what_if's features must fit the schema.
+func (s *Server) allowPreview(ctx *fasthttp.RequestCtx, req *engine.Request) bool {
+	field := "now"
+	if req.WhatIf != nil {
+		field = "what_if"
+	}
+	if !s.requireAdminFor(ctx, field) {
+		return false
+	}
+	if req.WhatIf == nil || len(req.WhatIf.Features) == 0 {
+		return true
+	}
+	if s.schema == nil {
+		s.writeError(ctx, &apiError{status: fasthttp.StatusNotImplemented, code: codeNotSupported, field: "what_if.features",
+			message: "what_if.features needs the feature schema, which this server was started without"})
+		return false
+	}
+	if re := s.schema.CheckFeatures(req.WhatIf.Features); re != nil {
+		s.writeError(ctx, &apiError{status: fasthttp.StatusBadRequest, code: re.Code, field: "what_if." + re.Field,
+			message: "what_if." + re.Message})
+		return false
+	}
+	return true
 }
 
 // writeDecideError maps an error from Decide: the client's mistakes are 400s

@@ -44,6 +44,7 @@ func (st *decodeState) reset() {
 	st.req.Explain = false
 	st.req.Now = time.Time{}
 	st.req.Preview = false
+	st.req.WhatIf = nil
 	clear(st.strs)
 	st.strs = st.strs[:0]
 	st.err = apiError{}
@@ -84,6 +85,7 @@ func (st *decodeState) decode(body []byte) *apiError {
 		seenContext
 		seenExplain
 		seenNow
+		seenWhatIf
 	)
 	var seen uint8
 	o.Visit(func(key []byte, fv *fastjson.Value) {
@@ -102,9 +104,11 @@ func (st *decodeState) decode(body []byte) *apiError {
 			bit = seenExplain
 		case "now":
 			bit = seenNow
+		case "what_if":
+			bit = seenWhatIf
 		default:
 			name := string(key)
-			st.fail(codeUnknownField, name, name+" is not a known field; expected customer_id, placements, context, explain or now")
+			st.fail(codeUnknownField, name, name+" is not a known field; expected customer_id, placements, context, explain, now or what_if")
 			return
 		}
 		if seen&bit != 0 {
@@ -124,6 +128,8 @@ func (st *decodeState) decode(body []byte) *apiError {
 			st.decodeExplain(fv)
 		case seenNow:
 			st.decodeNow(fv)
+		case seenWhatIf:
+			st.decodeWhatIf(fv)
 		}
 	})
 	switch {
@@ -381,6 +387,93 @@ func (st *decodeState) decodeNow(v *fastjson.Value) {
 		return
 	}
 	st.req.Now, st.req.Preview = t, true
+}
+
+// decodeWhatIf reads "what_if", the changes a preview makes to the
+// customer: {"features": {…}, "consent": {"email": false}, "history":
+// "none"}. The handler lets only admin requests use it. It is rare, so it
+// allocates; the decide path without it does not.
+func (st *decodeState) decodeWhatIf(v *fastjson.Value) {
+	const example = `{"features": {"tier": "gold"}, "consent": {"email": false}, "history": "none"}`
+	obj, err := v.Object()
+	if err != nil {
+		st.fail(codeInvalidField, "what_if", "what_if must be an object such as "+example+", got "+v.Type().String())
+		return
+	}
+	w := &engine.WhatIf{}
+	seen := map[string]bool{}
+	obj.Visit(func(k []byte, fv *fastjson.Value) {
+		if st.failed {
+			return
+		}
+		name := string(k)
+		path := "what_if." + name
+		if seen[name] {
+			st.fail(codeInvalidField, path, path+" is given more than once")
+			return
+		}
+		seen[name] = true
+		switch name {
+		case "features":
+			values, apiErr := featureValues(fv, path)
+			if apiErr != nil {
+				st.fail(apiErr.code, apiErr.field, apiErr.message)
+				return
+			}
+			w.Features = values
+		case "consent":
+			st.decodeWhatIfConsent(fv, w)
+		case "history":
+			switch h := string(fv.GetStringBytes()); {
+			case fv.Type() != fastjson.TypeString:
+				st.fail(codeInvalidField, path, path+` must be "stored" or "none", got `+fv.Type().String())
+			case h == "none":
+				w.NoHistory = true
+			case h != "stored":
+				st.fail(codeInvalidField, path, path+` must be "stored" (the customer's recorded events) or "none" (as if there were none), got `+strconv.Quote(h))
+			}
+		default:
+			st.fail(codeUnknownField, path, path+" is not a known field; expected features, consent or history")
+		}
+	})
+	st.req.WhatIf, st.req.Preview = w, true
+}
+
+func (st *decodeState) decodeWhatIfConsent(v *fastjson.Value, w *engine.WhatIf) {
+	const path = "what_if.consent"
+	obj, err := v.Object()
+	if err != nil {
+		st.fail(codeInvalidField, path, path+` must be an object of channels, such as {"email": false}, got `+v.Type().String())
+		return
+	}
+	if obj.Len() > maxConsentChannels {
+		st.fail(codeInvalidField, path, path+" must name at most "+strconv.Itoa(maxConsentChannels)+" channels")
+		return
+	}
+	w.Consent = make(map[string]bool, obj.Len())
+	obj.Visit(func(k []byte, fv *fastjson.Value) {
+		if st.failed {
+			return
+		}
+		ch := string(k)
+		field := path + "." + ch
+		if p := textProblem(k); p != "" || len(k) == 0 || len(k) > maxChannelBytes {
+			st.fail(codeInvalidField, field, path+" must name channels of 1 to "+strconv.Itoa(maxChannelBytes)+" bytes of text")
+			return
+		}
+		if _, dup := w.Consent[ch]; dup {
+			st.fail(codeInvalidField, field, field+" is given more than once")
+			return
+		}
+		switch fv.Type() {
+		case fastjson.TypeTrue:
+			w.Consent[ch] = true
+		case fastjson.TypeFalse:
+			w.Consent[ch] = false
+		default:
+			st.fail(codeInvalidField, field, field+" must be true (granted) or false (refused), got "+fv.Type().String())
+		}
+	})
 }
 
 // unsafeString views b as a string without copying. The decide path uses it

@@ -8,6 +8,7 @@ import (
 
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/workbench"
 )
 
 const sampleRequest = `{"customer_id": "c-000042", "placements": [{"id": "cart_banner", "count": 1}, "home_hero"],
@@ -96,6 +97,8 @@ func FuzzDecodeDecideRequest(f *testing.F) {
 		`{"customer_id":"c-1","placements":[],"extra":{}}`,
 		`[[[[[[[[]]]]]]]]`,
 		`{"a":`,
+		`{"customer_id":"c-1","placements":["a"],"what_if":{"features":{"tier":"gold","tags":["a"]},"consent":{"email":false},"history":"none"}}`,
+		`{"customer_id":"c-1","placements":["a"],"what_if":{"consent":{"":true},"history":null}}`,
 		``,
 		"\xff\xfe",
 		`null`,
@@ -124,6 +127,16 @@ func FuzzDecodeDecideRequest(f *testing.F) {
 		if len(req.Placements) == 0 || len(req.Placements) > maxPlacements {
 			t.Fatalf("accepted %d placements", len(req.Placements))
 		}
+		if req.WhatIf != nil {
+			if !req.Preview {
+				t.Fatal("accepted what_if without making the request a preview")
+			}
+			for ch := range req.WhatIf.Consent {
+				if ch == "" || len(ch) > maxChannelBytes {
+					t.Fatalf("accepted consent channel %q", ch)
+				}
+			}
+		}
 		seen := map[string]bool{}
 		for _, p := range req.Placements {
 			if p.ID == "" || len(p.ID) > maxIDBytes || p.Count < 0 || p.Count > maxPlacementCount || seen[p.ID] {
@@ -142,6 +155,38 @@ func FuzzDecodeDecideRequest(f *testing.F) {
 		}
 		if strings.ContainsAny(string(out), "<>&\u2028\u2029") {
 			t.Fatalf("decision has unescaped HTML-sensitive characters: %s", out)
+		}
+	})
+}
+
+// FuzzDecodeDraft: any body is a draft of valid paths or a 400 naming
+// the problem, never a panic.
+func FuzzDecodeDraft(f *testing.F) {
+	for _, s := range []string{
+		`{"files":{"cart.yaml":"rules: []"}}`,
+		`{"files":{"a/b.yml":"x"},"limit":10}`,
+		`{"files":{"../x.yaml":""}}`,
+		`{"files":{"a.yaml":1}}`,
+		`{"files":{},"limit":-1}`,
+		`{"files":{"a.yaml":"\u0000"}}`,
+		`{"files":`,
+		`[]`,
+	} {
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, replaying bool) {
+		draft, limit, e := decodeDraft(body, replaying)
+		if e != nil {
+			if e.status != 400 || e.message == "" || !json.Valid(appendError(nil, e.code, e.field, e.message)) {
+				t.Fatalf("bad error %+v", e)
+			}
+			return
+		}
+		if err := draft.Validate(); err != nil {
+			t.Fatalf("accepted an invalid draft: %v", err)
+		}
+		if limit < 1 || limit > workbench.MaxReplay {
+			t.Fatalf("accepted limit %d", limit)
 		}
 	})
 }

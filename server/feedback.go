@@ -338,9 +338,11 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 	c, cancel := context.WithTimeout(s.baseCtx, storeTimeout)
 	defer cancel()
 	switch {
+	case !hasSub && (ctx.IsGet() || ctx.IsHead()):
+		s.answerCustomer(ctx, c, id)
 	case !hasSub:
 		if !ctx.IsDelete() {
-			s.methodNotAllowed(ctx, "DELETE")
+			s.methodNotAllowed(ctx, "GET, HEAD, DELETE")
 			return
 		}
 		if err := s.customers.Erase(c, id); err != nil {
@@ -386,6 +388,22 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// answerCustomer answers a customer's record as decisions see it, for
+// the playground and for a customer's request to see their data.
+func (s *Server) answerCustomer(ctx *fasthttp.RequestCtx, c context.Context, id string) {
+	if s.workbench == nil {
+		s.writeError(ctx, &apiError{status: fasthttp.StatusNotImplemented, code: codeNotSupported,
+			message: "looking customers up needs the rules workbench, which this server was started without"})
+		return
+	}
+	rec, err := s.workbench.Customer(c, id)
+	if err != nil {
+		s.storeUnavailable(ctx, err, "looking a customer up changes nothing; retry")
+		return
+	}
+	s.writeAdminJSON(ctx, fasthttp.StatusOK, rec)
+}
+
 // decodeFeatures reads {"features": {...}} into typed values; the schema
 // check happens after, in the engine.
 func decodeFeatures(body []byte) (map[string]features.Value, *apiError) {
@@ -394,9 +412,15 @@ func decodeFeatures(body []byte) (map[string]features.Value, *apiError) {
 	if apiErr != nil {
 		return nil, apiErr
 	}
+	return featureValues(v, "features")
+}
+
+// featureValues reads an object of feature values; field is its path in
+// the body, for errors.
+func featureValues(v *fastjson.Value, field string) (map[string]features.Value, *apiError) {
 	obj, err := v.Object()
 	if err != nil {
-		return nil, badField(codeInvalidField, "features", "features must be an object of feature values, got "+v.Type().String())
+		return nil, badField(codeInvalidField, field, field+" must be an object of feature values, got "+v.Type().String())
 	}
 	var fail *apiError
 	out := map[string]features.Value{}
@@ -405,7 +429,7 @@ func decodeFeatures(body []byte) (map[string]features.Value, *apiError) {
 			return
 		}
 		name := string(k)
-		path := "features." + name
+		path := field + "." + name
 		if _, dup := out[name]; dup {
 			fail = badField(codeInvalidField, path, path+" is given more than once")
 			return

@@ -26,6 +26,7 @@ import (
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/jsonw"
+	"github.com/touchpoint-dev/touchpoint/ui"
 )
 
 // Decider is what the server needs from the decision engine.
@@ -68,6 +69,9 @@ type Options struct {
 	// Experiments reports A/B tests from their live counters for
 	// GET /v1/experiments/{id}; nil answers 501.
 	Experiments ExperimentReporter
+	// Workbench answers the playground's admin calls (schema, rules,
+	// drafts) and customer lookups; nil answers 501.
+	Workbench Workbench
 
 	// runnable replaces admission's reading of the scheduler's runnable
 	// goroutines; tests set it, so that their own goroutines do not count.
@@ -169,6 +173,9 @@ type Server struct {
 	schema      Schema
 	storeStats  func() StoreStats
 	dlog        *decisionlog.Logger
+	workbench   Workbench
+	// ui is the playground's files by path under /ui/.
+	ui map[string]uiAsset
 }
 
 // New builds a server. cfg should have passed Validate; Run checks it again.
@@ -184,6 +191,7 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		schema:      opts.Schema,
 		storeStats:  opts.StoreStats,
 		dlog:        opts.DecisionLog,
+		workbench:   opts.Workbench,
 	}
 	s.errLog = sampled(s.log, 10, time.Second)
 	s.storeLog = sampled(s.log, 10, time.Second)
@@ -210,6 +218,10 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		s.metrics.reg.MustRegister(newDecisionLogCollector(opts.DecisionLog.Stats))
 	}
 	s.states.New = func() any { return new(decideState) }
+	var err error
+	if s.ui, err = loadUI(ui.Assets()); err != nil {
+		s.log.Error().Err(err).Msg("the playground is not served")
+	}
 
 	// fasthttp reads bodies up to a little over the largest endpoint limit;
 	// each handler enforces its endpoint's own limit, so most oversized
@@ -321,6 +333,7 @@ const (
 	epCustomers
 	epExperiments
 	epOpenAPI
+	epUI
 	epNotFound
 	epMalformed
 	numEndpoints
@@ -352,6 +365,8 @@ func (e endpoint) String() string {
 		return "experiments"
 	case epOpenAPI:
 		return "openapi"
+	case epUI:
+		return "ui"
 	case epNotFound:
 		return "not_found"
 	case epMalformed:
@@ -430,6 +445,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case epAdminOther:
 		ep = epAdminOther
 		s.handleAdmin(ctx, &ep)
+	case epUI:
+		ep = epUI
+		s.handleUI(ctx)
 	default:
 		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
 			message: "no endpoint at " + string(path)})
@@ -462,6 +480,8 @@ func routeOf(ctx *fasthttp.RequestCtx) endpoint {
 		return epMetrics
 	case "/openapi.yaml":
 		return epOpenAPI
+	case "/ui":
+		return epUI
 	}
 	switch {
 	case bytes.HasPrefix(path, []byte(customersPrefix)):
@@ -470,6 +490,8 @@ func routeOf(ctx *fasthttp.RequestCtx) endpoint {
 		return epAdminOther
 	case bytes.HasPrefix(path, []byte(experimentsPrefix)):
 		return epExperiments
+	case bytes.HasPrefix(path, []byte(uiPrefix)):
+		return epUI
 	}
 	return epNotFound
 }
@@ -636,5 +658,8 @@ func Routes() []Route {
 		{"GET", "/v1/experiments/{id}"},
 		{"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}, {"GET", "/openapi.yaml"},
 		{"POST", "/admin/reload"}, {"GET", "/admin/ruleset"}, {"GET", "/admin/bandits"},
+		{"GET", "/admin/schema"}, {"GET", "/admin/rules"}, {"GET", "/admin/rules/file"},
+		{"POST", "/admin/drafts/check"}, {"POST", "/admin/drafts/replay"},
+		{"GET", "/v1/customers/{id}"}, {"GET", "/ui/"}, {"GET", "/ui/{file}"},
 	}
 }

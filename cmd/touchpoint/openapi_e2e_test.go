@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,8 +19,18 @@ import (
 	"github.com/touchpoint-dev/touchpoint/server"
 )
 
+// textBody decodes the playground's pages and scripts as text, which is
+// all the document says of them.
+func textBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	b, err := io.ReadAll(body)
+	return string(b), err
+}
+
 func loadAPIDocument(t *testing.T) *openapi3.T {
 	t.Helper()
+	for _, ct := range []string{"text/html", "text/javascript", "text/css", "image/svg+xml"} {
+		openapi3filter.RegisterBodyDecoder(ct, textBody)
+	}
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(api.Document())
 	if err != nil {
@@ -44,7 +57,8 @@ func TestAPIDocumentCoversEveryRoute(t *testing.T) {
 // successes and errors alike, on every route.
 func TestAPIMatchesTheDocument(t *testing.T) {
 	doc := loadAPIDocument(t)
-	s := startServer(t, workspace(t))
+	ws := workspace(t)
+	s := startServer(t, ws)
 	doc.Servers = openapi3.Servers{{URL: s.base}} // the test's server, not the documented default
 	router, err := legacy.NewRouter(doc)
 	if err != nil {
@@ -55,11 +69,37 @@ func TestAPIMatchesTheDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cart, err := os.ReadFile(filepath.Join(ws, "rules", "cart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	draft := func(text string) string {
+		b, _ := json.Marshal(map[string]any{"files": map[string]string{"cart.yaml": text}})
+		return string(b)
+	}
+	broken := draft(strings.Replace(string(cart), "customer.cart_value < 60", "customer.cart_valeu < 60", 1))
 	cases := []struct {
 		method, path, body string
 		admin              bool
 		status             int
 	}{
+		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":["cart_banner"],"context":{"channel":"web","page":"/cart"},"what_if":{"features":{"tier":"gold"},"consent":{"email":false},"history":"none"}}`, true, 200},
+		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":["cart_banner"],"context":{"channel":"web"},"what_if":{"history":"none"}}`, false, 401},
+		{"GET", "/v1/customers/c-000042", "", true, 200},
+		{"GET", "/v1/customers/nobody-here", "", true, 200},
+		{"GET", "/v1/customers/c-000042", "", false, 401},
+		{"GET", "/admin/schema", "", true, 200},
+		{"GET", "/admin/rules", "", true, 200},
+		{"GET", "/admin/rules/file?path=cart.yaml", "", true, 200},
+		{"GET", "/admin/rules/file?path=../features.yaml", "", true, 404},
+		{"POST", "/admin/drafts/check", draft(string(cart)), true, 200},
+		{"POST", "/admin/drafts/check", broken, true, 200},
+		{"POST", "/admin/drafts/check", `{"files":{"../x.yaml":""}}`, true, 400},
+		{"POST", "/admin/drafts/check", draft(string(cart)), false, 401},
+		{"POST", "/admin/drafts/replay", broken, true, 409}, // this server logs no decisions
+		{"GET", "/ui/", "", false, 200},
+		{"GET", "/ui/app.js", "", false, 200},
+		{"GET", "/ui/nope.js", "", false, 404},
 		{"POST", "/v1/decide", cartRequest, false, 200},
 		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":[{"id":"cart_banner"},"product_recs","promo_strip"],"context":{"channel":"web","page":"/cart"},"explain":true}`, false, 200},
 		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":["home_hero"],"context":{"channel":"web"},"now":"2026-11-27T12:00:00Z"}`, true, 200},

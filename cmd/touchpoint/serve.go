@@ -20,6 +20,7 @@ import (
 	"github.com/touchpoint-dev/touchpoint/features/redisstore"
 	"github.com/touchpoint-dev/touchpoint/rules"
 	"github.com/touchpoint-dev/touchpoint/server"
+	"github.com/touchpoint-dev/touchpoint/workbench"
 )
 
 func serve(args []string, stdout, stderr io.Writer) error {
@@ -147,6 +148,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		OverlayStats: st.overlayStats,
 		DecisionLog:  dlog,
 		Experiments:  eng,
+		Workbench:    workbench.New(workbenchConfig(cfg), eng, cache, log),
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -277,4 +279,14 @@ func openDecisionLog(cfg config, st *customerStore, log zerolog.Logger) (*decisi
 	}
 	ev.Msg("decision log on")
 	return dl, nil
+}
+
+// workbenchConfig points the playground's drafts at the served rules and
+// its replays at the decision log file, when decisions are logged to one.
+func workbenchConfig(cfg config) workbench.Config {
+	wc := workbench.Config{RulesDir: cfg.Rules.RulesDir, SchemaPath: cfg.Rules.SchemaPath}
+	if cfg.DecisionLog.Enabled {
+		wc.DecisionLog = cfg.DecisionLog.File.Path
+	}
+	return wc
 }
