@@ -4,9 +4,17 @@ BIN := bin/touchpoint
 
 .PHONY: run test build bench bench-main bench-opa bench-peer bench-overload train-demo lint fmt clean ui-editor
 
-## run: serve the demo on the embedded store (no Redis needed) at :8080
+## run: serve the demo on the embedded store (no Redis needed) at :8080, with the playground at /ui/
+# The admin key is TOUCHPOINT_ADMIN_KEY when set, else one made up once and
+# kept in bin/admin-key (readable by you alone); the link logs the playground in.
 run: build
-	./$(BIN) serve --config configs/touchpoint.yaml
+	@key="$${TOUCHPOINT_ADMIN_KEY:-}"; \
+	if [ -z "$$key" ]; then \
+	  [ -s bin/admin-key ] || (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' > bin/admin-key); \
+	  key="$$(cat bin/admin-key)"; \
+	fi; \
+	echo "Playground: http://localhost:8080/ui/#key=$$key"; \
+	TOUCHPOINT_ADMIN_KEY="$$key" exec ./$(BIN) serve --config configs/touchpoint.yaml
 
 ## test: vet, then the whole suite with the race detector
 test:
