@@ -448,7 +448,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		}
 	}
 	if req.Preview && req.WhatIf != nil {
-		rec = req.WhatIf.apply(req.CustomerID, rec)
+		rec = req.WhatIf.apply(rs, req.CustomerID, rec)
 	}
 	d.ID = e.ids.next(&s.idBuf)
 	if s.rng == nil {

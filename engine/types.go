@@ -33,7 +33,10 @@ type WhatIf struct {
 	// Features, when not nil, replace the stored features entirely
 	// (checked against the schema by the caller).
 	Features map[string]features.Value
-	// Consent overrides the stored answers channel by channel.
+	// Consent overrides the stored answers channel by channel: the
+	// recorded consent, and the channel's consent feature (the contact
+	// policy's consent.features) that rules read, as if the customer had
+	// answered so everywhere.
 	Consent map[string]bool
 	// NoHistory decides as if the customer had no event counters: no
 	// contacts under a cap, no impressions, no purchases counted.
@@ -43,7 +46,7 @@ type WhatIf struct {
 // apply returns a new record: stored (nil for a customer the store does
 // not know) changed as w says. The stored record is shared and is never
 // written to.
-func (w *WhatIf) apply(id string, stored *features.Record) *features.Record {
+func (w *WhatIf) apply(rs *rules.Ruleset, id string, stored *features.Record) *features.Record {
 	rec := &features.Record{ID: id}
 	if stored != nil {
 		rec.Values, rec.Counters = stored.Values, stored.Counters
@@ -65,6 +68,22 @@ func (w *WhatIf) apply(id string, stored *features.Record) *features.Record {
 	}
 	for ch, granted := range w.Consent {
 		rec.Consent[ch] = features.Consent{Granted: granted}
+	}
+	if c := rs.Policy.Consent; c != nil && len(w.Consent) > 0 && rec.Values != nil {
+		values := make(map[string]features.Value, len(rec.Values)+len(w.Consent))
+		for name, v := range rec.Values {
+			values[name] = v
+		}
+		changed := false
+		for ch, granted := range w.Consent {
+			if fi, ok := c.Features[ch]; ok {
+				values[rs.Schema.Customer[fi].Name] = features.Bool(granted)
+				changed = true
+			}
+		}
+		if changed {
+			rec.Values = values
+		}
 	}
 	return rec
 }

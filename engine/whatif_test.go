@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -54,14 +55,40 @@ func TestWhatIfChangesOnlyThePreview(t *testing.T) {
 	if a, b := chosen(email, "email_slot"), chosen(refused, "email_slot"); slices.Equal(a, b) {
 		t.Errorf("refusing email consent changed nothing: %v", a)
 	}
-	noConsent := false
+	held := false
 	for _, c := range refused.Explain.Candidates {
-		if c.Placement == "email_slot" && c.Reason == ReasonNoConsent {
-			noConsent = true
+		if c.Touchpoint == "birthday_gift" && !c.Chosen {
+			held = c.Reason == ReasonNoConsent || c.Reason == ReasonSuppressed && c.By == "email_needs_consent"
 		}
 	}
-	if !noConsent {
-		t.Errorf("no candidate lost for want of consent: %+v", refused.Explain.Candidates)
+	if !held {
+		t.Errorf("the birthday coupon was not held back for want of consent: %+v", refused.Explain.Candidates)
+	}
+
+	// Refusing email also turns off the consent feature rules read: the
+	// abandoned-cart reminder, a message the policy does not gate, is held
+	// back by the rule that reads customer.consent_email.
+	noBirthday := map[string]features.Value{}
+	for k, v := range stored.Values {
+		noBirthday[k] = v
+	}
+	delete(noBirthday, "days_to_birthday")
+	reminder := ask("email", "email_slot", true, &WhatIf{Features: noBirthday})
+	if got := chosen(reminder, "email_slot"); !slices.Equal(got, []string{"email_cart_reminder"}) {
+		t.Fatalf("Mei by email = %v, want the cart reminder", got)
+	}
+	withheld := ask("email", "email_slot", true, &WhatIf{Features: noBirthday, Consent: map[string]bool{"email": false}})
+	if got := chosen(withheld, "email_slot"); slices.Contains(got, "email_cart_reminder") {
+		t.Errorf("refusing email still sends the reminder: %v", got)
+	}
+	if len(noBirthday) != 10 || !noBirthday["consent_email"].Bool {
+		t.Errorf("the what-if's own features were written to: %v", noBirthday)
+	}
+	unknown := &Decision{}
+	req := Request{CustomerID: "nobody", Preview: true, WhatIf: &WhatIf{Consent: map[string]bool{"email": true}},
+		Placements: []PlacementRequest{{ID: "email_slot"}}, Context: []ContextField{{Name: "channel", Value: features.String("email")}}}
+	if err := e.Decide(context.Background(), &req, unknown); err != nil || unknown.KnownCustomer {
+		t.Errorf("consent alone made an unknown customer known: %v", err)
 	}
 
 	// Replaced features: a known customer with an empty cart gets no coupon.
