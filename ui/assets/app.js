@@ -87,6 +87,8 @@ async function showApp() {
 
 function selectTab(name, focus = true) {
   if (!['decide', 'drafts'].includes(name)) name = 'decide';
+  // Each tab starts at its top, not where the other one was scrolled to.
+  if (name !== sessionStorage.getItem(TAB_STORAGE)) window.scrollTo(0, 0);
   sessionStorage.setItem(TAB_STORAGE, name);
   for (const btn of $$('.tab')) {
     const on = btn.dataset.tab === name;
@@ -103,7 +105,10 @@ function renderVersion() {
   const st = state.status;
   const badge = $('#version-badge');
   if (!st) return;
-  $('#version-text').textContent = st.version;
+  // Only a new version is written: the badge is a live region, and
+  // rewriting the same text every poll would announce it again.
+  const text = $('#version-text');
+  if (text.textContent !== st.version) text.textContent = st.version;
   const failed = Boolean(st.last_error);
   badge.classList.toggle('is-warn', failed);
   badge.title = failed
@@ -115,9 +120,14 @@ function startPolling() {
   stopPolling();
   pollTimer = setInterval(() => {
     if (document.hidden || !getKey()) return;
-    loadStatus().catch(() => {
+    loadStatus().then(() => {
+      $('#version-badge').classList.remove('is-offline');
+    }, () => {
       // The failure has been announced (or sent us to sign-in); the badge
-      // keeps the last version it saw.
+      // keeps the last version it saw, marked as not confirmed.
+      const badge = $('#version-badge');
+      badge.classList.add('is-offline');
+      badge.title = 'The server did not answer the last status check; this is the last version seen.';
     });
   }, POLL_MS);
 }
@@ -127,10 +137,22 @@ function stopPolling() {
   pollTimer = 0;
 }
 
+// logOut forgets everything this tab holds: the key, and with it the
+// drafts and the customer data on screen, which only the key may read. A
+// reload is the sure way to drop what is in memory too.
 function logOut() {
-  clearKey();
-  reset();
-  showLogin();
+  let drafts = 0;
+  try {
+    drafts = Object.keys(JSON.parse(sessionStorage.getItem('touchpoint.drafts') || '{}')).length;
+  } catch {
+    drafts = 0;
+  }
+  if (drafts && !window.confirm(`Log out and discard ${drafts === 1 ? 'your draft' : `your ${drafts} drafts`}? Download what you want to keep first.`)) {
+    return;
+  }
+  sessionStorage.clear();
+  stopPolling();
+  location.replace(location.pathname + location.search);
 }
 
 function wire() {

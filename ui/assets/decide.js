@@ -114,7 +114,9 @@ export function mountDecide(root) {
       renderConsent();
       return true;
     } catch (err) {
-      if (err instanceof ApiError && err.status !== 401) {
+      // A server that cannot be reached is announced once, in a toast; it
+      // is not a problem of the id.
+      if (err instanceof ApiError && err.status !== 401 && err.status !== 0) {
         setFieldError(custInput, custError, err.message);
       }
       return false;
@@ -132,7 +134,7 @@ export function mountDecide(root) {
     const f = c.features || {};
     const name = f.first_name || c.customer_id;
     const facts = [];
-    for (const k of ['tier', 'stage', 'lifecycle', 'language', 'preferred_channel']) {
+    for (const k of ['tier', 'stage', 'lifecycle', 'language', 'preferred_channel', 'timezone']) {
       if (f[k] != null && f[k] !== '') facts.push(h('span', { class: 'fact' }, h('span', { class: 'fact-k' }, humanize(k)), ' ', h('span', { class: 'fact-v' }, fmtValue(f[k]))));
     }
     for (const k of ['ltv', 'cart_value']) {
@@ -180,6 +182,7 @@ export function mountDecide(root) {
     }
     m.mode = next;
     renderFeatures();
+    updateEditedFlag();
   });
 
   function storedFeatures() {
@@ -204,8 +207,15 @@ export function mountDecide(root) {
     updateEditedFlag();
   }
 
+  // usesEdits says whether the decision uses the edited features: the
+  // mode chooses, so switching to Stored sets edits aside without losing
+  // them.
+  function usesEdits() {
+    return m.edited && m.mode !== 'stored';
+  }
+
   function updateEditedFlag() {
-    editedBadge.hidden = !m.edited;
+    editedBadge.hidden = !usesEdits();
   }
 
   function schemaFeatures() {
@@ -238,7 +248,7 @@ export function mountDecide(root) {
         markEdited();
         applyJSON();
       });
-      m.fieldEls.set('what_if.features', ta);
+      m.fieldEls.set('what_if.features.json', ta);
       replace(featurePane, ta, err, h('p', { class: 'help' }, 'An object of feature name to value. It replaces the stored features entirely.'));
       return;
     }
@@ -250,7 +260,12 @@ export function mountDecide(root) {
     }
     const grid = h('div', { class: 'form-grid feature-grid', id: 'features-form' });
     for (const def of defs) grid.append(featureField(def));
-    replace(featurePane, grid);
+    const filter = h('input', { type: 'search', class: 'feature-filter', placeholder: `Filter ${defs.length} features`, 'aria-label': 'Filter features by name', 'aria-controls': 'features-form' });
+    filter.addEventListener('input', () => {
+      const q = filter.value.trim().toLowerCase();
+      for (const f of grid.children) f.hidden = Boolean(q) && !f.dataset.feature.includes(q);
+    });
+    replace(featurePane, h('span', { class: 'search-wrap search-block' }, icon('search'), filter), grid);
   }
 
   // applyJSON parses the JSON pane into m.features; it reports whether the
@@ -289,12 +304,15 @@ export function mountDecide(root) {
       m.features[name] = v;
       markEdited();
     };
+    const errEl = h('p', { class: 'field-error', 'aria-live': 'polite' });
     if (def.counter) {
-      input = h('input', { id, type: 'text', readonly: true, value: cur == null ? 'from events' : fmtValue(cur), class: 'is-readonly' });
+      input = h('input', { id, type: 'text', readonly: true, value: cur == null ? 'from events' : fmtValue(cur), class: 'is-readonly', title: 'Computed from the customer\'s events; not editable' });
     } else if (def.type === 'bool') {
       input = h('input', { id, type: 'checkbox', checked: Boolean(cur) });
       input.addEventListener('change', () => set(input.checked));
-      return h('div', { class: 'field field-check', title: def.description || '' }, input, label);
+      m.fieldEls.set('what_if.features.' + name, input);
+      return h('div', { class: 'field field-check', title: def.description || '', dataset: { feature: name.toLowerCase() } },
+        h('div', { class: 'check-row' }, input, label), errEl);
     } else if (Array.isArray(def.values) && def.values.length) {
       const opts = [...def.values];
       if (cur != null && cur !== '' && !opts.includes(cur)) opts.unshift(cur);
@@ -318,7 +336,8 @@ export function mountDecide(root) {
       input = h('input', { id, type: 'text', value: cur == null ? '' : String(cur) });
       input.addEventListener('input', () => set(input.value));
     }
-    return h('div', { class: 'field' }, label, input);
+    m.fieldEls.set('what_if.features.' + name, input);
+    return h('div', { class: 'field', dataset: { feature: name.toLowerCase() } }, label, input, errEl);
   }
 
   // ---- context ----------------------------------------------------------------
@@ -418,9 +437,10 @@ export function mountDecide(root) {
   // ---- what-if ----------------------------------------------------------------
   function updateNowHelp() {
     const iso = nowISO();
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local';
     nowHelp.textContent = iso
-      ? `Your local time; sent as ${iso}.`
-      : 'Empty: decide at the server\'s current time.';
+      ? `In your time zone (${zone}); sent as ${iso}.`
+      : `Empty: decide at the server's current time. Times are in your time zone (${zone}).`;
   }
   nowInput.addEventListener('input', () => {
     m.now = nowInput.value;
@@ -489,14 +509,14 @@ export function mountDecide(root) {
     }
     const placements = [...m.placementSel.entries()].map(([id, count]) => ({ id, count }));
     if (!placements.length) problems.push(['placements', 'Choose at least one placement.']);
-    if (m.mode === 'json' && !applyJSON()) problems.push(['what_if.features', m.jsonError]);
+    if (m.mode === 'json' && !applyJSON()) problems.push(['what_if.features.json', m.jsonError]);
     if (m.now && !nowISO()) problems.push(['now', 'Enter a full date and time.']);
 
     const body = { customer_id: customerId, placements, context, explain: true };
     const nowIso = nowISO();
     if (nowIso) body.now = nowIso;
     const whatIf = {};
-    if (m.edited) whatIf.features = m.features;
+    if (usesEdits()) whatIf.features = m.features;
     const consent = {};
     for (const [ch, v] of Object.entries(m.consent)) consent[ch] = v === 'granted';
     if (Object.keys(consent).length) whatIf.consent = consent;
@@ -533,15 +553,16 @@ export function mountDecide(root) {
       return true;
     }
     let key = field;
-    if (field.startsWith('what_if.features')) key = 'what_if.features';
+    if (field.startsWith('what_if.features') && m.mode === 'json') key = 'what_if.features.json';
     if (field.startsWith('what_if.consent') || field.startsWith('what_if.history')) {
       consentBox.setAttribute('aria-invalid', 'true');
       return false;
     }
-    const el = m.fieldEls.get(key) || m.fieldEls.get(field.split('.').slice(0, 2).join('.'));
+    const el = m.fieldEls.get(key);
     if (!el || !el.isConnected) return false;
-    const err = el.parentElement.querySelector('.field-error') || el.closest('.field')?.querySelector('.field-error') || featurePane.querySelector('.field-error');
+    const err = el.closest('.field')?.querySelector('.field-error') || el.parentElement.querySelector('.field-error');
     setFieldError(el, err, message);
+    el.scrollIntoView({ block: 'nearest' });
     return true;
   }
 
@@ -687,7 +708,9 @@ function errorCard(title, message, hint = '') {
     h('div', null, h('strong', null, title), h('p', null, message), hint ? h('p', { class: 'muted small' }, hint) : null));
 }
 
-const CONTENT_SHOWN = new Set(['title', 'text', 'code', 'image', 'cta']);
+// Content fields with a place on the card; any other field is listed
+// under it as a detail.
+const CONTENT_SHOWN = new Set(['title', 'subtitle', 'subject', 'text', 'code', 'image', 'cta', 'url', 'badge', 'items']);
 
 function placementResult(pid, def, items) {
   return h('section', { class: 'placement-result', dataset: { placement: pid } },
@@ -715,10 +738,17 @@ function touchpointCard(item) {
         item.kind ? pill(item.kind, 'neutral', { class: 'pill-kind' }) : null,
         item.fallback ? pill('fallback', 'muted', { title: 'The placement\'s fallback: no rule offered anything eligible' }) : null,
         item.experiment ? pill(`${item.experiment} · ${item.variant || '?'}`, 'accent', { title: 'Experiment and variant' }) : null),
-      h('h4', { class: 'tp-title' }, c.title ? String(c.title) : item.touchpoint),
-      c.text ? h('p', { class: 'tp-text' }, String(c.text)) : null,
+      c.subject ? h('div', { class: 'tp-subject' }, h('span', { class: 'muted' }, 'Subject '), String(c.subject)) : null,
+      // A message without a title is its text; a card with neither is
+      // named by its touchpoint id.
+      h('h4', { class: 'tp-title' + (c.title || c.text ? '' : ' tp-title-id') }, c.title ? String(c.title) : c.text ? String(c.text) : item.touchpoint,
+        c.badge ? h('span', { class: 'tp-badge' }, String(c.badge)) : null),
+      c.subtitle ? h('p', { class: 'tp-subtitle' }, String(c.subtitle)) : null,
+      c.title && c.text ? h('p', { class: 'tp-text' }, String(c.text)) : null,
+      Array.isArray(c.items) && c.items.length ? h('div', { class: 'chips' }, c.items.map((x) => h('span', { class: 'chip' }, fmtValue(x)))) : null,
       c.code ? h('div', { class: 'coupon', title: 'Coupon code' }, h('span', { class: 'coupon-label' }, 'code'), h('span', { class: 'coupon-code' }, String(c.code))) : null,
       cta ? h('a', { class: 'cta', role: 'link', 'aria-disabled': 'true', title: cta.url ? `Links to ${cta.url}` : '' }, String(cta.label || 'Open')) : null,
+      !cta && typeof c.url === 'string' && c.url ? h('span', { class: 'tp-url', title: 'Where the touchpoint links to' }, '→ ', h('code', null, c.url)) : null,
       extra.length ? h('dl', { class: 'kv kv-compact' }, extra.map((k) => [h('dt', null, humanize(k)), h('dd', null, fmtValue(c[k]))])) : null),
     h('footer', { class: 'tp-foot' },
       h('code', { title: 'Touchpoint' }, item.touchpoint),

@@ -104,11 +104,17 @@ export function pill(text, tone = 'neutral', attrs = {}) {
 export function toast(message, { tone = 'info', title = '', timeout } = {}) {
   const host = document.getElementById('toasts');
   if (!host) return;
+  // The same failure reported twice in a row (say, by two requests that
+  // both found the server gone) is one message.
+  for (const t of host.children) {
+    if (t.dataset.message === title + '\n' + message) return;
+  }
   const close = h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss' }, icon('x'));
   const el = h('div', { class: `toast toast-${tone}`, role: tone === 'error' ? 'alert' : 'status' },
     icon(tone === 'error' ? 'alert' : 'info', 'toast-icon'),
     h('div', { class: 'toast-body' }, title ? h('strong', null, title) : null, h('span', null, message)),
     close);
+  el.dataset.message = title + '\n' + message;
   const remove = () => el.remove();
   close.addEventListener('click', remove);
   host.append(el);

@@ -36,6 +36,14 @@ export function mountDrafts(root) {
   const replayBtn = h('button', { type: 'button', class: 'btn', id: 'replay-btn' }, icon('play'), h('span', { class: 'btn-label' }, 'Replay'));
   const editorHost = h('div', { class: 'editor-host', id: 'editor-host' },
     h('div', { class: 'editor-placeholder muted' }, 'Choose a file on the left to edit it.'));
+  const newFileInput = h('input', {
+    type: 'text', id: 'new-file-path', placeholder: 'new/file.yaml', spellcheck: 'false', autocomplete: 'off',
+    'aria-label': 'Path of the new rule file', 'aria-describedby': 'new-file-error',
+  });
+  const newFileError = h('p', { class: 'field-error', id: 'new-file-error', 'aria-live': 'polite' });
+  const newFileForm = h('form', { class: 'new-file', novalidate: true },
+    h('div', { class: 'input-row' }, newFileInput, h('button', { type: 'submit', class: 'btn btn-small' }, 'Add')),
+    newFileError);
   const checkPanel = h('section', { class: 'card report', id: 'check-report', 'aria-live': 'polite', 'aria-label': 'Check report' });
   const replayPanel = h('section', { class: 'card report', id: 'replay-report', 'aria-live': 'polite', 'aria-label': 'Replay report' });
 
@@ -43,6 +51,7 @@ export function mountDrafts(root) {
     h('aside', { class: 'card file-pane' },
       h('header', { class: 'card-head card-head-row' }, h('h2', null, 'Rule files'), fileCount),
       fileList,
+      newFileForm,
       h('p', { class: 'file-pane-note muted small' }, icon('info'),
         h('span', null, 'Drafts live in this browser only. Publishing is a change to the rule files (git).'))),
     h('div', { class: 'drafts-main' },
@@ -82,42 +91,88 @@ export function mountDrafts(root) {
     return paths;
   }
 
+  // Rows are kept per path and updated in place: the list re-renders on
+  // every edit and check, and rebuilding it would pull a row out from
+  // under a click (or a screen reader's focus).
+  const fileRows = new Map();
+
+  function fileRow(p) {
+    let r = fileRows.get(p);
+    if (r) return r;
+    const btn = h('button', { type: 'button', class: 'file-item', dataset: { path: p } });
+    btn.addEventListener('click', () => open(p));
+    const rv = h('button', { type: 'button', class: 'icon-btn', title: `Revert ${p} to the live file`, 'aria-label': `Revert ${p}`, dataset: { revert: p }, hidden: true }, icon('undo'));
+    rv.addEventListener('click', () => revert(p));
+    const dl = h('button', { type: 'button', class: 'icon-btn', title: `Download ${p}`, 'aria-label': `Download ${p}`, dataset: { download: p }, hidden: true }, icon('download'));
+    dl.addEventListener('click', () => download(p));
+    r = { li: h('li', { class: 'file-row' }, btn, rv, dl), btn, rv, dl };
+    fileRows.set(p, r);
+    return r;
+  }
+
   function renderFiles() {
     const paths = allPaths();
     const known = new Set(((state.rules && state.rules.files) || []).map((f) => f.path));
     const errs = errorCounts();
     fileCount.textContent = paths.length ? `${paths.length}` : '';
     if (!paths.length) {
+      fileRows.clear();
       replace(fileList, h('li', { class: 'muted small pad' }, state.rules ? 'No rule files.' : 'Loading…'));
       return;
     }
-    replace(fileList, paths.map((p) => {
+    const rows = paths.map((p) => {
+      const r = fileRow(p);
       const mod = isModified(p);
       const n = errs.get(p) || 0;
-      const btn = h('button', {
-        type: 'button', class: 'file-item' + (p === d.current ? ' is-current' : ''),
-        dataset: { path: p }, 'aria-current': p === d.current ? 'true' : false,
-      },
-      h('span', { class: 'file-name' }, p),
-      !known.has(p) ? h('span', { class: 'tag' }, 'new') : null,
-      n ? h('span', { class: 'err-count', title: `${n} problem${n > 1 ? 's' : ''} in the last check` }, String(n)) : null,
-      mod ? h('span', { class: 'mod-dot-wrap', title: 'Modified' }, icon('dot', 'mod-dot'), h('span', { class: 'sr-only' }, ' (modified)')) : null);
-      btn.addEventListener('click', () => open(p));
-      const dl = mod
-        ? h('button', { type: 'button', class: 'icon-btn', title: `Download ${p}`, 'aria-label': `Download ${p}`, dataset: { download: p } }, icon('download'))
-        : null;
-      if (dl) dl.addEventListener('click', () => download(p));
-      return h('li', { class: 'file-row' }, btn, dl);
-    }));
+      const current = p === d.current;
+      r.btn.classList.toggle('is-current', current);
+      if (current) r.btn.setAttribute('aria-current', 'true');
+      else r.btn.removeAttribute('aria-current');
+      replace(r.btn,
+        h('span', { class: 'file-name' }, p),
+        !known.has(p) ? h('span', { class: 'tag' }, 'new') : null,
+        n ? h('span', { class: 'err-count', title: `${n} problem${n > 1 ? 's' : ''} in the last check` }, String(n)) : null,
+        mod ? h('span', { class: 'mod-dot-wrap', title: 'Modified' }, icon('dot', 'mod-dot'), h('span', { class: 'sr-only' }, ' (modified)')) : null);
+      r.rv.hidden = !(mod && known.has(p));
+      r.dl.hidden = !mod;
+      return r.li;
+    });
+    for (const p of [...fileRows.keys()]) if (!paths.includes(p)) fileRows.delete(p);
+    const cur = [...fileList.children];
+    if (cur.length !== rows.length || cur.some((el, i) => el !== rows[i])) fileList.replaceChildren(...rows);
   }
 
+  // errorCounts counts the last check's problems per file, for the files
+  // still as they were checked.
   function errorCounts() {
     const out = new Map();
     const r = d.check && d.check.result;
     if (!r) return out;
-    for (const e of r.errors || []) out.set(e.file, (out.get(e.file) || 0) + 1);
-    for (const t of (r.tests && r.tests.results) || []) if (!t.passed && t.file) out.set(t.file, (out.get(t.file) || 0) + 1);
+    const fresh = (f) => !d.check.texts.has(f) || d.check.texts.get(f) === currentText(f);
+    for (const e of r.errors || []) if (fresh(e.file)) out.set(e.file, (out.get(e.file) || 0) + 1);
+    for (const t of (r.tests && r.tests.results) || []) if (!t.passed && t.file && fresh(t.file)) out.set(t.file, (out.get(t.file) || 0) + 1);
     return out;
+  }
+
+  function currentText(path) {
+    if (path === d.current && d.editor) return d.editor.getText();
+    return d.drafts.has(path) ? d.drafts.get(path) : d.live.get(path);
+  }
+
+  // checkIsStale says whether the drafts changed since the last check, so
+  // its report no longer describes them.
+  function checkIsStale() {
+    if (!d.check) return false;
+    for (const [p, text] of d.check.texts) if (currentText(p) !== text) return true;
+    return Object.keys(modifiedFiles()).some((p) => !d.check.texts.has(p));
+  }
+
+  function updateStale() {
+    const note = checkPanel.querySelector('#check-stale');
+    if (!note) return;
+    const stale = checkIsStale();
+    note.hidden = !stale;
+    checkPanel.classList.toggle('is-stale', stale);
   }
 
   function renderToolbar() {
@@ -163,6 +218,7 @@ export function mountDrafts(root) {
     schedulePersist();
     renderToolbar();
     renderFilesSoon();
+    updateStale();
   }
 
   let persistTimer = 0;
@@ -180,6 +236,8 @@ export function mountDrafts(root) {
 
   async function fetchLive(path) {
     if (d.live.has(path)) return d.live.get(path);
+    const files = state.rules && state.rules.files;
+    if (files && !files.some((f) => f.path === path)) return undefined; // a new file, only in drafts
     try {
       const r = await get('/admin/rules/file?path=' + encodeURIComponent(path), { quiet: true });
       d.live.set(path, r.content);
@@ -247,19 +305,29 @@ export function mountDrafts(root) {
   }
 
   function revert(path = d.current) {
-    if (!path) return;
+    if (!path || !d.drafts.has(path)) return;
+    // Drafts exist nowhere else, so throwing one away is confirmed.
+    if (!window.confirm(`Discard your changes to ${path}?`)) return;
     d.drafts.delete(path);
     persist();
-    if (path === d.current && d.live.has(path)) {
+    if (path === d.current) {
       d.loadingText = true;
       try {
-        d.editor.setText(d.live.get(path));
+        if (d.live.has(path)) {
+          d.editor.setText(d.live.get(path));
+        } else {
+          // A new file without its draft is no file at all.
+          d.editor.setText('');
+          d.current = '';
+          sessionStorage.removeItem(OPEN_STORAGE);
+        }
       } finally {
         d.loadingText = false;
       }
     }
     renderToolbar();
     renderFiles();
+    updateStale();
   }
 
   function download(path = d.current) {
@@ -276,6 +344,7 @@ export function mountDrafts(root) {
 
   // ---- check ----------------------------------------------------------------------
   async function check() {
+    if (checkBtn.disabled) return; // one check at a time, also from the keyboard
     let files = modifiedFiles();
     if (!Object.keys(files).length) {
       if (!d.current || !d.editor) {
@@ -323,8 +392,11 @@ export function mountDrafts(root) {
       banner = h('div', { class: 'callout callout-bad' }, icon('alert'),
         h('span', null, h('strong', null, `${failedTests.length} of ${tests ? tests.total : 0} tests fail`), ' · the drafts load as version ', h('code', null, r.version || '—')));
     }
+    const again = h('button', { type: 'button', class: 'btn-link', onclick: () => check() }, 'Check again');
     replace(checkPanel,
       reportHead('Check', `${names.length} file${names.length > 1 ? 's' : ''}: ${names.join(', ')}`),
+      h('div', { class: 'callout callout-info', id: 'check-stale', hidden: true }, icon('info'),
+        h('span', null, 'The drafts changed since this check. ', again)),
       banner,
       errors.length ? problemList('Errors', errors, 'bad', 'check-errors') : null,
       failedTests.length ? h('div', { class: 'problem-group' },
@@ -355,6 +427,7 @@ export function mountDrafts(root) {
 
   // ---- replay -----------------------------------------------------------------------
   async function replay() {
+    if (replayBtn.disabled) return;
     const files = modifiedFiles();
     if (!Object.keys(files).length) {
       replace(replayPanel, reportHead('Replay', ''), callout('info', 'There are no drafts yet. Change a rule file, then replay recent decisions to see what the change would do.'));
@@ -371,7 +444,7 @@ export function mountDrafts(root) {
       if (err.status === 422) {
         const fix = h('button', { type: 'button', class: 'btn btn-small', onclick: () => check() }, 'Check to see where');
         replace(replayPanel, reportHead('Replay', ''), callout('bad', h('span', null, h('strong', null, 'The drafts do not load. '), err.message), fix));
-      } else if (err.status === 409 || err.status === 501) {
+      } else if (err.status === 409 || err.status === 501 || err.code === 'not_supported') {
         replace(replayPanel, reportHead('Replay', ''), callout('warn', h('span', null, h('strong', null, 'This server keeps no decision log to replay. '), err.message)));
       } else {
         replace(replayPanel, reportHead('Replay', ''), callout('bad', `The replay was refused (${err.code}): ${err.message}`));
@@ -392,7 +465,7 @@ export function mountDrafts(root) {
     if (r.no_customer_id) extra.push(`${r.no_customer_id} without a customer id skipped`);
     if (r.failed) extra.push(`${r.failed} failed${r.failed_example ? ` (e.g. ${r.failed_example})` : ''}`);
     const placements = r.placements || [];
-    const rules = (r.rules || []).filter((x) => (x.gains && x.gains.length) || (x.losses && x.losses.length));
+    const rules = (r.rules || []).filter((x) => countOf(x.gains) || countOf(x.losses));
     replace(replayPanel,
       reportHead('Replay', h('span', null, 'live ', h('code', null, r.base || '—'), ' → draft ', h('code', null, r.draft || '—'))),
       headline,
@@ -411,12 +484,12 @@ export function mountDrafts(root) {
           h('tbody', null, placements.flatMap(placementRows)))) : null,
       rules.length ? h('div', { class: 'problem-group' },
         h('h4', null, 'By rule'),
-        h('table', { class: 'table', id: 'replay-rules' },
-          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Rule'), h('th', { scope: 'col' }, 'Gains'), h('th', { scope: 'col' }, 'Losses'))),
+        h('div', { class: 'table-scroll-flat' }, h('table', { class: 'table', id: 'replay-rules' },
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Rule'), h('th', { scope: 'col', title: 'Decisions where the rule now wins something' }, 'Gains'), h('th', { scope: 'col', title: 'Decisions where the rule no longer wins' }, 'Losses'))),
           h('tbody', null, rules.map((x) => h('tr', { dataset: { rule: x.rule } },
             h('td', null, h('code', null, x.rule)),
-            h('td', null, chipList(x.gains, 'gain')),
-            h('td', null, chipList(x.losses, 'loss'))))))) : null);
+            h('td', null, gainLoss(x.gains, 'gain')),
+            h('td', null, gainLoss(x.losses, 'loss')))))))) : null);
   }
 
   function placementRows(p) {
@@ -446,6 +519,25 @@ export function mountDrafts(root) {
     });
     return [tr, ex];
   }
+
+  // ---- new files ----------------------------------------------------------------------
+  // A new file is a draft like any other: checked and replayed with the
+  // rest, downloaded to be committed.
+  newFileForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const p = newFileInput.value.trim().replace(/^\/+/, '');
+    let problem = '';
+    if (!/\.ya?ml$/.test(p)) problem = 'A rule file ends in .yaml or .yml.';
+    else if (p.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) problem = 'Use a path inside the rules directory, such as campaigns/spring.yaml.';
+    else if (allPaths().includes(p)) problem = `${p} exists already.`;
+    newFileError.textContent = problem;
+    newFileInput.setAttribute('aria-invalid', problem ? 'true' : 'false');
+    if (problem) return;
+    d.drafts.set(p, `# ${p}\n`);
+    persist();
+    newFileInput.value = '';
+    open(p);
+  });
 
   // ---- wiring -------------------------------------------------------------------------
   revertBtn.addEventListener('click', () => revert());
@@ -525,7 +617,9 @@ function skeleton() {
 // below the fold.
 function reveal(el) {
   const r = el.getBoundingClientRect();
-  if (r.top > window.innerHeight - 120) el.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  // An instant jump: a smooth scroll would move buttons away from under a
+  // pointer that is already on its way to them.
+  if (r.top > window.innerHeight - 120) el.scrollIntoView({ block: 'start' });
 }
 
 function setBusy(btn, label) {
@@ -552,6 +646,19 @@ function sourceWithCaret(source, col) {
     c = c - cut + 1;
   }
   return line + '\n' + ' '.repeat(c - 1) + '^';
+}
+
+// A rule's gains and losses are counts of decisions; lists of touchpoints
+// are shown as chips too, should the server name them.
+function countOf(v) {
+  if (Array.isArray(v)) return v.length;
+  return typeof v === 'number' ? v : 0;
+}
+
+function gainLoss(v, cls) {
+  if (Array.isArray(v)) return chipList(v, cls);
+  if (!v) return h('span', { class: 'muted' }, '—');
+  return h('span', { class: cls === 'gain' ? 'ok-text' : 'bad-text' }, (cls === 'gain' ? '+' : '−') + fmtNumber(v));
 }
 
 function chipList(items, cls) {

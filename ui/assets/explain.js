@@ -8,6 +8,10 @@ import { state } from './state.js';
 // Filters outlive a single decision, so deciding again keeps the view the
 // user set up.
 const filters = { q: '', hideMismatch: true, outcome: 'all' };
+// Expanded rows ("why not" of a rule, a candidate's models) stay open when
+// the trace is drawn again, for the next decision or when the rules index
+// arrives, so what the user was reading does not snap shut.
+const expanded = new Set();
 
 const OUTCOME_FILTERS = [
   ['all', 'All outcomes'],
@@ -17,7 +21,7 @@ const OUTCOME_FILTERS = [
   ['error', 'Errors'],
 ];
 
-export function outcomeTone(outcome) {
+function outcomeTone(outcome) {
   if (outcome === 'matched') return 'ok';
   if (outcome === 'condition_false') return 'muted';
   if (/error/.test(outcome)) return 'bad';
@@ -59,7 +63,7 @@ export function renderExplain(explain, { request } = {}) {
   const requested = new Set(((request && request.placements) || []).map((p) => p.id));
 
   const search = h('input', {
-    type: 'search', id: 'explain-search', placeholder: 'Filter by rule or touchpoint', value: filters.q,
+    type: 'search', id: 'explain-search', placeholder: 'Filter by name', value: filters.q,
     'aria-label': 'Filter rules and candidates by rule or touchpoint name', autocomplete: 'off', spellcheck: 'false',
   });
   const outcomeSel = h('select', { id: 'explain-outcome', 'aria-label': 'Show rules with outcome' },
@@ -192,10 +196,10 @@ function ruleRows(r) {
   h('td', null,
     h('div', { class: 'cell-main' },
       h('code', { class: 'rule-name' }, ident(r.rule)),
-      r.action && r.action !== 'offer' ? h('span', { class: 'tag' }, r.action) : null),
-    meta && meta.description ? h('div', { class: 'muted small clip', title: meta.description }, meta.description) : null,
-    meta && meta.file ? h('button', { type: 'button', class: 'btn-link small file-link', title: 'Open in Drafts', onclick: () => openInDrafts(meta.file, meta.line) },
-      `${meta.file}:${meta.line}`) : null),
+      r.action && r.action !== 'offer' ? h('span', { class: 'tag' }, r.action) : null,
+      meta && meta.file ? h('button', { type: 'button', class: 'btn-link file-link', title: `Open ${meta.file} at line ${meta.line} in Drafts`, onclick: () => openInDrafts(meta.file, meta.line) },
+        `${meta.file}:${meta.line}`) : null),
+    meta && meta.description ? h('div', { class: 'muted small clip', title: meta.description }, meta.description) : null),
   h('td', null,
     pill(outcomeLabel(r.outcome), outcomeTone(r.outcome), { class: 'outcome', title: r.outcome, dataset: { outcome: r.outcome } }),
     r.error ? h('div', { class: 'cell-error small' }, r.error) : null),
@@ -208,14 +212,23 @@ function ruleRows(r) {
   if (!hasWhy) return [tr];
   const why = h('tr', { class: 'why-row', id: whyId, hidden: true, dataset: { open: 'false', whyFor: r.rule } },
     h('td', { colspan: 6 }, h('div', { class: 'why' }, termsTree(r.failed_terms, true))));
-  whyBtn.addEventListener('click', () => {
-    const open = why.dataset.open !== 'true';
-    why.dataset.open = String(open);
-    why.hidden = !open;
-    whyBtn.setAttribute('aria-expanded', String(open));
-    tr.classList.toggle('is-open', open);
-  });
+  expandable(whyBtn, tr, why, 'why:' + r.rule);
   return [tr, why];
+}
+
+// expandable wires a button that shows and hides the detail row under
+// row; key remembers the state across redraws.
+function expandable(btn, row, detail, key) {
+  const set = (open) => {
+    detail.dataset.open = String(open);
+    detail.hidden = !open;
+    btn.setAttribute('aria-expanded', String(open));
+    row.classList.toggle('is-open', open);
+    if (open) expanded.add(key);
+    else expanded.delete(key);
+  };
+  btn.addEventListener('click', () => set(detail.dataset.open !== 'true'));
+  if (expanded.has(key)) set(true);
 }
 
 function fixtureCell(meta) {
@@ -224,7 +237,9 @@ function fixtureCell(meta) {
   const fx = meta.fixtures || [];
   if (!fx.length) return pill('no tests', 'warn', { title: 'No fixture covers this rule' });
   const failed = fx.filter((f) => !f.passed).length;
-  const shown = fx.slice(0, 2);
+  // Failing tests first: they are what needs attention.
+  const ordered = [...fx.filter((f) => !f.passed), ...fx.filter((f) => f.passed)];
+  const shown = ordered.slice(0, failed ? failed : 1);
   const list = (items) => h('ul', { class: 'fixtures' }, items.map((f) =>
     h('li', { class: f.passed ? 'is-pass' : 'is-fail', title: `${f.file}:${f.line}${f.outcome ? ' · ' + f.outcome : ''}` },
       icon(f.passed ? 'check' : 'x', f.passed ? 'ok' : 'bad'),
@@ -234,7 +249,7 @@ function fixtureCell(meta) {
     failed ? pill(`${failed} failing`, 'bad') : null,
     list(shown),
     fx.length > shown.length
-      ? h('details', { class: 'more' }, h('summary', null, `${fx.length - shown.length} more`), list(fx.slice(shown.length)))
+      ? h('details', { class: 'more' }, h('summary', null, `${fx.length - shown.length} more test${fx.length - shown.length > 1 ? 's' : ''}`), list(ordered.slice(shown.length)))
       : null);
 }
 
@@ -246,7 +261,7 @@ function opLabel(op) {
 
 // termsTree shows a condition's terms with the value each had; segments
 // open into their own terms.
-export function termsTree(ft, top = false) {
+function termsTree(ft, top = false) {
   const label = opLabel(ft.op);
   return h('div', { class: 'terms' + (top ? ' terms-top' : '') },
     label || ft.touchpoint
@@ -278,14 +293,14 @@ function candidateRows(c, requested) {
   const rowId = `cand-${c.placement}-${c.touchpoint}-${c.rule}`.replace(/[^a-zA-Z0-9_-]/g, '_');
   const modelBtn = hasModels
     ? h('button', { type: 'button', class: 'btn btn-small btn-ghost', 'aria-expanded': 'false', 'aria-controls': rowId },
-      icon('chevron', 'chev'), c.models[0].model, ' ', h('strong', null, fmtNumber(c.models[0].output)))
+      icon('chevron', 'chev'), h('span', null, ident(c.models[0].model), ' ', h('strong', null, fmtNumber(c.models[0].output))))
     : h('span', { class: 'muted' }, '—');
   const tr = h('tr', {
     class: (c.chosen ? 'is-chosen' : '') + (requested.size && !requested.has(c.placement) ? ' is-other' : ''),
     dataset: { touchpoint: c.touchpoint, rule: c.rule || '', reason: c.reason, placement: c.placement },
   },
   h('td', null, h('code', null, ident(c.placement))),
-  h('td', null, h('div', { class: 'cell-main' }, c.chosen ? icon('check', 'ok') : null, h('code', null, ident(c.touchpoint)))),
+  h('td', null, h('div', { class: 'cell-main cell-tp' }, c.chosen ? icon('check', 'ok') : null, h('code', null, ident(c.touchpoint)))),
   h('td', null, c.rule ? h('code', { class: 'muted-code' }, ident(c.rule)) : h('span', { class: 'muted' }, '—')),
   h('td', { class: 'num' }, c.priority == null ? '' : fmtNumber(c.priority)),
   h('td', { class: 'num', title: scoreTitle(c) }, c.score == null ? '' : fmtNumber(c.score)),
@@ -295,13 +310,7 @@ function candidateRows(c, requested) {
   if (!hasModels) return [tr];
   const more = h('tr', { class: 'model-row', id: rowId, hidden: true, dataset: { open: 'false' } },
     h('td', { colspan: 8 }, modelDetails(c)));
-  modelBtn.addEventListener('click', () => {
-    const open = more.dataset.open !== 'true';
-    more.dataset.open = String(open);
-    more.hidden = !open;
-    modelBtn.setAttribute('aria-expanded', String(open));
-    tr.classList.toggle('is-open', open);
-  });
+  expandable(modelBtn, tr, more, 'model:' + rowId);
   return [tr, more];
 }
 
