@@ -78,6 +78,14 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	if b.bool(`[...document.querySelectorAll('#candidates-table tr[data-reason="placement_mismatch"]')].some(tr => !tr.hidden)`) {
 		t.Error("placement_mismatch candidates are shown by default")
 	}
+	// So are rules that offer only for placements not asked for; rules
+	// that suppress stay, since they can hold anything back.
+	if !b.bool(`document.querySelector('#rules-table tr[data-rule="recs_sport"]').hidden`) {
+		t.Error("recs_sport (product_recs only) is shown for a home_hero and cart_banner decision")
+	}
+	if b.bool(`document.querySelector('#rules-table tr[data-rule="coupon_fatigue"]').hidden`) {
+		t.Error("the suppress rule coupon_fatigue is hidden")
+	}
 	b.screenshot("decide")
 
 	// (c) What-if time: Hannah's points reminder goes out by SMS at 10:00

@@ -83,18 +83,25 @@ export function renderExplain(explain, { request } = {}) {
   function apply() {
     const q = filters.q.trim().toLowerCase();
     let shown = 0;
+    let hiddenRules = 0;
     for (const tr of rulesBody.querySelectorAll('tr[data-rule]')) {
       const name = tr.dataset.rule.toLowerCase();
       const tps = (tr.dataset.touchpoints || '').toLowerCase();
       const okQ = !q || name.includes(q) || tps.includes(q);
       const okO = filters.outcome === 'all' || outcomeGroup(tr.dataset.outcome) === filters.outcome;
-      const vis = okQ && okO;
+      // A rule that offers only for placements nobody asked for cannot
+      // have changed this answer.
+      const offers = tr.dataset.placements ? tr.dataset.placements.split(' ') : [];
+      const elsewhere = requested.size > 0 && offers.length > 0 && !offers.some((p) => requested.has(p));
+      if (elsewhere && filters.hideMismatch && okQ && okO) hiddenRules += 1;
+      const vis = okQ && okO && !(elsewhere && filters.hideMismatch);
       tr.hidden = !vis;
       const why = tr.nextElementSibling;
       if (why && why.classList.contains('why-row')) why.hidden = !vis || why.dataset.open !== 'true';
       if (vis) shown += 1;
     }
-    rulesCount.textContent = shown === rules.length ? `${rules.length} rules` : `${shown} of ${rules.length} rules`;
+    rulesCount.textContent = (shown === rules.length ? `${rules.length} rules` : `${shown} of ${rules.length} rules`) +
+      (hiddenRules ? ` · ${hiddenRules} for other placements hidden` : '');
     let cshown = 0;
     let hiddenMismatch = 0;
     for (const tr of candBody.querySelectorAll('tr[data-touchpoint]')) {
@@ -130,7 +137,7 @@ export function renderExplain(explain, { request } = {}) {
         h('span', { class: 'search-wrap' }, icon('search'), search),
         outcomeSel,
         h('label', { class: 'switch-row switch-inline', for: 'hide-mismatch' }, mismatch, h('span', { class: 'switch', 'aria-hidden': 'true' }),
-          h('span', null, 'Hide placement mismatch')))),
+          h('span', null, 'Only the asked placements')))),
     h('div', { class: 'card table-card' },
       h('header', { class: 'card-head card-head-row' }, h('h3', null, 'Rules'), rulesCount),
       h('div', { class: 'table-scroll' },
@@ -190,7 +197,12 @@ function ruleRows(r) {
       icon('chevron', 'chev'), r.outcome === 'matched' ? 'Terms' : 'Why not?')
     : null;
   const tr = h('tr', {
-    dataset: { rule: r.rule, outcome: r.outcome, touchpoints: meta ? (meta.touchpoints || []).join(' ') : '' },
+    dataset: {
+      rule: r.rule, outcome: r.outcome, touchpoints: meta ? (meta.touchpoints || []).join(' ') : '',
+      // Empty when the rules index has not arrived or the rule suppresses:
+      // such rows are never hidden as being for other placements.
+      placements: meta && meta.action !== 'suppress' ? (meta.placements || []).join(' ') : '',
+    },
     class: r.outcome === 'matched' ? 'is-matched' : '',
   },
   h('td', null,
