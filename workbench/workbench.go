@@ -190,6 +190,15 @@ type TestCounts struct {
 	Failed int `json:"failed"`
 }
 
+func (c *TestCounts) add(passed bool) {
+	c.Total++
+	if passed {
+		c.Passed++
+	} else {
+		c.Failed++
+	}
+}
+
 // Catalog is the live ruleset's files and rules.
 type Catalog struct {
 	Ruleset string     `json:"ruleset"`
@@ -211,12 +220,7 @@ func (w *Workbench) Rules() Catalog {
 		out.Files = append(out.Files, File{Path: rel(rs.Dir, p), Bytes: len(src)})
 	}
 	for _, r := range results {
-		out.Tests.Total++
-		if r.Passed {
-			out.Tests.Passed++
-		} else {
-			out.Tests.Failed++
-		}
+		out.Tests.add(r.Passed)
 	}
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
@@ -378,12 +382,7 @@ func (w *Workbench) Check(d Draft) (*Check, error) {
 	tests := &Tests{Results: []TestResult{}}
 	for _, r := range engine.RunFixtures(rs) {
 		f := r.Fixture
-		tests.Total++
-		if r.Passed {
-			tests.Passed++
-		} else {
-			tests.Failed++
-		}
+		tests.add(r.Passed)
 		tests.Results = append(tests.Results, TestResult{Name: f.Name, File: rel(w.cfg.RulesDir, f.File), Line: f.Line, Col: f.Col,
 			Rule: f.Rule, Model: f.Model, Passed: r.Passed, Problem: r.Problem})
 	}
