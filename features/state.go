@@ -46,6 +46,8 @@ type Consent struct {
 
 // Event is one validated feedback event. Kind, Rule and Channel are the
 // subjects it also counts for besides its touchpoint; empty ones are skipped.
+// A behavioural event (a cart update, a checkout) counts under its name for
+// "all" and its channel, and changes features (Updates).
 type Event struct {
 	ID         string
 	DecisionID string
@@ -60,12 +62,41 @@ type Event struct {
 	// Tallies are the shared counters the event adds to when it is new:
 	// the experiment arm or bandit arm its decision attributed it to.
 	Tallies []Tally
+	// Updates are the feature changes of a behavioural event (Type is
+	// then the event's name, and Touchpoint is empty), applied with the
+	// event, atomically, when it is new.
+	Updates []FeatureUpdate
+}
+
+// UpdateOp is how a behavioural event changes a feature.
+type UpdateOp uint8
+
+const (
+	// UpdateSet sets the feature to Value.
+	UpdateSet UpdateOp = iota + 1
+	// UpdateAdd adds Value.Num to the feature's number, or to Base when
+	// the customer has no number for it.
+	UpdateAdd
+)
+
+// FeatureUpdate is one change a behavioural event makes to a feature.
+type FeatureUpdate struct {
+	Feature string
+	Op      UpdateOp
+	Value   Value
+	// Base is what UpdateAdd adds to when the customer has no number for
+	// the feature: the schema's default.
+	Base float64
 }
 
 // Subjects lists the counter subjects an event or decision about a
 // touchpoint counts for.
 func Subjects(touchpoint, kind, rule, channel string) []string {
-	out := []string{"all", "tp:" + touchpoint}
+	out := []string{"all"}
+	if touchpoint != "" {
+		// Behavioural events are about no touchpoint.
+		out = append(out, "tp:"+touchpoint)
+	}
 	if kind != "" {
 		out = append(out, "kind:"+kind)
 	}
