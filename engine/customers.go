@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // CheckFeatures checks customer feature values written through the API
@@ -59,4 +60,60 @@ func (e *Engine) TouchpointKind(id string) string {
 		return rs.Touchpoints[i].Kind
 	}
 	return ""
+}
+
+// TrackEvent checks a behavioural event against the schema's events
+// section, names it in ev.Type and fills ev.Updates from the on section.
+// A property the event leaves out leaves its feature as it is. Field in a
+// *RequestError is relative to the event ("name", "properties.value").
+func (e *Engine) TrackEvent(ev *features.Event, name string, props map[string]features.Value) *RequestError {
+	schema := e.current.Load().rs.Schema
+	ei := schema.Event(name)
+	if ei < 0 {
+		msg := "name " + strconv.Quote(name) + " is not an event declared in the feature schema's events section"
+		if len(schema.Events) == 0 {
+			msg += ", which declares none"
+		}
+		return &RequestError{Code: "unknown_event", Field: "name", Message: msg + rules.Suggest(name, schema.EventNames())}
+	}
+	def := &schema.Events[ei]
+	for pname, v := range props {
+		pi := def.Property(pname)
+		if pi < 0 {
+			names := make([]string, len(def.Properties))
+			for i, p := range def.Properties {
+				names[i] = p.Name
+			}
+			return &RequestError{Code: "unknown_field", Field: "properties." + pname,
+				Message: "properties." + pname + " is not a property of " + name + rules.Suggest(pname, names)}
+		}
+		if t := def.Properties[pi].Type; v.Kind != t.Kind() {
+			return &RequestError{Code: "invalid_field", Field: "properties." + pname,
+				Message: "properties." + pname + " must be a " + t.String() + ", got a " + v.Kind.String()}
+		}
+	}
+	ev.Type = name
+	ev.Updates = ev.Updates[:0]
+	for _, u := range def.Updates {
+		f := &schema.Customer[u.Feature]
+		v := u.Const
+		if u.Property >= 0 {
+			pname := def.Properties[u.Property].Name
+			pv, ok := props[pname]
+			if !ok {
+				continue
+			}
+			if !f.Allows(pv) {
+				return &RequestError{Code: "invalid_field", Field: "properties." + pname,
+					Message: "properties." + pname + " sets " + f.Name + ", which must be one of " + strings.Join(f.Values, ", ") + ", got " + strconv.Quote(pv.Str)}
+			}
+			v = pv
+		}
+		fu := features.FeatureUpdate{Feature: f.Name, Op: u.Op, Value: v}
+		if u.Op == features.UpdateAdd {
+			fu.Base = f.Default.Num
+		}
+		ev.Updates = append(ev.Updates, fu)
+	}
+	return nil
 }

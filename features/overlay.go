@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -358,12 +360,28 @@ func (o *Overlay) Erase(ctx context.Context, id string) error {
 }
 
 // ApplyEvents counts each event once per customer and event id, as long as
-// the id is remembered (see OverlayConfig.MaxEventIDs).
-func (o *Overlay) ApplyEvents(_ context.Context, events []Event) (int, error) {
+// the id is remembered (see OverlayConfig.MaxEventIDs), and applies a new
+// behavioural event's feature updates with it.
+func (o *Overlay) ApplyEvents(ctx context.Context, events []Event) (int, error) {
 	now := o.now()
 	keys := make([]eventKey, len(events))
+	// An addition starts from the base record's number when the overlay
+	// holds none; the base is read before the lock is taken.
+	var bases map[string]*Record
 	for i := range events {
 		keys[i] = eventDigest(events[i].CustomerID, events[i].ID)
+		id := events[i].CustomerID
+		if _, done := bases[id]; done || !slices.ContainsFunc(events[i].Updates, func(u FeatureUpdate) bool { return u.Op == UpdateAdd }) {
+			continue
+		}
+		rec, err := o.base.Lookup(ctx, id)
+		if err != nil {
+			return 0, fmt.Errorf("cannot apply events: reading customer %q: %w", id, err)
+		}
+		if bases == nil {
+			bases = map[string]*Record{}
+		}
+		bases[id] = rec
 	}
 	applied := 0
 	var touched []string
@@ -378,6 +396,13 @@ func (o *Overlay) ApplyEvents(_ context.Context, events []Event) (int, error) {
 		day := Day(ev.Time)
 		for _, subject := range Subjects(ev.Touchpoint, ev.Kind, ev.Rule, ev.Channel) {
 			o.count(oc, counterKey{ev.Type, subject, day})
+		}
+		if len(ev.Updates) > 0 {
+			base := bases[ev.CustomerID]
+			if _, erased := o.erased[ev.CustomerID]; erased {
+				base = nil
+			}
+			oc.update(ev.Updates, base)
 		}
 		o.addTallies(ev.Tallies)
 		o.settle(oc)
@@ -478,6 +503,40 @@ const (
 )
 
 // measure estimates the bytes oc keeps alive besides its counters.
+// update applies a behavioural event's feature updates; an addition adds
+// to the overlay's number, else base's, else the update's Base. A sum that
+// is not finite leaves the feature as it was. Callers hold mu.
+func (oc *overlayCustomer) update(updates []FeatureUpdate, base *Record) {
+	if oc.values == nil {
+		oc.values = make(map[string]Value, len(updates))
+	}
+	for _, u := range updates {
+		switch u.Op {
+		case UpdateSet:
+			v := u.Value
+			if v.Kind == KindList {
+				v.List = append([]string(nil), v.List...)
+			}
+			oc.values[u.Feature] = v
+		case UpdateAdd:
+			cur := u.Base
+			if v, ok := oc.values[u.Feature]; ok {
+				if v.Kind == KindNumber {
+					cur = v.Num
+				}
+			} else if base != nil {
+				if v, ok := base.Values[u.Feature]; ok && v.Kind == KindNumber {
+					cur = v.Num
+				}
+			}
+			if sum := cur + u.Value.Num; !math.IsInf(sum, 0) && !math.IsNaN(sum) {
+				oc.values[u.Feature] = Number(sum)
+			}
+		}
+	}
+	oc.measure()
+}
+
 func (oc *overlayCustomer) measure() {
 	n := overlayCustomerBytes + int64(len(oc.id))
 	if oc.values != nil {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -453,5 +454,66 @@ func TestOverlayTalliesCountNewEventsOnce(t *testing.T) {
 	got["|t|click"] = 100 // a copy: the store's counters stay
 	if again, _ := o.ReadTallies(ctx, "bandit:p"); again["|t|click"] != 2 {
 		t.Errorf("ReadTallies handed out the store's own map")
+	}
+}
+
+// A behavioural event's updates apply with it, once per event id: sets,
+// additions to the overlay's number, the base record's, or the default.
+func TestOverlayAppliesEventUpdatesOnce(t *testing.T) {
+	base, err := LoadJSONL(strings.NewReader(`{"id":"a","features":{"orders_total":4,"cart_value":10,"tier":"gold"}}`+"\n"), "t.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changed atomic.Int64
+	o := NewOverlay(base, func(string) { changed.Add(1) })
+	ctx := context.Background()
+	now := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+	cart := func(id, customer string, value float64) Event {
+		return Event{ID: id, CustomerID: customer, Type: "cart_updated", Time: now, Updates: []FeatureUpdate{
+			{Feature: "cart_value", Op: UpdateSet, Value: Number(value)},
+			{Feature: "tags", Op: UpdateSet, Value: List("x", "y")},
+		}}
+	}
+	checkout := func(id, customer string) Event {
+		return Event{ID: id, CustomerID: customer, Type: "checkout_completed", Time: now, Updates: []FeatureUpdate{
+			{Feature: "cart_value", Op: UpdateSet, Value: Number(0)},
+			{Feature: "orders_total", Op: UpdateAdd, Value: Number(1)},
+			{Feature: "points", Op: UpdateAdd, Value: Number(10), Base: 100},
+		}}
+	}
+	batch := []Event{cart("e1", "a", 80), checkout("e2", "a"), cart("e3", "new", 30), checkout("e4", "new")}
+	for range 3 { // retried batches count once
+		if _, err := o.ApplyEvents(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := o.Lookup(ctx, "a")
+	if v := a.Values; v["cart_value"].Num != 0 || v["orders_total"].Num != 5 || v["points"].Num != 110 || v["tier"].Str != "gold" || len(v["tags"].List) != 2 {
+		t.Errorf("a = %+v", v)
+	}
+	n, _ := o.Lookup(ctx, "new")
+	if v := n.Values; v["orders_total"].Num != 1 || v["points"].Num != 110 {
+		t.Errorf("a customer only events know = %+v", v)
+	}
+	days := 0
+	for _, c := range a.Counters {
+		if c.Event == "cart_updated" && c.Subject == "all" && c.Count == 1 {
+			days++
+		}
+		if strings.HasPrefix(c.Subject, "tp:") {
+			t.Errorf("a behavioural event counted for a touchpoint: %+v", c)
+		}
+	}
+	if days != 1 {
+		t.Errorf("cart_updated counted %d times for all", days)
+	}
+	if changed.Load() == 0 {
+		t.Error("the cache was not told")
+	}
+	// A string where a number is expected is replaced, not added to.
+	o.PutFeatures(ctx, "a", map[string]Value{"orders_total": String("many")})
+	o.ApplyEvents(ctx, []Event{checkout("e5", "a")})
+	if a, _ := o.Lookup(ctx, "a"); a.Values["orders_total"].Num != 1 {
+		t.Errorf("adding to a string = %+v, want the default plus one", a.Values["orders_total"])
 	}
 }

@@ -141,9 +141,12 @@ type Schema struct {
 	Context  []Field
 	// Counters lists the Customer indexes of counter features.
 	Counters []int
+	// Events are the behavioural events the site may post, sorted by name.
+	Events []EventDef
 
 	customerIndex map[string]int
 	contextIndex  map[string]int
+	eventIndex    map[string]int
 }
 
 // MaxStaleness is the shortest max_staleness of any customer feature, or
@@ -190,22 +193,33 @@ func ParseSchema(path string, data []byte) (*Schema, error) {
 	src := newSource(path, data)
 	var errs ErrorList
 	r := &reader{src: src, errs: &errs}
-	s := &Schema{Path: path, customerIndex: map[string]int{}, contextIndex: map[string]int{}}
+	s := &Schema{Path: path, customerIndex: map[string]int{}, contextIndex: map[string]int{}, eventIndex: map[string]int{}}
 	root := parseYAML(src, data, &errs)
+	var onNode *yaml.Node
+	var counterEvents []*yaml.Node
 	if root != nil {
 		var counters []Field
 		var countersAt *yaml.Node
-		r.mapping(root, "the feature schema", []string{"customer", "context", "counters"}, func(key string, _, v *yaml.Node) {
+		r.mapping(root, "the feature schema", []string{"customer", "context", "counters", "events", "on"}, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "customer":
 				s.Customer = r.fields(v, "customer", false)
 			case "context":
 				s.Context = r.fields(v, "context", true)
 			case "counters":
-				counters, countersAt = r.counterFields(v), v
+				counters, counterEvents = r.counterFields(v)
+				countersAt = v
+			case "events":
+				s.Events = r.events(v)
+			case "on":
+				onNode = v
 			}
 		})
 		for _, c := range counters {
+			if isBehavioural := contains(s.EventNames(), c.Counter.Event); isBehavioural &&
+				(strings.HasPrefix(c.Counter.Subject, "tp:") || strings.HasPrefix(c.Counter.Subject, "kind:") || strings.HasPrefix(c.Counter.Subject, "rule:")) {
+				r.errf(countersAt, "counters.%s counts %s, a behavioural event, which is about no touchpoint, kind or rule; narrow it by channel or not at all", c.Name, c.Counter.Event)
+			}
 			if slices.ContainsFunc(s.Customer, func(f Field) bool { return f.Name == c.Name }) {
 				r.errf(countersAt, "counters.%s is also a customer feature; counter features need their own names", c.Name)
 				continue
@@ -221,6 +235,19 @@ func ParseSchema(path string, data []byte) (*Schema, error) {
 	}
 	for i, f := range s.Context {
 		s.contextIndex[f.Name] = i
+	}
+	for i, e := range s.Events {
+		s.eventIndex[e.Name] = i
+	}
+	// Counters count feedback events or the schema's behavioural events.
+	known := append(feedbackEvents(), s.EventNames()...)
+	for _, n := range counterEvents {
+		if !contains(known, n.Value) {
+			r.errf(n, "counters: event must be one of %s or an event of the events section, got %q%s", strings.Join(feedbackEvents(), ", "), n.Value, suggest(n.Value, known))
+		}
+	}
+	if onNode != nil {
+		r.on(onNode, s)
 	}
 	if len(errs) > 0 {
 		errs.sort()
@@ -312,9 +339,12 @@ func (r *reader) fields(n *yaml.Node, section string, isContext bool) []Field {
 // counterFields reads the counters section: customer features computed
 // from event counters, e.g. coupon_impressions_7d: {event: impression,
 // touchpoint: cart_coupon_10, days: 7}.
-func (r *reader) counterFields(n *yaml.Node) []Field {
+//
+// It returns the nodes of the events counted, which ParseSchema checks
+// once it knows the behavioural events.
+func (r *reader) counterFields(n *yaml.Node) ([]Field, []*yaml.Node) {
 	var out []Field
-	events := []string{features.EventImpression, features.EventClick, features.EventConversion, features.EventDismiss, features.EventDecision}
+	var eventNodes []*yaml.Node
 	r.mapping(n, "counters", nil, func(name string, k, v *yaml.Node) {
 		what := "counters." + name
 		if !isIdentifier(name) {
@@ -328,9 +358,7 @@ func (r *reader) counterFields(n *yaml.Node) []Field {
 			switch key {
 			case "event":
 				c.Event, _ = r.str(val, what+".event")
-				if !contains(events, c.Event) {
-					r.errf(val, "%s.event must be one of %s, got %q", what, strings.Join(events, ", "), c.Event)
-				}
+				eventNodes = append(eventNodes, val)
 			case "touchpoint", "kind", "channel", "rule":
 				id, _ := r.nonEmptyStr(val, what+"."+key)
 				prefix := key + ":"
@@ -352,7 +380,7 @@ func (r *reader) counterFields(n *yaml.Node) []Field {
 		})
 		switch {
 		case c.Event == "":
-			r.errf(k, "%s needs an event (impression, click, conversion, dismiss or decision)", what)
+			r.errf(k, "%s needs an event (impression, click, conversion, dismiss, decision or a behavioural event)", what)
 		case subjects > 1:
 			r.errf(k, "%s: give at most one of touchpoint, kind, channel and rule (none counts every touchpoint)", what)
 		case c.LastSeen == (c.Days > 0):
@@ -365,7 +393,7 @@ func (r *reader) counterFields(n *yaml.Node) []Field {
 		out = append(out, f)
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return out, eventNodes
 }
 
 // value decodes a YAML scalar or list as a feature value of type t.

@@ -34,6 +34,9 @@ type Schema interface {
 	// Attribute adds to an event the experiment and bandit tallies its
 	// decision id names (see engine.Engine.Attribute).
 	Attribute(ev *features.Event)
+	// TrackEvent checks a behavioural event against the schema and fills
+	// in its name and feature updates (see engine.Engine.TrackEvent).
+	TrackEvent(ev *features.Event, name string, props map[string]features.Value) *engine.RequestError
 }
 
 const (
@@ -191,7 +194,18 @@ func decodeEvents(body []byte, schema Schema, now time.Time) ([]features.Event, 
 }
 
 // eventKeys are an event's fields, in the order of the seen bits below.
-var eventKeys = []string{"event_id", "decision_id", "customer_id", "touchpoint", "rule", "channel", "type", "value", "ts"}
+var eventKeys = []string{"event_id", "decision_id", "customer_id", "touchpoint", "rule", "channel", "type", "value", "ts", "name", "properties"}
+
+// eventTrack is the type of behavioural events: what the customer did
+// (name, properties), not feedback about a touchpoint.
+const eventTrack = "track"
+
+// feedbackOnly and trackOnly are the event fields only one of the two
+// kinds of event may carry.
+var (
+	feedbackOnly = []string{"decision_id", "touchpoint", "rule", "value"}
+	trackOnly    = []string{"name", "properties"}
+)
 
 func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Schema, now time.Time) *apiError {
 	obj, err := v.Object()
@@ -214,6 +228,8 @@ func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Sche
 	}
 	var seen uint16
 	hasTime := false
+	var name string
+	var props map[string]features.Value
 	obj.Visit(func(k []byte, fv *fastjson.Value) {
 		if fail != nil {
 			return
@@ -249,9 +265,13 @@ func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Sche
 			}
 		case "type":
 			ev.Type = id(key, fv, maxEventTypeBytes)
-			if fail == nil && !slices.Contains(eventTypes, ev.Type) {
-				fail = badField(codeInvalidField, path+".type", path+".type must be one of "+strings.Join(eventTypes, ", ")+", got "+strconv.Quote(ev.Type))
+			if fail == nil && !slices.Contains(eventTypes, ev.Type) && ev.Type != eventTrack {
+				fail = badField(codeInvalidField, path+".type", path+".type must be one of "+strings.Join(eventTypes, ", ")+" (feedback about a touchpoint) or track (what the customer did), got "+strconv.Quote(ev.Type))
 			}
+		case "name":
+			name = id(key, fv, maxEventTypeBytes)
+		case "properties":
+			props, fail = featureValues(fv, path+".properties")
 		case "value":
 			f, err := fv.Float64()
 			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -281,13 +301,35 @@ func decodeEvent(v *fastjson.Value, path string, ev *features.Event, schema Sche
 	if fail != nil {
 		return fail
 	}
-	for _, req := range []struct{ name, value string }{{"event_id", ev.ID}, {"customer_id", ev.CustomerID}, {"touchpoint", ev.Touchpoint}, {"type", ev.Type}} {
+	track := ev.Type == eventTrack
+	required := []struct{ name, value string }{{"event_id", ev.ID}, {"customer_id", ev.CustomerID}, {"type", ev.Type}, {"touchpoint", ev.Touchpoint}}
+	if track {
+		required[3] = struct{ name, value string }{"name", name}
+	}
+	for _, req := range required {
 		if req.value == "" {
 			return badField(codeMissingField, path+"."+req.name, path+"."+req.name+" is required")
 		}
 	}
+	// A field of the other kind of event is a mistake worth naming: a
+	// touchpoint on a track event would count under no touchpoint.
+	notHere, kind := trackOnly, "a feedback event ("+ev.Type+")"
+	if track {
+		notHere, kind = feedbackOnly, "a track event, which is about what the customer did"
+	}
+	for bit, key := range eventKeys {
+		if seen&(1<<bit) != 0 && slices.Contains(notHere, key) {
+			return badField(codeInvalidField, path+"."+key, path+"."+key+" is not a field of "+kind)
+		}
+	}
 	if !hasTime {
 		ev.Time = now
+	}
+	if track {
+		if re := schema.TrackEvent(ev, name, props); re != nil {
+			return badField(re.Code, path+"."+re.Field, path+"."+re.Message)
+		}
+		return nil
 	}
 	// Events may name touchpoints a later ruleset removed; they still count,
 	// just without a kind.

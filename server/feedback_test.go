@@ -127,6 +127,19 @@ func (fakeSchema) CheckChannel(ch string) *engine.RequestError {
 func (fakeSchema) TouchpointKind(string) string { return "coupon" }
 func (fakeSchema) Attribute(*features.Event)    {}
 
+// TrackEvent knows one event, cart_updated, whose number property value
+// sets cart_value.
+func (fakeSchema) TrackEvent(ev *features.Event, name string, props map[string]features.Value) *engine.RequestError {
+	if name != "cart_updated" {
+		return &engine.RequestError{Code: "unknown_event", Field: "name", Message: "name " + name + " is not declared"}
+	}
+	ev.Type = name
+	if v, ok := props["value"]; ok {
+		ev.Updates = append(ev.Updates, features.FeatureUpdate{Feature: "cart_value", Op: features.UpdateSet, Value: v})
+	}
+	return nil
+}
+
 func startFeedbackServer(t *testing.T, cfg Config) (*testServer, *fakeCustomers) {
 	t.Helper()
 	fc := newFakeCustomers()

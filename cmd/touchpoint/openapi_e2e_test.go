@@ -107,6 +107,8 @@ func TestAPIMatchesTheDocument(t *testing.T) {
 		{"POST", "/v1/decide", `{"customer_id":"c-000042","placements":["nope"],"context":{"channel":"web"}}`, false, 400},
 		{"POST", "/v1/events", `{"events":[{"event_id":"e1","decision_id":"` + d.DecisionID + `","customer_id":"c-000042","touchpoint":"cart_coupon_10","type":"click"}]}`, false, 202},
 		{"POST", "/v1/events", `{"events":[]}`, false, 400},
+		{"POST", "/v1/events", `{"events":[{"event_id":"tr-1","customer_id":"c-000042","type":"track","name":"cart_updated","properties":{"value":40,"items":1}}]}`, false, 202},
+		{"POST", "/v1/events", `{"events":[{"event_id":"tr-2","customer_id":"c-000042","type":"track","name":"cart_updatd"}]}`, false, 400},
 		{"PUT", "/v1/customers/api-1/features", `{"features":{"tier":"gold","ltv":120,"interests":["yoga"]}}`, true, 200},
 		{"PUT", "/v1/customers/api-1/consent", `{"channels":{"email":true}}`, true, 200},
 		{"PUT", "/v1/customers/api-1/features", `{"features":{"tier":"gold"}}`, false, 401},

@@ -145,6 +145,8 @@ func loadSchema(t *testing.T) map[string]schemaField {
 		// Counter features are computed from events at decision time;
 		// the generator writes no values for them.
 		Counters yaml.Node `yaml:"counters"`
+		Events   yaml.Node `yaml:"events"`
+		On       yaml.Node `yaml:"on"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

@@ -93,3 +93,33 @@ func BenchmarkImport(b *testing.B) {
 		b.ReportMetric(float64(stats.Customers)/stats.Elapsed.Seconds(), "customers/s")
 	}
 }
+
+// BenchmarkApplyEvents applies batches of 100 new events for 20 customers
+// to a local redis-server: feedback events, and behavioural events that
+// set one feature and add to another, so each customer's script counts,
+// marks and updates.
+func BenchmarkApplyEvents(b *testing.B) {
+	srv := redistest.Start(b)
+	s := openStore(b, testConfig(srv.URL()))
+	ctx := context.Background()
+	now := time.Now()
+	batch := make([]features.Event, 100)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for i := range batch {
+			n++
+			c, id := fmt.Sprint("bench-", i%20), fmt.Sprint("a", n)
+			if i%2 == 0 {
+				batch[i] = event(c, id, features.EventImpression, "cart_coupon_10", now)
+				continue
+			}
+			batch[i] = behaviour(c, id, "cart_update", now,
+				set("cart_value", features.Number(float64(i))), add("cart_updates", 1, 0))
+		}
+		if applied, err := s.ApplyEvents(ctx, batch); applied != len(batch) || err != nil {
+			b.Fatal(applied, err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}

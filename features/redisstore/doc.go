@@ -28,7 +28,9 @@
 // Lookup returns a record when any of the f, n or k hashes exists and
 // answers (nil, nil) otherwise, but a customer is known (features.Record.Known)
 // only while the f hash exists: events may be reported for any id, and for a
-// customer erased since, without making them known. Counter fields older than Config.CounterDays
+// customer erased since, without making them known. An event that carries
+// feature updates (a behavioural event) is the exception: it writes the f
+// hash, so it makes its customer known. Counter fields older than Config.CounterDays
 // are not returned by Lookup, are not incremented, and are deleted by the
 // first counting write of each day (an HKEYS scan of that customer's counters
 // hash). Erase deletes f, n, k and p; the idempotency markers stay until
@@ -43,7 +45,9 @@
 // PutFeatures, PutConsent, Erase, ApplyEvents and ReserveDecisions each run one
 // Lua script per customer (a batch of events for many customers is one
 // pipeline of scripts), so a write and the invalidation it publishes are
-// atomic and take one round trip. Import, the bulk load, pipelines plain DEL
+// atomic and take one round trip. ApplyEvents applies a new event's feature
+// updates in the same script as its counting and marker, so a retried
+// event id changes neither. Import, the bulk load, pipelines plain DEL
 // and HSET commands instead and announces once at the end. PutConsent keeps
 // the newer answer per channel: an update whose time is older than the
 // stored one is ignored, so a delayed retry cannot undo a later revocation.

@@ -55,16 +55,48 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 `
 
-// countScript counts events and decisions. KEYS[1] counters hash, KEYS[2]
-// prune-day key, KEYS[3..] idempotency markers. ARGV: channel, customer id,
+// countScript counts events and decisions and applies the feature updates
+// of new events. KEYS[1] counters hash, KEYS[2] prune-day key, KEYS[3]
+// features hash, KEYS[4..] idempotency markers. ARGV: channel, customer id,
 // marker TTL in seconds, cutoff day, today, then one group per event:
 // marker index into KEYS (0: no marker, always counted), day, number of
-// fields, the counter fields. A group whose marker already exists is not
-// counted. Returns one character per group, "1" for a new group and "0"
-// for one seen before, so the caller knows which events to tally. Counters older than the cutoff
-// are not incremented, and the first counting write of a day deletes them.
+// fields, the counter fields, number of updates, the updates. An update is
+// "s", feature, JSON value (set), or "a", feature, delta, base (add; delta
+// and base are decimal numbers). A group whose marker already exists is
+// neither counted nor updates anything. Returns one character per group,
+// "1" for a new group and "0" for one seen before, so the caller knows
+// which events to tally. Counters older than the cutoff are not
+// incremented, and the first counting write of a day deletes them; updates
+// apply whatever the event's day, since they change the customer now.
+//
+// An add reads the feature as a number only when it holds a JSON number
+// (what decodeValue would read as one); anything else, or nothing, counts
+// as base, so an add repairs a feature of the wrong type rather than
+// failing the customer's whole batch half applied. The sum is written with
+// the fewest digits that read back as the same double. A sum that is not
+// finite leaves the feature as it was: JSON has no number for it.
 const countLua = `
+local function jsonnum(s)
+  if type(s) ~= 'string' then return nil end
+  local int, frac, exp = string.match(s, '^%-?(%d+)(%.?%d*)([eE]?[-+]?%d*)$')
+  if not int then return nil end
+  if #int > 1 and string.sub(int, 1, 1) == '0' then return nil end
+  if frac == '.' then return nil end
+  if exp ~= '' and not string.match(exp, '^[eE][-+]?%d+$') then return nil end
+  return tonumber(s)
+end
+local function finite(x)
+  return x == x and x ~= math.huge and x ~= -math.huge
+end
+local function shortest(x)
+  for _, p in ipairs({'%.15g', '%.16g'}) do
+    local s = string.format(p, x)
+    if tonumber(s) == x then return s end
+  end
+  return string.format('%.17g', x)
+end
 local n = KEYS[1]
+local feats = KEYS[3]
 local ttl = ARGV[3]
 local cutoff = tonumber(ARGV[4])
 local applied = 0
@@ -84,6 +116,22 @@ while i <= #ARGV do
     end
   end
   i = i + 3 + cnt
+  local u = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, u do
+    if ARGV[i] == 's' then
+      if new then redis.call('HSET', feats, ARGV[i + 1], ARGV[i + 2]) end
+      i = i + 3
+    else
+      if new then
+        local cur = jsonnum(redis.call('HGET', feats, ARGV[i + 1]))
+        if not (cur and finite(cur)) then cur = tonumber(ARGV[i + 3]) end
+        local x = cur + tonumber(ARGV[i + 2])
+        if finite(x) then redis.call('HSET', feats, ARGV[i + 1], shortest(x)) end
+      end
+      i = i + 4
+    end
+  end
 end
 if applied > 0 then
   local today = ARGV[5]

@@ -472,6 +472,8 @@ func runSuite(t *testing.T, url string) {
 		}
 	})
 
+	runUpdateSuite(t, s, url)
+
 	t.Run("Invalidation", func(t *testing.T) {
 		other := openStore(t, testConfig(url))
 		in := subscribe(t, other)
@@ -488,6 +490,11 @@ func runSuite(t *testing.T, url string) {
 			},
 			"ApplyEvents": func() error {
 				_, err := s.ApplyEvents(ctx, []features.Event{event(id, fmt.Sprint(time.Now().UnixNano()), features.EventClick, "t", time.Now())})
+				return err
+			},
+			"BehaviouralEvent": func() error {
+				ev := behaviour(id, fmt.Sprint(time.Now().UnixNano()), "cart_update", time.Now(), set("cart_value", features.Number(3)))
+				_, err := s.ApplyEvents(ctx, []features.Event{ev})
 				return err
 			},
 			"ReserveDecisions": func() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -109,10 +110,14 @@ func (s *Store) Erase(ctx context.Context, customerID string) error {
 
 // ApplyEvents counts each event once per event id, however often a batch is
 // retried, and reports how many were new. Each event counts for every
-// subject of features.Subjects on the day of its time. The events of one
-// customer are one script, and the scripts of all customers in the batch go
-// in one pipeline. On error, applied counts the customers whose scripts did
-// run; retrying the whole batch is safe.
+// subject of features.Subjects on the day of its time, and a new event's
+// feature updates are applied with its counting, in the order of the batch.
+// The events of one customer are one script, and the scripts of all
+// customers in the batch go in one pipeline. An update that cannot be
+// stored (no feature name, an unknown operation, a value that does not
+// encode) fails the whole batch before anything is sent. On error, applied
+// counts the customers whose scripts did run; retrying the whole batch is
+// safe.
 func (s *Store) ApplyEvents(ctx context.Context, events []features.Event) (applied int, err error) {
 	if len(events) == 0 {
 		return 0, nil
@@ -131,7 +136,9 @@ func (s *Store) ApplyEvents(ctx context.Context, events []features.Event) (appli
 	// Group by customer, in order of first appearance.
 	byCustomer := make(map[string]int)
 	var calls []scriptCall
-	for _, ev := range events {
+	// The JSON of every set update is a slice of buf (see appendUpdates).
+	var buf []byte
+	for n, ev := range events {
 		i, ok := byCustomer[ev.CustomerID]
 		if !ok {
 			i = len(calls)
@@ -142,6 +149,10 @@ func (s *Store) ApplyEvents(ctx context.Context, events []features.Event) (appli
 		c.keys = append(c.keys, keysFor(ev.CustomerID).event(ev.ID))
 		c.addGroup(len(c.keys), features.Day(ev.Time), ev.Type,
 			features.Subjects(ev.Touchpoint, ev.Kind, ev.Rule, ev.Channel))
+		var err error
+		if c.args, buf, err = appendUpdates(c.args, buf, ev.Updates); err != nil {
+			return 0, fmt.Errorf("cannot apply events: event %d (%q): %w", n, ev.ID, err)
+		}
 	}
 	var cmds []*redis.Cmd
 	err = s.write(ctx, func(ctx context.Context) error {
@@ -253,12 +264,14 @@ func (s *Store) ReserveDecisions(ctx context.Context, customerID string, day int
 	return granted == 1, nil
 }
 
-// countCall starts the count script's call for one customer.
+// countCall starts the count script's call for one customer. The markers
+// of its events follow these keys, so their indexes are len(keys) as each
+// is appended.
 func (s *Store) countCall(customerID string, now time.Time) scriptCall {
 	k := keysFor(customerID)
 	today := features.Day(now)
 	return scriptCall{
-		keys: []string{k.counters(), k.pruned()},
+		keys: []string{k.counters(), k.pruned(), k.features()},
 		args: []any{
 			s.cfg.InvalidationChannel, customerID,
 			int64(s.cfg.EventTTL / time.Second),
@@ -268,13 +281,52 @@ func (s *Store) countCall(customerID string, now time.Time) scriptCall {
 }
 
 // addGroup adds one event (or decision) to a count call: marker is its index
-// in keys (1-based, 0 for none).
+// in keys (1-based, 0 for none). The group's updates must follow it (see
+// appendUpdates), even when there are none.
 func (c *scriptCall) addGroup(marker int, day int32, event string, subjects []string) {
 	c.args = append(c.args, marker, day, len(subjects))
 	for _, subject := range subjects {
 		c.args = append(c.args, counterField(event, subject, day))
 	}
 }
+
+// appendUpdates appends the count script's update list for one group: their
+// number, then "s", feature, JSON value for a set and "a", feature, delta,
+// base for an add. Like appendPairs it encodes into buf, which it returns
+// grown. Nothing the script could not store gets this far: the script runs
+// its groups in order and a failure halfway would leave the earlier ones
+// applied.
+func appendUpdates(args []any, buf []byte, updates []features.FeatureUpdate) ([]any, []byte, error) {
+	args = append(args, len(updates))
+	for _, u := range updates {
+		if u.Feature == "" {
+			return args, buf, errors.New("feature update with an empty feature name")
+		}
+		switch u.Op {
+		case features.UpdateSet:
+			start := len(buf)
+			var err error
+			if buf, err = appendValue(buf, u.Value); err != nil {
+				return args, buf, fmt.Errorf("cannot set feature %q: %w", u.Feature, err)
+			}
+			args = append(args, "s", u.Feature, buf[start:len(buf):len(buf)])
+		case features.UpdateAdd:
+			if u.Value.Kind != features.KindNumber {
+				return args, buf, fmt.Errorf("cannot add to feature %q: the value is a %v, not a number", u.Feature, u.Value.Kind)
+			}
+			if !finite(u.Value.Num) || !finite(u.Base) {
+				return args, buf, fmt.Errorf("cannot add to feature %q: the value or its base is not finite", u.Feature)
+			}
+			args = append(args, "a", u.Feature,
+				strconv.FormatFloat(u.Value.Num, 'g', -1, 64), strconv.FormatFloat(u.Base, 'g', -1, 64))
+		default:
+			return args, buf, fmt.Errorf("feature %q: unknown update operation %d", u.Feature, u.Op)
+		}
+	}
+	return args, buf, nil
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // Consume takes one unit of the touchpoint's budget when neither the total
 // nor the day's limit is reached; zero (or less) means no limit of that
