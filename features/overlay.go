@@ -389,7 +389,8 @@ func (o *Overlay) ApplyEvents(ctx context.Context, events []Event) (int, error) 
 	o.events.expire(now.Add(-eventMemory).Unix())
 	for i := range events {
 		ev := &events[i]
-		if !o.events.add(keys[i], now.Unix()) {
+		ev.Applied = o.events.add(keys[i], now.Unix())
+		if !ev.Applied {
 			continue
 		}
 		oc := o.customer(ev.CustomerID)

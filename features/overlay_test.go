@@ -482,9 +482,14 @@ func TestOverlayAppliesEventUpdatesOnce(t *testing.T) {
 		}}
 	}
 	batch := []Event{cart("e1", "a", 80), checkout("e2", "a"), cart("e3", "new", 30), checkout("e4", "new")}
-	for range 3 { // retried batches count once
+	for try := range 3 { // retried batches count once
 		if _, err := o.ApplyEvents(ctx, batch); err != nil {
 			t.Fatal(err)
+		}
+		for _, ev := range batch {
+			if ev.Applied != (try == 0) {
+				t.Errorf("try %d: event %s Applied = %v", try, ev.ID, ev.Applied)
+			}
 		}
 	}
 	a, _ := o.Lookup(ctx, "a")

@@ -66,6 +66,10 @@ type Event struct {
 	// then the event's name, and Touchpoint is empty), applied with the
 	// event, atomically, when it is new.
 	Updates []FeatureUpdate
+	// Applied is set by Writer.ApplyEvents on the events it applied now,
+	// not on those it had seen before: what follows from an event (a
+	// trigger's start) must happen once, however often a batch is retried.
+	Applied bool
 }
 
 // UpdateOp is how a behavioural event changes a feature.
@@ -120,7 +124,7 @@ type Writer interface {
 	// Erase removes the customer's features, counters and consent.
 	Erase(ctx context.Context, customerID string) error
 	// ApplyEvents counts events, once per event ID however often a batch
-	// is retried, and reports how many were new.
+	// is retried, and reports how many were new, marking them Applied.
 	ApplyEvents(ctx context.Context, events []Event) (applied int, err error)
 	// ReserveDecisions is how caps that count decisions stay exact when
 	// several nodes decide for one customer at once: it checks every limit

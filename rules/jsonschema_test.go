@@ -85,6 +85,10 @@ func TestJSONSchemaKeysMatchTheLoader(t *testing.T) {
 		"policy.caps[]":                       "$defs/policy/properties/caps/items",
 		"policy.quiet_hours":                  "$defs/policy/properties/quiet_hours",
 		"policy.consent":                      "$defs/policy/properties/consent",
+		"triggers[]":                          "$defs/trigger",
+		"deliveries[]":                        "$defs/delivery",
+		"deliveries[].webhook":                "$defs/delivery/properties/webhook",
+		"deliveries[].redis_stream":           "$defs/delivery/properties/redis_stream",
 	}
 	keys := KeysByPath()
 	for path, loader := range keys {

@@ -7,7 +7,7 @@ import "maps"
 // Schema of rule files (schemas/rules.schema.json), whose test checks that
 // the two agree.
 var (
-	fileKeys           = []string{"placements", "segments", "touchpoints", "rules", "models", "experiments", "policy"}
+	fileKeys           = []string{"placements", "segments", "touchpoints", "rules", "models", "experiments", "policy", "triggers", "deliveries"}
 	placementKeys      = []string{"id", "description", "count", "max_count", "fallback", "arbitration"}
 	arbitrationKeys    = []string{"mode", "score"}
 	priorKeys          = []string{"alpha", "beta"}
@@ -25,6 +25,10 @@ var (
 	quietHoursKeys     = []string{"channels", "hours", "timezone_feature", "timezone"}
 	modelTermKeys      = []string{"input", "weight", "log1p", "mean", "std", "one_hot", "buckets"}
 	bucketKeys         = []string{"bounds", "weights"}
+	triggerKeys        = []string{"id", "description", "on", "when", "delay", "unless", "placement", "channel", "deliver"}
+	deliveryKeys       = []string{"id", "webhook", "redis_stream"}
+	webhookKeys        = []string{"url", "secret_env", "timeout"}
+	streamKeys         = []string{"stream", "maxlen"}
 )
 
 // KeysByPath maps each part of a rule file, as a path of keys ("[]" for
@@ -55,6 +59,10 @@ func KeysByPath() map[string][]string {
 		"policy.caps[]":                       append(append([]string{}, capKeys...), policyCapExtraKeys...),
 		"policy.quiet_hours":                  quietHoursKeys,
 		"policy.consent":                      consentKeys,
+		"triggers[]":                          triggerKeys,
+		"deliveries[]":                        deliveryKeys,
+		"deliveries[].webhook":                webhookKeys,
+		"deliveries[].redis_stream":           streamKeys,
 	}
 	out := maps.Clone(m)
 	for k, v := range out {

@@ -243,9 +243,9 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 		modelFiles:      map[string][]byte{},
 	}
 	segments := map[string]*segmentDef{}
-	var placements, touchpoints, ruleItems, modelItems, experimentItems []item
+	var placements, touchpoints, ruleItems, modelItems, experimentItems, triggerItems, deliveryItems []item
 	policySeen := false
-	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}, "model": {}, "experiment": {}}
+	seen := map[string]map[string]*Error{"placement": {}, "touchpoint": {}, "rule": {}, "model": {}, "experiment": {}, "trigger": {}, "delivery": {}}
 
 	collect := func(r *reader, n *yaml.Node, kind string, into *[]item) {
 		for _, el := range r.sequence(n, kind+"s") {
@@ -298,6 +298,10 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 				collect(r, v, "model", &modelItems)
 			case "experiments":
 				collect(r, v, "experiment", &experimentItems)
+			case "triggers":
+				collect(r, v, "trigger", &triggerItems)
+			case "deliveries":
+				collect(r, v, "delivery", &deliveryItems)
 			case "segments":
 				r.mapping(v, "segments", nil, func(name string, k, sv *yaml.Node) {
 					if prev, dup := segments[name]; dup {
@@ -380,6 +384,12 @@ func compile(schema *Schema, paths []string, files map[string][]byte, readModel 
 		}
 	}
 	rs.Rules = compileRules(ruleItems, rs, comp, &errs)
+	for _, it := range deliveryItems {
+		rs.Deliveries = append(rs.Deliveries, it.r.delivery(it))
+	}
+	for _, it := range triggerItems {
+		rs.Triggers = append(rs.Triggers, it.r.trigger(it, rs, comp))
+	}
 	if len(errs) > 0 {
 		errs.sort()
 		return nil, errs

@@ -31,6 +31,10 @@ type Ruleset struct {
 	Models      []Model
 	Experiments []Experiment
 	Policy      Policy
+	// Triggers send a placement's decision when a behavioural event
+	// happens; Deliveries are where they send it.
+	Triggers   []Trigger
+	Deliveries []Delivery
 	// CountsDecisions is set when some cap counts decisions, so serving a
 	// decision must record it.
 	CountsDecisions bool

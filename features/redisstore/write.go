@@ -163,7 +163,9 @@ func (s *Store) ApplyEvents(ctx context.Context, events []features.Event) (appli
 	// Each call answers one flag per event of its customer, in order.
 	var tallies []features.Tally
 	seen := make([]int, len(calls))
-	for _, ev := range events {
+	for k := range events {
+		ev := &events[k]
+		ev.Applied = false
 		i := byCustomer[ev.CustomerID]
 		if i >= len(cmds) || cmds[i] == nil {
 			continue
@@ -174,6 +176,7 @@ func (s *Store) ApplyEvents(ctx context.Context, events []features.Event) (appli
 		}
 		if flags[seen[i]] == '1' {
 			applied++
+			ev.Applied = true
 			tallies = append(tallies, ev.Tallies...)
 		}
 		seen[i]++
