@@ -4,7 +4,7 @@ BIN := bin/touchpoint
 
 .PHONY: run test build bench bench-main bench-opa bench-peer bench-overload train-demo lint fmt clean ui-editor
 
-## run: serve the demo on the embedded store (no Redis needed) at :8080, with the playground at /ui/
+## run: serve the demo on the embedded store (no Redis needed) at :8080, with the playground at /ui/ and triggers printed to stdout
 # The admin key is TOUCHPOINT_ADMIN_KEY when set, else one made up once and
 # kept in bin/admin-key (readable by you alone); the link logs the playground in.
 run: build
@@ -14,7 +14,8 @@ run: build
 	  key="$$(cat bin/admin-key)"; \
 	fi; \
 	echo "Playground: http://localhost:8080/ui/#key=$$key"; \
-	TOUCHPOINT_ADMIN_KEY="$$key" exec ./$(BIN) serve --config configs/touchpoint.yaml
+	echo "Triggers print what they would send here, with delays 60 times shorter (2 h in 2 min)."; \
+	TOUCHPOINT_ADMIN_KEY="$$key" exec ./$(BIN) serve --config configs/touchpoint.yaml --deliver-stdout --time-scale 60
 
 ## test: vet, then the whole suite with the race detector
 test:

@@ -186,7 +186,7 @@ func (c *ruleClock) expired() bool {
 // Reset clears the decision's results, keeping its buffers.
 func (d *Decision) Reset() {
 	d.ID, d.CustomerID, d.Ruleset = "", "", ""
-	d.KnownCustomer, d.Degraded, d.DegradedReasons = false, false, 0
+	d.KnownCustomer, d.Degraded, d.DegradedReasons, d.held = false, false, 0, false
 	for i := range d.Placements {
 		d.Placements[i].Items = d.Placements[i].Items[:0]
 	}
@@ -376,6 +376,16 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		s.consentGranted = c.Granted(rec.Consent, env, channel)
 	}
 	s.quiet = rs.Policy.Quiet != nil && rs.Policy.Quiet.QuietFor(env, channel, now)
+	if req.when != nil {
+		out, err := s.vm.Run(req.when, s.envValue)
+		if ok, _ := out.(bool); err != nil || !ok {
+			d.held = true
+			for _, preq := range req.Placements {
+				d.addPlacement(preq.ID)
+			}
+			return
+		}
+	}
 
 	start := now
 	if s.deadline > 0 && !req.Now.IsZero() {

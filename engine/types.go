@@ -3,6 +3,8 @@ package engine
 import (
 	"time"
 
+	"github.com/expr-lang/expr/vm"
+
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/rules"
 )
@@ -25,6 +27,10 @@ type Request struct {
 	// WhatIf changes the customer for a preview; Decide ignores it unless
 	// Preview is set, so it can never reach a real decision.
 	WhatIf *WhatIf
+
+	// when, set by Fire, is a trigger's condition: when it does not hold,
+	// the placements are decided empty and the decision is held.
+	when *vm.Program
 }
 
 // WhatIf is a customer other than the stored one, for previews: the
@@ -123,6 +129,8 @@ type Decision struct {
 	Logged []LoggedCandidate
 
 	scratch *scratch
+	// held is set when a trigger's condition did not hold (Request.when).
+	held bool
 }
 
 // LoggedCandidate is one candidate of one placement, as the decision log

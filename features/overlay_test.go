@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,7 @@ func TestOverlay(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); o.ApplyEvents(ctx, batch) }() // retried batches
+		go func() { defer wg.Done(); o.ApplyEvents(ctx, slices.Clone(batch)) }() // retried batches; ApplyEvents marks its events
 	}
 	wg.Wait()
 	rec, _ = o.Lookup(ctx, "a")

@@ -124,7 +124,8 @@ type Writer interface {
 	// Erase removes the customer's features, counters and consent.
 	Erase(ctx context.Context, customerID string) error
 	// ApplyEvents counts events, once per event ID however often a batch
-	// is retried, and reports how many were new, marking them Applied.
+	// is retried, and reports how many were new, marking them Applied (so
+	// concurrent calls must not share a slice).
 	ApplyEvents(ctx context.Context, events []Event) (applied int, err error)
 	// ReserveDecisions is how caps that count decisions stay exact when
 	// several nodes decide for one customer at once: it checks every limit

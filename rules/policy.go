@@ -97,6 +97,26 @@ func (q *QuietHours) QuietFor(env *Env, channel string, now time.Time) bool {
 	return q.Quiet(now, loc)
 }
 
+// EndFor returns when the quiet window that holds a send on channel at
+// now ends, for the customer whose time zone feature env holds; zero when
+// now is not quiet. Triggered sends wait until then rather than be dropped.
+func (q *QuietHours) EndFor(env *Env, channel string, now time.Time) time.Time {
+	if !q.QuietFor(env, channel, now) {
+		return time.Time{}
+	}
+	loc := q.Fallback
+	if q.TimezoneFeature >= 0 {
+		v, _ := env.Customer(q.TimezoneFeature)
+		loc = q.Location(v.Str)
+	}
+	local := now.In(loc)
+	end := time.Date(local.Year(), local.Month(), local.Day(), q.HoursTo/60, q.HoursTo%60, 0, 0, loc)
+	if !end.After(local) {
+		end = time.Date(local.Year(), local.Month(), local.Day()+1, q.HoursTo/60, q.HoursTo%60, 0, 0, loc)
+	}
+	return end
+}
+
 // Quiet reports whether the hour in loc is inside the quiet window.
 func (q *QuietHours) Quiet(now time.Time, loc *time.Location) bool {
 	local := now.In(loc)

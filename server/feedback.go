@@ -111,8 +111,21 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	c, cancel := context.WithTimeout(s.baseCtx, storeTimeout)
 	defer cancel()
 	applied, err := s.customers.ApplyEvents(c, events)
+	// Triggers start from the events applied now, also when the store
+	// failed part way: those are applied, and a retry will not apply them
+	// again.
+	var observeErr error
+	if s.onEvents != nil {
+		observeErr = s.onEvents(c, events)
+	}
 	if err != nil {
 		s.storeUnavailable(ctx, err, "the batch may have been applied; retrying with the same event ids is safe")
+		return
+	}
+	if observeErr != nil {
+		s.storeLog.Error().Err(observeErr).Msg("events applied, but triggers they start or cancel could not be queued")
+		s.writeError(ctx, &apiError{status: fasthttp.StatusServiceUnavailable, code: codeUnavailable,
+			message: "the events were applied, but some triggers they start or cancel could not be queued; retrying will not queue them (the events count once)"})
 		return
 	}
 	s.metrics.eventsApplied.Add(float64(applied))

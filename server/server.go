@@ -72,6 +72,12 @@ type Options struct {
 	// Workbench answers the playground's admin calls (schema, rules,
 	// drafts) and customer lookups; nil answers 501.
 	Workbench Workbench
+	// OnEvents is told of every batch of events the store took, with the
+	// ones applied now marked (triggers start and cancel from them); an
+	// error answers 503.
+	OnEvents func(ctx context.Context, events []features.Event) error
+	// TriggerStats reports the triggers for /metrics; nil leaves them out.
+	TriggerStats func() TriggerStats
 
 	// runnable replaces admission's reading of the scheduler's runnable
 	// goroutines; tests set it, so that their own goroutines do not count.
@@ -174,6 +180,7 @@ type Server struct {
 	storeStats  func() StoreStats
 	dlog        *decisionlog.Logger
 	workbench   Workbench
+	onEvents    func(ctx context.Context, events []features.Event) error
 	// ui is the playground's files by path under /ui/.
 	ui map[string]uiAsset
 }
@@ -192,6 +199,7 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		storeStats:  opts.StoreStats,
 		dlog:        opts.DecisionLog,
 		workbench:   opts.Workbench,
+		onEvents:    opts.OnEvents,
 	}
 	s.errLog = sampled(s.log, 10, time.Second)
 	s.storeLog = sampled(s.log, 10, time.Second)
@@ -216,6 +224,9 @@ func New(cfg Config, d Decider, opts Options) *Server {
 	}
 	if opts.DecisionLog != nil {
 		s.metrics.reg.MustRegister(newDecisionLogCollector(opts.DecisionLog.Stats))
+	}
+	if opts.TriggerStats != nil {
+		s.metrics.reg.MustRegister(newTriggerCollector(opts.TriggerStats))
 	}
 	s.states.New = func() any { return new(decideState) }
 	var err error

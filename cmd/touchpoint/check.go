@@ -74,6 +74,9 @@ func rulesCheck(args []string, stdout, stderr io.Writer) error {
 	if len(rs.Models) > 0 {
 		models = fmt.Sprintf(", %d %s", len(rs.Models), plural(len(rs.Models), "model", "models"))
 	}
+	if len(rs.Triggers) > 0 {
+		models += fmt.Sprintf(", %d %s", len(rs.Triggers), plural(len(rs.Triggers), "trigger", "triggers"))
+	}
 	fmt.Fprintf(stdout, "%s: %d %s, %d %s, %d %s%s; %d %s passed, %d failed; %d %s (ruleset %s)\n",
 		dir, len(rs.Rules), plural(len(rs.Rules), "rule", "rules"),
 		len(rs.Touchpoints), plural(len(rs.Touchpoints), "touchpoint", "touchpoints"),

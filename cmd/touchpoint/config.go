@@ -18,6 +18,7 @@ import (
 	"github.com/touchpoint-dev/touchpoint/features/redisstore"
 	"github.com/touchpoint-dev/touchpoint/internal/yamlalias"
 	"github.com/touchpoint-dev/touchpoint/server"
+	"github.com/touchpoint-dev/touchpoint/triggers"
 )
 
 const defaultConfigPath = "configs/touchpoint.yaml"
@@ -34,7 +35,9 @@ type config struct {
 	// DecisionLog records decisions for evaluation and attribution; off
 	// unless enabled.
 	DecisionLog decisionlog.Config `yaml:"decision_log"`
-	Log         logConfig          `yaml:"log"`
+	// Triggers tunes how due triggers are claimed and sent.
+	Triggers triggers.Config `yaml:"triggers"`
+	Log      logConfig       `yaml:"log"`
 }
 
 type featuresConfig struct {
@@ -61,6 +64,7 @@ func defaultConfig() config {
 		Features:    featuresConfig{Customers: "configs/demo/customers.jsonl", Cache: features.DefaultCacheConfig(), Overlay: features.DefaultOverlayConfig()},
 		Redis:       embeddedByDefault(redisstore.DefaultConfig()),
 		DecisionLog: decisionlog.DefaultConfig(),
+		Triggers:    triggers.DefaultConfig(),
 		Log:         logConfig{Level: "info"},
 	}
 }
@@ -68,6 +72,9 @@ func defaultConfig() config {
 func (c config) validate() error {
 	var errs []error
 	if err := c.Server.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Triggers.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Rules.Validate(); err != nil {

@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 
 const adminKey = "e2e-admin-key-0123456789"
 
+// webhookSecret signs the demo's webhook deliveries in these tests.
+const webhookSecret = "e2e-webhook-secret-0123456789"
+
 // process is a running touchpoint serve process.
 type process struct {
 	cmd  *exec.Cmd
@@ -109,7 +112,7 @@ func startServer(t *testing.T, dir string, extra ...string) *process {
 		"--customers", filepath.Join(dir, "customers.jsonl")}, extra...)
 	os.WriteFile(filepath.Join(dir, "none.yaml"), []byte("log:\n  level: info\n"), 0o644)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "TOUCHPOINT_ADMIN_KEY="+adminKey)
+	cmd.Env = append(os.Environ(), "TOUCHPOINT_ADMIN_KEY="+adminKey, "TOUCHPOINT_WEBHOOK_SECRET="+webhookSecret)
 	logs := &syncBuffer{}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -33,6 +33,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	customers := fs.String("customers", "", "customers JSON Lines file for the embedded store")
 	redisURL := fs.String("redis", "", "Redis URL (redis://host:6379/0, redis+cluster://h1:7000,h2:7001); replaces the embedded store")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	deliverStdout := fs.Bool("deliver-stdout", false, "print what triggers would send to standard output instead of delivering it (demos)")
+	timeScale := fs.Float64("time-scale", 0, "divide every trigger's delay by this (60: two hours pass in two minutes; demos)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: touchpoint serve [flags]\n\nServes POST /v1/decide and the health, metrics and admin endpoints.\nSIGHUP, POST /admin/reload and edits in the rules directory reload the rules;\nSIGTERM drains in-flight requests and exits. The admin key may also come from\nTOUCHPOINT_ADMIN_KEY.\n\nFlags:")
 		fs.PrintDefaults()
@@ -65,6 +67,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	override(&cfg.Redis.URL, *redisURL)
 	override(&cfg.Log.Level, *logLevel)
 	override(&cfg.Server.AdminKey, os.Getenv("TOUCHPOINT_ADMIN_KEY"))
+	if *timeScale != 0 {
+		cfg.Triggers.TimeScale = *timeScale
+	}
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("invalid config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
@@ -136,6 +141,14 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
+	var redis *redisstore.Store
+	if rs, ok := st.store.(*redisstore.Store); ok {
+		redis = rs
+	}
+	trig, err := setupTriggers(cfg, eng, redis, dlog, stdout, *deliverStdout, log)
+	if err != nil {
+		return err
+	}
 	srv := server.New(cfg.Server, eng, server.Options{
 		Logger: log,
 		CacheStats: func() (uint64, uint64) {
@@ -149,6 +162,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		DecisionLog:  dlog,
 		Experiments:  eng,
 		Workbench:    workbench.New(workbenchConfig(cfg), eng, cache, log),
+		OnEvents:     trig.runner.Observe,
+		TriggerStats: trig.stats,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -161,6 +176,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	g.Go(func() error { return srv.Run(gctx, ln) })
 	g.Go(func() error { return eng.Watch(gctx) })
 	g.Go(func() error { return eng.Learn(gctx) })
+	g.Go(func() error { return trig.runner.Run(gctx) })
 	if st.subscribe != nil {
 		g.Go(func() error { return st.subscribe(gctx, cache.Invalidate) })
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -317,7 +318,7 @@ func runSuite(t *testing.T, url string) {
 		var wg sync.WaitGroup
 		for range 16 {
 			wg.Go(func() {
-				n, err := s.ApplyEvents(ctx, batch)
+				n, err := s.ApplyEvents(ctx, slices.Clone(batch)) // ApplyEvents marks its events
 				if err != nil {
 					t.Error(err)
 				}
@@ -473,6 +474,7 @@ func runSuite(t *testing.T, url string) {
 	})
 
 	runUpdateSuite(t, s, url)
+	runTriggerSuite(t, s, url)
 
 	t.Run("Invalidation", func(t *testing.T) {
 		other := openStore(t, testConfig(url))
