@@ -27,7 +27,7 @@ var (
 	bucketKeys         = []string{"bounds", "weights"}
 	triggerKeys        = []string{"id", "description", "on", "when", "delay", "unless", "placement", "channel", "deliver"}
 	deliveryKeys       = []string{"id", "webhook", "redis_stream"}
-	webhookKeys        = []string{"url", "secret_env", "timeout"}
+	webhookKeys        = []string{"url", "secret_env", "timeout", "max_attempts", "backoff_max"}
 	streamKeys         = []string{"stream", "maxlen"}
 )
 

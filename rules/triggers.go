@@ -58,6 +58,10 @@ type WebhookDelivery struct {
 	URL       string
 	SecretEnv string
 	Timeout   time.Duration
+	// MaxAttempts and BackoffMax, when set, replace the deliverer's
+	// defaults (six attempts, waits of at most 30s).
+	MaxAttempts int
+	BackoffMax  time.Duration
 }
 
 // StreamDelivery adds each message to a Redis stream, trimmed to about
@@ -114,6 +118,20 @@ func (r *reader) delivery(it item) Delivery {
 						return
 					}
 					w.Timeout = d
+				case "max_attempts":
+					n, ok := r.integer(wv, what+".webhook.max_attempts")
+					if ok && (n < 1 || n > 20) {
+						r.errf(wv, "%s.webhook.max_attempts must be from 1 to 20, got %d", what, n)
+						return
+					}
+					w.MaxAttempts = n
+				case "backoff_max":
+					d, err := time.ParseDuration(wv.Value)
+					if err != nil || d < time.Millisecond || d > time.Hour {
+						r.errf(wv, "%s.webhook.backoff_max must be a duration from 1ms to 1h, got %q", what, wv.Value)
+						return
+					}
+					w.BackoffMax = d
 				}
 			})
 			if w.URL == "" || w.SecretEnv == "" {

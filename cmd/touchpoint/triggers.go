@@ -65,6 +65,13 @@ func setupTriggers(cfg config, eng *engine.Engine, redis *redisstore.Store, dlog
 		case d.Webhook != nil:
 			wc := delivery.DefaultWebhookConfig()
 			wc.URL, wc.Timeout, wc.Secret = d.Webhook.URL, d.Webhook.Timeout, delivery.Secret(os.Getenv(d.Webhook.SecretEnv))
+			if d.Webhook.MaxAttempts > 0 {
+				wc.MaxAttempts = d.Webhook.MaxAttempts
+			}
+			if d.Webhook.BackoffMax > 0 {
+				wc.BackoffMax = d.Webhook.BackoffMax
+				wc.BackoffBase = min(wc.BackoffBase, wc.BackoffMax)
+			}
 			// A firing whose delivery outlasts its lease comes due on
 			// another node while this one still retries.
 			if longest := wc.MaxDuration(); longest > cfg.Triggers.Lease {
