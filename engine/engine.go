@@ -263,10 +263,7 @@ func failedFixtures(rs *rules.Ruleset) error {
 	for _, r := range RunFixtures(rs) {
 		if !r.Passed {
 			f := r.Fixture
-			owner := "rule " + f.Rule
-			if f.Rule == "" {
-				owner = "model " + f.Model
-			}
+			owner := fixtureOwnerName(f)
 			list = append(list, &rules.Error{File: f.File, Line: f.Line, Col: f.Col,
 				Message: fmt.Sprintf("%s, test %q failed: %s (rules.require_passing_tests keeps a ruleset with failing tests from going live)", owner, f.Name, r.Problem)})
 		}

@@ -27,12 +27,19 @@ type FixtureResult struct {
 
 // Error renders a failed fixture in the file:line:col: message form.
 func (r FixtureResult) Error() string {
-	f := r.Fixture
-	owner := "rule " + f.Rule
-	if f.Rule == "" {
-		owner = "model " + f.Model
+	return fmt.Sprintf("%s:%d:%d: %s, test %q: %s", r.Fixture.File, r.Fixture.Line, r.Fixture.Col, fixtureOwnerName(r.Fixture), r.Fixture.Name, r.Problem)
+}
+
+// fixtureOwnerName names what a fixture is written under: a rule, a
+// model or a trigger.
+func fixtureOwnerName(f rules.Fixture) string {
+	switch {
+	case f.Trigger != "":
+		return "trigger " + f.Trigger
+	case f.Rule == "":
+		return "model " + f.Model
 	}
-	return fmt.Sprintf("%s:%d:%d: %s, test %q: %s", f.File, f.Line, f.Col, owner, f.Name, r.Problem)
+	return "rule " + f.Rule
 }
 
 // RunFixtures runs every fixture of rs through the same decision path that
@@ -49,6 +56,9 @@ func RunFixtures(rs *rules.Ruleset) []FixtureResult {
 func runFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureResult {
 	if f.Model != "" {
 		return runModelFixture(rs, f, d)
+	}
+	if f.Trigger != "" {
+		return runTriggerFixture(rs, f, d)
 	}
 	req := Request{CustomerID: "fixture", Now: f.Now, Explain: true}
 	if req.Now.IsZero() {

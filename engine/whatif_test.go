@@ -3,12 +3,14 @@ package engine
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // A what-if preview decides for a changed customer; the stored record,
@@ -132,9 +134,9 @@ func TestFixtureResultsNameTheRulesTheyCover(t *testing.T) {
 	outcomes := map[string]bool{}
 	for _, r := range RunFixtures(e.Ruleset()) {
 		f := r.Fixture
-		if f.Model != "" {
+		if f.Model != "" || f.Trigger != "" {
 			if r.Outcome != "" {
-				t.Errorf("model fixture %q has a rule outcome %q", f.Name, r.Outcome)
+				t.Errorf("fixture %q of %s%s has a rule outcome %q", f.Name, f.Model, f.Trigger, r.Outcome)
 			}
 			continue
 		}
@@ -148,5 +150,43 @@ func TestFixtureResultsNameTheRulesTheyCover(t *testing.T) {
 	}
 	if !outcomes[OutcomeMatched] || !outcomes[OutcomeConditionFalse] {
 		t.Errorf("the demo's fixtures cover only %v; want rules both matching and not", outcomes)
+	}
+}
+
+// A trigger's test fails, saying what was sent and when, when the
+// trigger sends something else or at another time.
+func TestTriggerFixturesFailWithWhatHappened(t *testing.T) {
+	e, err := New(Config{RulesDir: "../configs/rules", SchemaPath: "../configs/features.yaml"}, mapSource{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := e.Ruleset()
+	var cart rules.Fixture
+	for _, f := range rs.Fixtures() {
+		if f.Trigger == "cart_abandoned" && f.Name == "the last cart change counts" {
+			cart = f
+		}
+	}
+	if cart.Trigger == "" {
+		t.Fatal("the demo's cart trigger test is gone")
+	}
+	var d Decision
+	if r := runFixture(rs, cart, &d); !r.Passed {
+		t.Fatalf("the demo's test fails: %s", r.Problem)
+	}
+	wrongTime := cart
+	wrongTime.ExpectAt = 2 * time.Hour
+	if r := runFixture(rs, wrongTime, &d); r.Passed || !strings.Contains(r.Problem, "sent 3h30m0s after") {
+		t.Errorf("expecting the first update's time: %+v", r)
+	}
+	nothing := cart
+	nothing.ExpectSent = nil
+	if r := runFixture(rs, nothing, &d); r.Passed || !strings.Contains(r.Error(), "trigger cart_abandoned") || !strings.Contains(r.Problem, "it sent [email_cart_reminder]") {
+		t.Errorf("expecting nothing: %+v", r)
+	}
+	never := cart
+	never.Events = nil
+	if r := runFixture(rs, never, &d); r.Passed || !strings.Contains(r.Problem, "never fell due") {
+		t.Errorf("without events: %+v", r)
 	}
 }

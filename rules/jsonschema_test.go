@@ -86,6 +86,8 @@ func TestJSONSchemaKeysMatchTheLoader(t *testing.T) {
 		"policy.quiet_hours":                  "$defs/policy/properties/quiet_hours",
 		"policy.consent":                      "$defs/policy/properties/consent",
 		"triggers[]":                          "$defs/trigger",
+		"triggers[].tests[]":                  "$defs/triggerFixture",
+		"triggers[].tests[].events[]":         "$defs/triggerFixture/properties/events/items",
 		"deliveries[]":                        "$defs/delivery",
 		"deliveries[].webhook":                "$defs/delivery/properties/webhook",
 		"deliveries[].redis_stream":           "$defs/delivery/properties/redis_stream",

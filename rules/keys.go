@@ -25,7 +25,9 @@ var (
 	quietHoursKeys     = []string{"channels", "hours", "timezone_feature", "timezone"}
 	modelTermKeys      = []string{"input", "weight", "log1p", "mean", "std", "one_hot", "buckets"}
 	bucketKeys         = []string{"bounds", "weights"}
-	triggerKeys        = []string{"id", "description", "on", "when", "delay", "unless", "placement", "channel", "deliver"}
+	triggerKeys        = []string{"id", "description", "on", "when", "delay", "unless", "placement", "channel", "deliver", "tests"}
+	triggerFixtureKeys = []string{"name", "customer", "now", "events", "expect_sent", "expect_at"}
+	triggerEventKeys   = []string{"name", "properties", "at"}
 	deliveryKeys       = []string{"id", "webhook", "redis_stream"}
 	webhookKeys        = []string{"url", "secret_env", "timeout", "max_attempts", "backoff_max"}
 	streamKeys         = []string{"stream", "maxlen"}
@@ -60,6 +62,8 @@ func KeysByPath() map[string][]string {
 		"policy.quiet_hours":                  quietHoursKeys,
 		"policy.consent":                      consentKeys,
 		"triggers[]":                          triggerKeys,
+		"triggers[].tests[]":                  triggerFixtureKeys,
+		"triggers[].tests[].events[]":         triggerEventKeys,
 		"deliveries[]":                        deliveryKeys,
 		"deliveries[].webhook":                webhookKeys,
 		"deliveries[].redis_stream":           streamKeys,

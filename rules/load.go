@@ -941,6 +941,23 @@ func (o fixtureOwner) String() string {
 	return "model " + o.model
 }
 
+// fixtureCustomer reads a fixture's customer: features by name.
+func (r *reader) fixtureCustomer(v *yaml.Node, rs *Ruleset, what string) *features.Record {
+	rec := &features.Record{ID: "fixture", Values: map[string]features.Value{}}
+	r.mapping(v, what+".customer", nil, func(name string, k, fv *yaml.Node) {
+		idx := rs.Schema.CustomerField(name)
+		if idx < 0 {
+			r.errf(k, "%s: unknown feature customer.%s%s", what, name, suggest(name, fieldNames(rs.Schema.Customer)))
+			return
+		}
+		field := rs.Schema.Customer[idx]
+		if val, ok := r.value(fv, field.Type, what+".customer."+name); ok {
+			rec.Values[name] = val
+		}
+	})
+	return rec
+}
+
 func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixture {
 	var out []Fixture
 	for i, el := range r.sequence(n, owner.String()+".tests") {
@@ -1034,18 +1051,7 @@ func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixtu
 			case "name":
 				f.Name, _ = r.nonEmptyStr(v, what+".name")
 			case "customer":
-				f.Customer = &features.Record{ID: "fixture", Values: map[string]features.Value{}}
-				r.mapping(v, what+".customer", nil, func(name string, k, fv *yaml.Node) {
-					idx := rs.Schema.CustomerField(name)
-					if idx < 0 {
-						r.errf(k, "%s: unknown feature customer.%s%s", what, name, suggest(name, fieldNames(rs.Schema.Customer)))
-						return
-					}
-					field := rs.Schema.Customer[idx]
-					if val, ok := r.value(fv, field.Type, what+".customer."+name); ok {
-						f.Customer.Values[name] = val
-					}
-				})
+				f.Customer = r.fixtureCustomer(v, rs, what)
 			case "context":
 				r.mapping(v, what+".context", nil, func(name string, k, fv *yaml.Node) {
 					idx := rs.Schema.ContextField(name)

@@ -297,6 +297,14 @@ type Fixture struct {
 	// and policy that depend on it.
 	History []HistoryEntry
 	Consent map[string]bool
+	// Trigger, when set, makes this a test of that trigger: Events happen
+	// on a simulated clock from Now, and ExpectSent is what the trigger
+	// sends (nothing when empty), ExpectAt (when not negative) how long
+	// after Now.
+	Trigger    string
+	Events     []FixtureEvent
+	ExpectSent []string
+	ExpectAt   time.Duration
 	// Variants puts the fixture's customer in a variant of an experiment
 	// (by experiment id: a variant name, "holdout", or "none" for outside
 	// it) instead of where the hash of its id falls; experiments it does
@@ -352,5 +360,16 @@ func (rs *Ruleset) Fixtures() []Fixture {
 	for _, r := range rs.Rules {
 		out = append(out, r.Tests...)
 	}
+	for _, t := range rs.Triggers {
+		out = append(out, t.Tests...)
+	}
 	return out
+}
+
+// FixtureEvent is a behavioural event in a trigger's test, At after the
+// test's start.
+type FixtureEvent struct {
+	Name       string
+	Properties map[string]features.Value
+	At         time.Duration
 }

@@ -39,7 +39,9 @@ type Trigger struct {
 	Placement  int
 	Channel    string
 	// Deliver is the Deliveries index the decision goes to.
-	Deliver   int
+	Deliver int
+	// Tests run the trigger on a simulated clock.
+	Tests     []Fixture
 	File      string
 	Line, Col int
 }
@@ -175,7 +177,7 @@ func (r *reader) trigger(it item, rs *Ruleset, comp *exprCompiler) Trigger {
 		}
 		return name
 	}
-	var onNode *yaml.Node
+	var onNode, testsNode *yaml.Node
 	given := map[string]bool{}
 	r.mapping(it.node, what, triggerKeys, func(key string, _, v *yaml.Node) {
 		given[key] = true
@@ -212,6 +214,8 @@ func (r *reader) trigger(it item, rs *Ruleset, comp *exprCompiler) Trigger {
 			if f := rs.Schema.ContextField("channel"); f >= 0 && t.Channel != "" && !rs.Schema.Context[f].Allows(features.String(t.Channel)) {
 				r.errf(v, "%s.channel must be one of %s, got %q", what, strings.Join(rs.Schema.Context[f].Values, ", "), t.Channel)
 			}
+		case "tests":
+			testsNode = v
 		case "deliver":
 			id, _ := r.nonEmptyStr(v, what+".deliver")
 			for i := range rs.Deliveries {
@@ -242,7 +246,96 @@ func (r *reader) trigger(it item, rs *Ruleset, comp *exprCompiler) Trigger {
 	case slices.Contains(t.Unless, t.On):
 		r.errf(onNode, "%s: %s both starts and cancels it", what, t.On)
 	}
+	if testsNode != nil {
+		t.Tests = r.triggerTests(testsNode, rs, t.ID)
+	}
 	return t
+}
+
+// triggerTests reads a trigger's tests: a customer, events at offsets
+// from now, and what is expected to be sent (and when).
+func (r *reader) triggerTests(n *yaml.Node, rs *Ruleset, trigger string) []Fixture {
+	var out []Fixture
+	for i, el := range r.sequence(n, "trigger "+trigger+".tests") {
+		what := fmt.Sprintf("trigger %s.tests[%d]", trigger, i)
+		f := Fixture{Trigger: trigger, File: r.src.path, Line: el.Line, Col: el.Column, ExpectAt: -1, Name: fmt.Sprintf("test %d", i+1)}
+		expectSeen := false
+		r.mapping(el, what, triggerFixtureKeys, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "name":
+				f.Name, _ = r.nonEmptyStr(v, what+".name")
+			case "customer":
+				f.Customer = r.fixtureCustomer(v, rs, what)
+			case "now":
+				f.Now, _ = r.timestamp(v, what+".now")
+			case "events":
+				for j, ev := range r.sequence(v, what+".events") {
+					f.Events = append(f.Events, r.fixtureEvent(ev, rs, fmt.Sprintf("%s.events[%d]", what, j)))
+				}
+			case "expect_sent":
+				expectSeen = true
+				ids, _ := r.strList(v, what+".expect_sent")
+				for j, id := range ids {
+					if rs.Touchpoint(id) < 0 {
+						r.errf(v.Content[j], "%s: unknown touchpoint %q%s", what, id, suggest(id, touchpointIDs(rs)))
+					}
+				}
+				f.ExpectSent = ids
+			case "expect_at":
+				d, err := time.ParseDuration(v.Value)
+				if err != nil || d < 0 {
+					r.errf(v, "%s.expect_at must be a duration after now, such as 2h, got %q", what, v.Value)
+					return
+				}
+				f.ExpectAt = d
+			}
+		})
+		if !expectSeen {
+			r.errf(el, "%s needs expect_sent: the touchpoints the trigger sends ([] for nothing)", what)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func (r *reader) fixtureEvent(n *yaml.Node, rs *Ruleset, what string) FixtureEvent {
+	ev := FixtureEvent{}
+	var def *EventDef
+	var propsNode *yaml.Node
+	r.mapping(n, what, triggerEventKeys, func(key string, _, v *yaml.Node) {
+		switch key {
+		case "name":
+			ev.Name, _ = r.nonEmptyStr(v, what+".name")
+			if ei := rs.Schema.Event(ev.Name); ei >= 0 {
+				def = &rs.Schema.Events[ei]
+			} else if ev.Name != "" {
+				r.errf(v, "%s: %q is not an event of the feature schema%s", what, ev.Name, suggest(ev.Name, rs.Schema.EventNames()))
+			}
+		case "properties":
+			propsNode = v
+		case "at":
+			d, err := time.ParseDuration(v.Value)
+			if err != nil || d < 0 {
+				r.errf(v, "%s.at must be a duration after the test's now, such as 0m or 30m, got %q", what, v.Value)
+				return
+			}
+			ev.At = d
+		}
+	})
+	if propsNode != nil && def != nil {
+		ev.Properties = map[string]features.Value{}
+		r.mapping(propsNode, what+".properties", nil, func(name string, k, v *yaml.Node) {
+			pi := def.Property(name)
+			if pi < 0 {
+				r.errf(k, "%s: %s has no property %s", what, def.Name, name)
+				return
+			}
+			if val, ok := r.value(v, def.Properties[pi].Type, what+".properties."+name); ok {
+				ev.Properties[name] = val
+			}
+		})
+	}
+	return ev
 }
 
 // CheckSecrets reports delivery secrets missing from the environment:
