@@ -18,6 +18,9 @@
 //	tp:{<customer>}:e:<event id>  string  "1": the event was counted (expires after Config.EventTTL, 30 days)
 //	tp:budget:{<touchpoint>}      string  how many units of the touchpoint's budget were ever consumed
 //	tp:budget:{<touchpoint>}:<day>  string  units consumed that day (expires the day after)
+//	tp:trig:{<queue>}:due         zset  "<trigger>|<customer>" → unix ms the firing is due
+//	tp:trig:{<queue>}:lease       zset  a claimed firing → unix ms its lease ends
+//	tp:trig:{<queue>}:claim       hash  a claimed firing → "<token>|<due unix ms>"
 //
 // Days are features.Day numbers (days since 1970-01-01, UTC). A customer id
 // containing '{', '}' or '%' is written percent-encoded inside the braces
