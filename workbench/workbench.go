@@ -334,6 +334,7 @@ type TestResult struct {
 	Col     int    `json:"col"`
 	Rule    string `json:"rule,omitempty"`
 	Model   string `json:"model,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
 	Passed  bool   `json:"passed"`
 	Problem string `json:"problem,omitempty"`
 }
@@ -384,7 +385,7 @@ func (w *Workbench) Check(d Draft) (*Check, error) {
 		f := r.Fixture
 		tests.add(r.Passed)
 		tests.Results = append(tests.Results, TestResult{Name: f.Name, File: rel(w.cfg.RulesDir, f.File), Line: f.Line, Col: f.Col,
-			Rule: f.Rule, Model: f.Model, Passed: r.Passed, Problem: r.Problem})
+			Rule: f.Rule, Model: f.Model, Trigger: f.Trigger, Passed: r.Passed, Problem: r.Problem})
 	}
 	out.Tests = tests
 	out.OK = tests.Failed == 0

@@ -406,7 +406,7 @@ export function mountDrafts(root) {
           return h('li', null, h('button', { type: 'button', class: 'problem', onclick: () => open(t.file, t.line, t.col) },
             h('span', { class: 'problem-where' }, where),
             h('span', { class: 'problem-msg' },
-              h('span', null, h('strong', null, t.name), t.rule ? h('span', { class: 'muted' }, ` · rule ${t.rule}`) : null, t.model ? h('span', { class: 'muted' }, ` · model ${t.model}`) : null),
+              h('span', null, h('strong', null, t.name), t.rule ? h('span', { class: 'muted' }, ` · rule ${t.rule}`) : null, t.model ? h('span', { class: 'muted' }, ` · model ${t.model}`) : null, t.trigger ? h('span', { class: 'muted' }, ` · trigger ${t.trigger}`) : null),
               t.problem ? h('span', { class: 'problem-detail' }, t.problem) : null)));
         }))) : null,
       tests && !r.ok ? h('p', { class: 'muted small' }, `${tests.passed} of ${tests.total} tests pass.`) : null,
