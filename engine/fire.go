@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/touchpoint-dev/touchpoint/features"
+	"github.com/touchpoint-dev/touchpoint/rules"
 )
 
 // Why a trigger that fell due sends nothing (Fired.Held).
@@ -23,10 +24,10 @@ type Fired struct {
 	// QuietUntil, with Held quiet_hours, is when the quiet window that
 	// held the send back ends.
 	QuietUntil time.Time
-	// Trigger is the trigger's placement, channel and delivery, as the
-	// ruleset that decided has them.
+	// Placement, Channel and Delivery are the trigger's, as the ruleset
+	// that decided has them (a reload may change them meanwhile).
 	Placement, Channel string
-	Deliver            int
+	Delivery           rules.Delivery
 	// Request is what was decided, for the decision log.
 	Request Request
 }
@@ -44,7 +45,7 @@ func (e *Engine) Fire(ctx context.Context, trigger, customerID string, now time.
 	}
 	t := &rs.Triggers[ti]
 	placement := rs.Placements[t.Placement].ID
-	out := Fired{Placement: placement, Channel: t.Channel, Deliver: t.Deliver}
+	out := Fired{Placement: placement, Channel: t.Channel, Delivery: rs.Deliveries[t.Deliver]}
 	req := Request{CustomerID: customerID, Now: now, Explain: true, Log: log, when: t.When,
 		Placements: []PlacementRequest{{ID: placement}},
 		Context:    []ContextField{{Name: "channel", Value: features.String(t.Channel)}}}

@@ -12,9 +12,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Events is the traffic file's feedback section: a share of all requests
-// are batches of events (impressions, clicks, conversions, dismissals)
-// posted to the events endpoint instead of decides.
+// Events is the traffic file's events section: a share of all requests
+// are batches of events posted to the events endpoint instead of decides.
+// An event is feedback about a touchpoint (an impression, click,
+// conversion or dismissal) or, with type track, a behavioural event: what
+// the customer did, such as cart_updated, with properties.
 type Events struct {
 	// Share is the fraction of requests that are event batches, 0 to 1.
 	// Zero keeps the section but sends decides only.
@@ -23,14 +25,24 @@ type Events struct {
 	Path string
 	// Batch is how many events one request carries.
 	Batch int
-	// Touchpoints is how many touchpoint ids the events name.
+	// Touchpoints is how many touchpoint ids the feedback events name; 0
+	// when every event is behavioural.
 	Touchpoints int
+	// Track names the behavioural events, in file order, and TrackShare
+	// is their share of all events; none without track in the types.
+	Track      []string
+	TrackShare float64
 
 	// types and touchpoints hold pre-encoded `"key":"value"` members with
 	// cumulative weights, so a body is built by copying bytes.
 	types, tps     [][]byte
 	typeCum, tpCum []float64
 	typeNames      []string
+	// trackType is the index of track in types, or -1; track holds the
+	// behavioural events with cumulative weights.
+	trackType int
+	track     []trackEvent
+	trackCum  []float64
 }
 
 // Limits of the events section.
@@ -43,7 +55,10 @@ const (
 )
 
 // eventTypeList names the types the events API accepts.
-const eventTypeList = "impression, click, conversion, dismiss"
+const eventTypeList = "impression, click, conversion, dismiss or track (behavioural events, described in events.track)"
+
+// eventTrack is the type of behavioural events.
+const eventTrack = "track"
 
 func isEventType(s string) bool {
 	switch s {
@@ -64,8 +79,8 @@ func parseEvents(n *yaml.Node, at func(*yaml.Node, string, ...any) error) (*Even
 	case n.Kind != yaml.MappingNode:
 		return nil, at(n, "events must be a map such as {share: 0.15, types: {impression: 80, click: 20}, touchpoints: [cart_coupon_10]}")
 	}
-	e := &Events{Path: defaultEventsPath, Batch: 1}
-	var shareNode, typesNode, tpNode *yaml.Node
+	e := &Events{Path: defaultEventsPath, Batch: 1, trackType: -1}
+	var shareNode, typesNode, tpKey, tpNode, trackKey, trackNode *yaml.Node
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -94,9 +109,11 @@ func parseEvents(n *yaml.Node, at func(*yaml.Node, string, ...any) error) (*Even
 		case "types":
 			typesNode = v
 		case "touchpoints":
-			tpNode = v
+			tpKey, tpNode = k, v
+		case "track":
+			trackKey, trackNode = k, v
 		default:
-			return nil, at(k, "events: unknown key %q; the keys are share, path, batch, types and touchpoints", k.Value)
+			return nil, at(k, "events: unknown key %q; the keys are share, path, batch, types, touchpoints and track", k.Value)
 		}
 	}
 	if shareNode == nil {
@@ -105,14 +122,33 @@ func parseEvents(n *yaml.Node, at func(*yaml.Node, string, ...any) error) (*Even
 	if typesNode == nil {
 		return nil, at(n, "events.types is required: event types and their weights, e.g. {impression: 80, click: 15, conversion: 5}")
 	}
-	if tpNode == nil {
-		return nil, at(n, "events.touchpoints is required: the touchpoint ids events name, e.g. [cart_coupon_10, birthday_gift]")
-	}
 	if err := e.parseTypes(typesNode, at); err != nil {
 		return nil, err
 	}
-	if err := e.parseTouchpoints(tpNode, at); err != nil {
-		return nil, err
+	hasTrack := e.trackType >= 0
+	// Only feedback names a touchpoint, and only track events are drawn
+	// from the track section: a part nothing reads is a mistake to point
+	// out, not to ignore.
+	switch hasFeedback := len(e.typeNames) > 1 || !hasTrack; {
+	case hasFeedback && tpNode == nil:
+		return nil, at(n, "events.touchpoints is required: the touchpoint ids feedback events name, e.g. [cart_coupon_10, birthday_gift]")
+	case !hasFeedback && tpNode != nil:
+		return nil, at(tpKey, "events.touchpoints: only feedback events (impression, click, conversion, dismiss) name touchpoints, and events.types has none; leave touchpoints out")
+	case tpNode != nil:
+		if err := e.parseTouchpoints(tpNode, at); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case hasTrack && trackNode == nil:
+		return nil, at(n, "events.track is required when events.types has track: the behavioural events and their properties, e.g. %s", trackExample)
+	case !hasTrack && trackNode != nil:
+		return nil, at(trackKey, "events.track is given, but events.types has no track weight to draw its events; add one, e.g. track: 20")
+	case hasTrack:
+		if err := e.parseTrack(trackNode, at); err != nil {
+			return nil, err
+		}
+		e.TrackShare = (e.typeCum[e.trackType] - e.typeCumBefore(e.trackType)) / e.typeCum[len(e.typeCum)-1]
 	}
 	return e, nil
 }
@@ -124,7 +160,7 @@ func (e *Events) parseTypes(n *yaml.Node, at func(*yaml.Node, string, ...any) er
 	total := 0.0
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !isEventType(k.Value) {
+		if !isEventType(k.Value) && k.Value != eventTrack {
 			return at(k, "events.types: %q is not an event type; use %s", k.Value, eventTypeList)
 		}
 		if slices.Contains(e.typeNames, k.Value) {
@@ -135,11 +171,22 @@ func (e *Events) parseTypes(n *yaml.Node, at func(*yaml.Node, string, ...any) er
 			return at(v, "events.types.%s: weight must be a positive number, got %s", k.Value, show(v))
 		}
 		total += w
+		if k.Value == eventTrack {
+			e.trackType = len(e.typeNames)
+		}
 		e.typeNames = append(e.typeNames, k.Value)
 		e.types = append(e.types, member("type", k.Value))
 		e.typeCum = append(e.typeCum, total)
 	}
 	return nil
+}
+
+// typeCumBefore is the cumulative weight of the types before index i.
+func (e *Events) typeCumBefore(i int) float64 {
+	if i == 0 {
+		return 0
+	}
+	return e.typeCum[i-1]
 }
 
 // parseTouchpoints reads a list (a uniform choice) or a map of id: weight,
@@ -288,11 +335,12 @@ func (g *Generator) Kind(n uint64) RequestKind {
 const eventSalt = 0xbb67ae8584caa73b
 
 // Events appends request n's event batch to dst: one customer (a page or
-// app reports its own customer's feedback) and Batch events, each with
-// its own touchpoint and type, all timestamped now. The generator keeps
-// no state between requests, so events are not tied to what an earlier
-// decide answered: decision_id is a well-formed id of the real size, drawn
-// from the seed and n.
+// app reports its own customer's events) and Batch events, each with its
+// own type and touchpoint, or for a track event its own name and
+// properties, all timestamped now. The generator keeps no state between
+// requests, so events are not tied to what an earlier decide answered:
+// decision_id is a well-formed id of the real size, drawn from the seed
+// and n.
 func (s *Source) Events(dst []byte, n uint64, now time.Time) []byte {
 	e := s.g.t.Events
 	s.pcg.Seed(mix64(s.g.seed^eventSalt), mix64(n^0x9e3779b97f4a7c15))
@@ -316,14 +364,26 @@ func (s *Source) Events(dst []byte, n uint64, now time.Time) []byte {
 		dst = strconv.AppendUint(dst, n, 10)
 		dst = append(dst, '-')
 		dst = strconv.AppendInt(dst, int64(i), 10)
-		dst = append(dst, `","decision_id":"`...)
-		dst = appendHex64(appendHex64(dst, d1), d2)
+		// Both draws come first whatever the type, in the order files
+		// without track have always used, so those send the same bytes as
+		// before track existed. A track event uses the first for its name.
+		u, ut := s.rng.Float64(), s.rng.Float64()
+		ti := pick(e.typeCum, ut)
+		track := ti == e.trackType
+		if !track {
+			dst = append(dst, `","decision_id":"`...)
+			dst = appendHex64(appendHex64(dst, d1), d2)
+		}
 		dst = append(dst, `","customer_id":"`...)
 		dst = appendCustomerID(dst, customer)
 		dst = append(dst, `",`...)
-		dst = append(dst, e.tps[pick(e.tpCum, s.rng.Float64())]...)
-		dst = append(dst, ',')
-		dst = append(dst, e.types[pick(e.typeCum, s.rng.Float64())]...)
+		if track {
+			dst = s.appendTrack(dst, &e.track[pick(e.trackCum, u)])
+		} else {
+			dst = append(dst, e.tps[pick(e.tpCum, u)]...)
+			dst = append(dst, ',')
+			dst = append(dst, e.types[ti]...)
+		}
 		dst = append(dst, ',')
 		dst = append(dst, s.ts...)
 		dst = append(dst, '}')

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,13 +155,70 @@ func TestEventKindsAreDeterministic(t *testing.T) {
 
 type eventsBody struct {
 	Events []struct {
-		EventID    string `json:"event_id"`
-		DecisionID string `json:"decision_id"`
-		CustomerID string `json:"customer_id"`
-		Touchpoint string `json:"touchpoint"`
-		Type       string `json:"type"`
-		TS         string `json:"ts"`
+		EventID    string         `json:"event_id"`
+		DecisionID string         `json:"decision_id"`
+		CustomerID string         `json:"customer_id"`
+		Touchpoint string         `json:"touchpoint"`
+		Type       string         `json:"type"`
+		Name       string         `json:"name"`
+		Properties map[string]any `json:"properties"`
+		TS         string         `json:"ts"`
 	} `json:"events"`
+}
+
+// decodeEvents reads a batch the way a strict client of the events API
+// would: unknown fields and trailing bytes are errors.
+func decodeEvents(t *testing.T, body []byte) eventsBody {
+	t.Helper()
+	var b eventsBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		t.Fatalf("not the events API's JSON: %v\n%s", err, body)
+	}
+	if dec.More() {
+		t.Fatalf("bytes after the batch:\n%s", body)
+	}
+	return b
+}
+
+// demoEvents reads the behavioural events configs/features.yaml declares
+// (name: property: type) and the values its string features allow, as
+// plain YAML: an event or property the schema lacks would be a 400.
+func demoEvents(t *testing.T) (events map[string]map[string]string, allowed map[string][]string) {
+	t.Helper()
+	var schema struct {
+		Events map[string]struct {
+			Properties map[string]string `yaml:"properties"`
+		} `yaml:"events"`
+		Customer map[string]struct {
+			Values []string `yaml:"values"`
+		} `yaml:"customer"`
+		On map[string]struct {
+			Set map[string]any `yaml:"set"`
+		} `yaml:"on"`
+	}
+	readYAML(t, "../configs/features.yaml", &schema)
+	events = map[string]map[string]string{}
+	for name, e := range schema.Events {
+		events[name] = e.Properties
+	}
+	// A string property that sets a feature with a list of values must be
+	// one of them.
+	allowed = map[string][]string{}
+	for name, on := range schema.On {
+		for feature, v := range on.Set {
+			if ref, ok := v.(string); ok && strings.HasPrefix(ref, "properties.") {
+				if vals := schema.Customer[feature].Values; len(vals) > 0 {
+					allowed[name+"."+strings.TrimPrefix(ref, "properties.")] = vals
+				}
+			}
+		}
+	}
+	if len(events) == 0 {
+		t.Fatal("configs/features.yaml declares no events")
+	}
+	return events, allowed
 }
 
 func TestEventBodies(t *testing.T) {
@@ -179,10 +238,15 @@ func TestEventBodies(t *testing.T) {
 			known[tp.ID] = true
 		}
 	}
+	declared, allowed := demoEvents(t)
+	if len(allowed["complaint_opened.emotion"]) == 0 {
+		t.Fatal("the emotion feature's values were not found in configs/features.yaml")
+	}
 	g := NewRunGenerator(tr, 3000, 42, "r1")
 	src := g.NewSource()
 	ids := map[string]bool{}
 	types := map[string]int{}
+	names := map[string]int{}
 	customers := map[string]int{}
 	batches := 0
 	var buf []byte
@@ -192,15 +256,11 @@ func TestEventBodies(t *testing.T) {
 		}
 		batches++
 		buf = src.Events(buf[:0], i, testNow)
-		var b eventsBody
-		dec := json.NewDecoder(bytes.NewReader(buf))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&b); err != nil {
-			t.Fatalf("batch %d is not the events API's JSON: %v\n%s", i, err, buf)
-		}
+		b := decodeEvents(t, buf)
 		if len(b.Events) != 3 {
 			t.Fatalf("batch %d has %d events, want 3", i, len(b.Events))
 		}
+		var decisionID string
 		for j, e := range b.Events {
 			if ids[e.EventID] {
 				t.Fatalf("event id %s is sent twice", e.EventID)
@@ -209,26 +269,64 @@ func TestEventBodies(t *testing.T) {
 			if !strings.HasPrefix(e.EventID, "lt-42-r1-") || len(e.EventID) > maxEventIDBytes {
 				t.Fatalf("event id %q does not carry the seed and run", e.EventID)
 			}
+			if ts, err := time.Parse(time.RFC3339, e.TS); err != nil || !ts.Equal(testNow) {
+				t.Fatalf("ts %q is not now in RFC 3339: %v", e.TS, err)
+			}
+			if e.CustomerID != b.Events[0].CustomerID {
+				t.Fatalf("batch %d event %d: one batch is one customer's", i, j)
+			}
+			types[e.Type]++
+			if e.Type == "track" {
+				if e.DecisionID != "" || e.Touchpoint != "" {
+					t.Fatalf("a track event carries feedback fields: %+v", e)
+				}
+				props, ok := declared[e.Name]
+				if !ok {
+					t.Fatalf("track event %q is not in configs/features.yaml's events", e.Name)
+				}
+				names[e.Name]++
+				for p, v := range e.Properties {
+					typ := map[string]string{"float64": "number", "string": "string", "bool": "bool"}[reflect.TypeOf(v).String()]
+					if typ == "" || typ != props[p] {
+						t.Fatalf("%s.properties.%s is %T %v; the schema declares %q", e.Name, p, v, v, props[p])
+					}
+					if vals := allowed[e.Name+"."+p]; vals != nil && !slices.Contains(vals, v.(string)) {
+						t.Fatalf("%s.properties.%s = %q, which the feature it sets does not allow (%v)", e.Name, p, v, vals)
+					}
+				}
+				if len(e.Properties) != len(props) {
+					t.Fatalf("%s has properties %v; the demo traffic gives every declared one (%v)", e.Name, e.Properties, props)
+				}
+				continue
+			}
+			if e.Name != "" || e.Properties != nil {
+				t.Fatalf("a feedback event carries track fields: %+v", e)
+			}
 			if !known[e.Touchpoint] {
 				t.Fatalf("event names %q, which the demo rules do not define", e.Touchpoint)
 			}
 			if len(e.DecisionID) != 32 || strings.Trim(e.DecisionID, "0123456789abcdef") != "" {
 				t.Fatalf("decision id %q is not 32 hex digits", e.DecisionID)
 			}
-			if ts, err := time.Parse(time.RFC3339, e.TS); err != nil || !ts.Equal(testNow) {
-				t.Fatalf("ts %q is not now in RFC 3339: %v", e.TS, err)
+			if decisionID != "" && e.DecisionID != decisionID {
+				t.Fatalf("batch %d event %d: one batch is one page's decision", i, j)
 			}
-			if e.CustomerID != b.Events[0].CustomerID || e.DecisionID != b.Events[0].DecisionID {
-				t.Fatalf("batch %d event %d: one batch is one customer's page", i, j)
-			}
-			types[e.Type]++
+			decisionID = e.DecisionID
 		}
 		customers[b.Events[0].CustomerID]++
 	}
 	total := float64(3 * batches)
-	for typ, w := range map[string]float64{"impression": 0.80, "click": 0.14, "conversion": 0.03, "dismiss": 0.03} {
+	for typ, w := range map[string]float64{"impression": 0.60, "click": 0.11, "conversion": 0.02, "dismiss": 0.02, "track": 0.25} {
 		if got := float64(types[typ]) / total; math.Abs(got-w) > 0.015 {
 			t.Errorf("type %s: share %.3f, want %.2f", typ, got, w)
+		}
+	}
+	if tr.Events.TrackShare != 0.25 {
+		t.Errorf("TrackShare %g, want 0.25", tr.Events.TrackShare)
+	}
+	for name, w := range map[string]float64{"cart_updated": 0.70, "checkout_completed": 0.17, "points_expiring": 0.07, "complaint_opened": 0.03, "complaint_resolved": 0.03} {
+		if got := float64(names[name]) / float64(types["track"]); math.Abs(got-w) > 0.03 {
+			t.Errorf("track event %s: share %.3f, want %.2f", name, got, w)
 		}
 	}
 	// The same Zipf draw as decides: the head is far more frequent.
@@ -341,6 +439,9 @@ func TestRunMixesEvents(t *testing.T) {
 		"json kinds":   {js.String(), `"by_kind": {`},
 		"json events":  {js.String(), `"feedback": {`},
 		"json setting": {js.String(), `"id_prefix": "lt-1-test-"`},
+		"table track":  {table.String(), "(ids lt-1-test-…); 25% of events behavioural (cart_updated, checkout_completed, points_expiring, complaint_opened, complaint_resolved)\n"},
+		"html track":   {page.String(), "naming 20 touchpoints; 25% of events behavioural (cart_updated, "},
+		"json track":   {js.String(), `"track_share": 0.25`},
 	} {
 		if !strings.Contains(want[0], want[1]) {
 			t.Errorf("%s lacks %q:\n%s", what, want[1], want[0])

@@ -602,8 +602,20 @@ func eventsSetting(e *EventSettings) string {
 	if e == nil {
 		return "none: every request is a decide"
 	}
-	return fmt.Sprintf("%s of requests, batches of %s naming %s, to %s; ids %s…",
-		fmtPercent(e.Share), plural(e.Batch, "event"), plural(e.Touchpoints, "touchpoint"), e.URL, e.IDPrefix)
+	what := "batches of " + plural(e.Batch, "event")
+	if e.Touchpoints > 0 {
+		what += " naming " + plural(e.Touchpoints, "touchpoint")
+	}
+	return fmt.Sprintf("%s of requests, %s%s, to %s; ids %s…",
+		fmtPercent(e.Share), what, trackSetting(e), e.URL, e.IDPrefix)
+}
+
+// trackSetting says which share of the events are behavioural, and which.
+func trackSetting(e *EventSettings) string {
+	if len(e.Track) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %s of events behavioural (%s)", fmtPercent(e.TrackShare), strings.Join(e.Track, ", "))
 }
 
 func writeSettings(b *strings.Builder, rep *Report) {

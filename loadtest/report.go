@@ -77,9 +77,14 @@ type EventSettings struct {
 	URL string `json:"url"`
 	// Share is the fraction of requests that were event batches.
 	Share float64 `json:"share"`
-	// Batch is the events per request; Touchpoints how many ids they name.
+	// Batch is the events per request; Touchpoints how many ids the
+	// feedback events name.
 	Batch       int `json:"batch"`
 	Touchpoints int `json:"touchpoints"`
+	// Track names the behavioural events and TrackShare is their share
+	// of all events; absent when every event is feedback.
+	Track      []string `json:"track,omitempty"`
+	TrackShare float64  `json:"track_share,omitempty"`
 	// IDPrefix starts every event id of the run (the seed and a run id),
 	// so the run's events can be told apart in the store.
 	IDPrefix string `json:"id_prefix"`

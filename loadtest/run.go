@@ -7,8 +7,8 @@
 // maximum throughput and is labelled as such everywhere.
 //
 // It also owns the traffic model (weighted page views over Zipf-distributed
-// customers, with a share of feedback event batches for the events
-// endpoint mixed in), the HDR-histogram measurements, the step and find-max
+// customers, with a share of event batches, feedback and behavioural, for
+// the events endpoint mixed in), the HDR-histogram measurements, the step and find-max
 // searches, and the reports: the terminal table, the JSON file, the
 // self-contained HTML page and the comparison of two runs.
 //
@@ -229,7 +229,8 @@ func (r *runner) settings() Settings {
 		CPUs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
 	if e := c.Traffic.Events; c.Traffic.HasEvents() {
-		s.Events = &EventSettings{URL: r.eventsTarget, Share: e.Share, Batch: e.Batch, Touchpoints: e.Touchpoints, IDPrefix: r.idPrefix}
+		s.Events = &EventSettings{URL: r.eventsTarget, Share: e.Share, Batch: e.Batch, Touchpoints: e.Touchpoints,
+			Track: e.Track, TrackShare: e.TrackShare, IDPrefix: r.idPrefix}
 	}
 	if c.Mode == Closed {
 		s.Concurrency = c.Concurrency

@@ -20,8 +20,8 @@ func WriteTable(w io.Writer, rep *Report) error {
 	fmt.Fprintf(&b, "  traffic  %s (%d views, digest %s), %s customers, seed %d\n",
 		s.Traffic, s.Views, s.TrafficDigest, fmtInt(int64(s.Customers)), s.Seed)
 	if e := s.Events; e != nil {
-		fmt.Fprintf(&b, "  events   %s of requests are batches of %s to %s (ids %s…)\n",
-			fmtPercent(e.Share), plural(e.Batch, "event"), e.URL, e.IDPrefix)
+		fmt.Fprintf(&b, "  events   %s of requests are batches of %s to %s (ids %s…)%s\n",
+			fmtPercent(e.Share), plural(e.Batch, "event"), e.URL, e.IDPrefix, trackSetting(e))
 	}
 	keep := "keep-alive"
 	if !s.KeepAlive {

@@ -32,8 +32,8 @@ type Traffic struct {
 	Anonymous float64
 	// Views are the weighted kinds of page view.
 	Views []View
-	// Events mixes feedback event batches into the traffic; nil when the
-	// file has no events section.
+	// Events mixes event batches (feedback and behavioural) into the
+	// traffic; nil when the file has no events section.
 	Events *Events
 	// Digest identifies the file's content, so compare can tell whether two
 	// runs used the same traffic.

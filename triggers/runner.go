@@ -267,13 +267,7 @@ func (r *Runner) handle(ctx context.Context, c Claim, d *engine.Decision) {
 		r.done(ctx, c)
 		return
 	}
-	rs := r.eng.Ruleset()
-	if fired.Deliver < 0 || fired.Deliver >= len(rs.Deliveries) {
-		r.failed.Add(1)
-		r.done(ctx, c)
-		return
-	}
-	dv, err := r.deliverer(rs.Deliveries[fired.Deliver])
+	dv, err := r.deliverer(fired.Delivery)
 	if err != nil {
 		r.failed.Add(1)
 		r.log.Error().Err(err).Str("trigger", trigger).Msg("cannot deliver a trigger")
