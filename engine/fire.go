@@ -46,7 +46,7 @@ func (e *Engine) Fire(ctx context.Context, trigger, customerID string, now time.
 	t := &rs.Triggers[ti]
 	placement := rs.Placements[t.Placement].ID
 	out := Fired{Placement: placement, Channel: t.Channel, Delivery: rs.Deliveries[t.Deliver]}
-	req := Request{CustomerID: customerID, Now: now, Explain: true, Log: log, when: t.When,
+	req := Request{CustomerID: customerID, Now: now, Log: log, when: t.When,
 		Placements: []PlacementRequest{{ID: placement}},
 		Context:    []ContextField{{Name: "channel", Value: features.String(t.Channel)}}}
 	if rs.Schema.ContextField("trigger") >= 0 {
@@ -69,15 +69,22 @@ func (e *Engine) Fire(ctx context.Context, trigger, customerID string, now time.
 		}
 	}
 	out.Held = HeldNothingChosen
-	if q := rs.Policy.Quiet; q != nil && d.Explain != nil {
-		for _, c := range d.Explain.Candidates {
-			if c.Placement == placement && c.Reason == ReasonQuietHours {
-				out.Held, out.QuietUntil = HeldQuietHours, q.EndFor(d.scratch.env, t.Channel, now)
-				break
-			}
-		}
+	// Quiet hours hold the whole channel: when nothing was chosen in them,
+	// the send waits for their end rather than be dropped. Checking the
+	// window, not an explanation, keeps firings as cheap as decides.
+	if end := quietEnd(rs, d, t.Channel, now); !end.IsZero() {
+		out.Held, out.QuietUntil = HeldQuietHours, end
 	}
 	return out, nil
+}
+
+// quietEnd is when the quiet hours that hold channel at now end for the
+// customer d was decided for; zero outside them.
+func quietEnd(rs *rules.Ruleset, d *Decision, channel string, now time.Time) time.Time {
+	if rs.Policy.Quiet == nil || d.scratch == nil {
+		return time.Time{}
+	}
+	return rs.Policy.Quiet.EndFor(d.scratch.env, channel, now)
 }
 
 // SendItems returns the items of a fired decision worth sending: a

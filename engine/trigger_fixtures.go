@@ -95,7 +95,7 @@ func runTriggerFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureR
 // quiet hours held the send back, when they end.
 func decideTrigger(rs *rules.Ruleset, t *rules.Trigger, rec *features.Record, at time.Time, d *Decision) ([]string, time.Time) {
 	placement := rs.Placements[t.Placement].ID
-	req := Request{CustomerID: "fixture", Now: at, Explain: true, when: t.When,
+	req := Request{CustomerID: "fixture", Now: at, when: t.When,
 		Placements: []PlacementRequest{{ID: placement}},
 		Context:    []ContextField{{Name: "channel", Value: features.String(t.Channel)}}}
 	if rs.Schema.ContextField("trigger") >= 0 {
@@ -111,15 +111,10 @@ func decideTrigger(rs *rules.Ruleset, t *rules.Trigger, rec *features.Record, at
 	for _, it := range SendItems(d) {
 		items = append(items, it.Touchpoint)
 	}
-	if len(items) > 0 || d.held || rs.Policy.Quiet == nil {
+	if len(items) > 0 || d.held {
 		return items, time.Time{}
 	}
-	for _, c := range d.Explain.Candidates {
-		if c.Placement == placement && c.Reason == ReasonQuietHours {
-			return nil, rs.Policy.Quiet.EndFor(d.scratch.env, t.Channel, at)
-		}
-	}
-	return nil, time.Time{}
+	return nil, quietEnd(rs, d, t.Channel, at)
 }
 
 // applyFixtureEvent changes rec as the event would in a store: the on

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,9 +37,11 @@ type Config struct {
 	TimeScale float64 `yaml:"time_scale"`
 }
 
-// DefaultConfig looks for due firings every second with four workers.
+// DefaultConfig looks for due firings ten times a second, so a node's
+// firings come in small batches rather than a burst each second, with four
+// workers.
 func DefaultConfig() Config {
-	return Config{Every: time.Second, Lease: 5 * time.Minute, Workers: 4, TimeScale: 1}
+	return Config{Every: 100 * time.Millisecond, Lease: 5 * time.Minute, Workers: 4, TimeScale: 1}
 }
 
 // Validate reports settings that cannot work.
@@ -382,12 +383,3 @@ func (r *Runner) Stats() Stats {
 
 // Pending counts firings waiting or claimed in the queue.
 func (r *Runner) Pending(ctx context.Context) (int64, error) { return r.queue.Pending(ctx) }
-
-func sortClaims(list []Claim) {
-	sort.Slice(list, func(i, j int) bool {
-		if !list[i].Due.Equal(list[j].Due) {
-			return list[i].Due.Before(list[j].Due)
-		}
-		return list[i].Key < list[j].Key
-	})
-}

@@ -3,6 +3,7 @@ package triggers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,5 +203,31 @@ func TestMemoryQueueLeases(t *testing.T) {
 	}
 	if c, _ := q.Claim(ctx, t0.Add(time.Hour), time.Minute, 10); len(c) != 1 {
 		t.Fatalf("the newer schedule: %+v", c)
+	}
+}
+
+// Rescheduling one key over and over keeps the heap near the number of
+// keys pending, and claims take the earliest live firings only.
+func TestMemoryQueueHeapStaysSmall(t *testing.T) {
+	q := NewMemoryQueue()
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := range 10000 {
+		q.Schedule(ctx, "t|hot", t0.Add(time.Duration(i)*time.Second))
+	}
+	for i := range 100 {
+		q.Schedule(ctx, fmt.Sprintf("t|c%03d", i), t0.Add(time.Duration(i)*time.Minute))
+	}
+	q.Cancel(ctx, "t|c000")
+	if len(q.heap) > 2*len(q.due)+1024 {
+		t.Errorf("the heap holds %d entries for %d pending firings", len(q.heap), len(q.due))
+	}
+	got, _ := q.Claim(ctx, t0.Add(5*time.Minute), time.Minute, 100)
+	var keys []string
+	for _, c := range got {
+		keys = append(keys, c.Key)
+	}
+	if strings.Join(keys, ",") != "t|c001,t|c002,t|c003,t|c004,t|c005" {
+		t.Errorf("claimed %v; want c001 to c005 (c000 cancelled, hot due in hours)", keys)
 	}
 }
