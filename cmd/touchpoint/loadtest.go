@@ -24,9 +24,10 @@ const loadtestUsage = `Usage: touchpoint loadtest [flags] URL
 Sends decide requests to URL (e.g. http://127.0.0.1:8080; a URL without a
 path gets the traffic file's, /v1/decide) and reports latency percentiles,
 throughput and errors. When the traffic file has an events section, that
-share of the requests are feedback event batches posted to the same host's
-events path (/v1/events), measured on the same schedule and reported on
-their own as well; --event-share changes the share, 0 sends decides only.
+share of the requests are event batches (feedback, and behavioural track
+events when the file weighs them) posted to the same host's events path
+(/v1/events), measured on the same schedule and reported on their own as
+well; --event-share changes the share, 0 sends decides only.
 
 Open loop (the default): requests leave at a constant --rate whatever the
 target does, and latency is measured from each request's scheduled send
