@@ -526,24 +526,7 @@ func TestWebhookCancelDuringBackoff(t *testing.T) {
 	cfg.BackoffMax = time.Minute // so the wait is the 30s asked for
 	w := newWebhook(t, cfg, dead)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- w.Deliver(ctx, "f-13", []byte(testBody)) }()
-	select {
-	case <-rc.arrived:
-	case <-time.After(prompt):
-		t.Fatal("the first attempt never arrived")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) || errors.Is(err, delivery.ErrDeadLettered) {
-			t.Errorf("Deliver = %v, want context.Canceled and no dead letter", err)
-		}
-	case <-time.After(prompt):
-		t.Fatal("Deliver kept waiting after its context was cancelled")
-	}
+	cancelAfterFirstAttempt(t, rc, w, "f-13")
 	if len(dead.all()) != 0 || w.Stats() != (delivery.WebhookStats{}) {
 		t.Errorf("dead letters %+v, stats %+v, want none", dead.all(), w.Stats())
 	}
@@ -557,24 +540,7 @@ func TestWebhookCancelDuringAttempt(t *testing.T) {
 	dead := &deadSink{}
 	w := newWebhook(t, testConfig(rc.srv.URL), dead)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- w.Deliver(ctx, "f-14", []byte(testBody)) }()
-	select {
-	case <-rc.arrived:
-	case <-time.After(prompt):
-		t.Fatal("the first attempt never arrived")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) || errors.Is(err, delivery.ErrDeadLettered) {
-			t.Errorf("Deliver = %v, want context.Canceled and no dead letter", err)
-		}
-	case <-time.After(prompt):
-		t.Fatal("Deliver kept going after its context was cancelled")
-	}
+	cancelAfterFirstAttempt(t, rc, w, "f-14")
 	if len(dead.all()) != 0 {
 		t.Errorf("dead letters %+v, want none", dead.all())
 	}
@@ -730,5 +696,30 @@ func TestDeadLettersFunc(t *testing.T) {
 	})
 	if err := dl.DeadLetter(t.Context(), "f-22", []byte("{}"), "gave up"); err != nil || got != "f-22 {} gave up" {
 		t.Errorf("DeadLetter = %v, recorded %q", err, got)
+	}
+}
+
+// cancelAfterFirstAttempt delivers a message, cancels its context once the
+// first attempt reaches rc, and checks that Deliver stops promptly with the
+// context's error and dead-letters nothing.
+func cancelAfterFirstAttempt(t *testing.T, rc *receiver, w *delivery.Webhook, id string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Deliver(ctx, id, []byte(testBody)) }()
+	select {
+	case <-rc.arrived:
+	case <-time.After(prompt):
+		t.Fatal("the first attempt never arrived")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) || errors.Is(err, delivery.ErrDeadLettered) {
+			t.Errorf("Deliver = %v, want context.Canceled and no dead letter", err)
+		}
+	case <-time.After(prompt):
+		t.Fatal("Deliver kept going after its context was cancelled")
 	}
 }
