@@ -210,3 +210,69 @@ func TestTriggersAcrossNodesSurviveAKilledNode(t *testing.T) {
 	}
 	t.Logf("%d messages for %d customers (a retry of the killed node's firings shares their id)", len(in.msgs), len(ids))
 }
+
+// With Redis, a redis_stream delivery adds each message to its stream,
+// and a webhook message the receiver refuses is kept in the dead-letter
+// stream, where an operator finds it.
+func TestTriggerStreamsAndDeadLetters(t *testing.T) {
+	redis := redistest.Start(t)
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such customer in the CRM", http.StatusBadRequest)
+	}))
+	t.Cleanup(refusing.Close)
+	dir := workspace(t)
+	pointWebhook(t, dir, refusing.URL)
+	p := filepath.Join(dir, "rules", "triggers.yaml")
+	b, _ := os.ReadFile(p)
+	// The points text goes to a stream instead of the webhook.
+	src := strings.Replace(string(b), "deliveries:\n", "deliveries:\n  - id: push_stream\n    redis_stream: {stream: \"tp:outbound\", maxlen: 1000}\n", 1)
+	at := strings.Index(src, "  - id: points_expiring")
+	src = src[:at] + strings.Replace(src[at:], "deliver: crm_webhook", "deliver: push_stream", 1)
+	writeTestFile(t, p, src)
+	cfg := filepath.Join(dir, "touchpoint.yaml")
+	writeTestFile(t, cfg, "log:\n  level: info\nredis:\n  lookup_timeout: 5s\ntriggers:\n  every: 20ms\n")
+	s := startServer(t, dir, "--config", cfg, "--redis", redis.URL(), "--time-scale", "3600")
+
+	// A time zone where it is midday now, so quiet hours do not hold the
+	// text whenever the test runs (Etc/GMT-N is N hours ahead of UTC).
+	ahead := (12 - time.Now().UTC().Hour() + 24) % 24
+	if ahead > 12 {
+		ahead -= 24
+	}
+	zone := fmt.Sprintf("Etc/GMT%+d", -ahead)
+	if ahead == 0 {
+		zone = "UTC"
+	}
+	hannah := `{"features":{"first_name":"Hannah","tier":"gold","timezone":"` + zone + `","consent_sms":true,"consent_marketing":true}}`
+	tom := `{"features":{"first_name":"Tom","app_installed":true,"lifecycle":"active","stage":"use"}}`
+	for id, f := range map[string]string{"h-1": hannah, "t-1": tom} {
+		if code, out := s.call(t, "PUT", "/v1/customers/"+id+"/features", f, true); code != 200 {
+			t.Fatalf("PUT %s: %d %s", id, code, out)
+		}
+	}
+	events := `{"events":[` +
+		`{"event_id":"p-1","customer_id":"h-1","type":"track","name":"points_expiring","properties":{"points":420}},` +
+		`{"event_id":"c-1","customer_id":"t-1","type":"track","name":"complaint_opened","properties":{"emotion":"angry"}}]}`
+	if code, out := s.call(t, "POST", "/v1/events", events, false); code != 202 {
+		t.Fatalf("events: %d %s", code, out)
+	}
+	// The stream's values, one per line: a script flattens XRANGE's
+	// nested reply into one string the test's Redis client reads.
+	const values = `local out = {} for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do for i = 2, #e[2], 2 do out[#out+1] = e[2][i] end end return table.concat(out, '\n')`
+	stream := func(key string) string {
+		out, _ := redis.Do("EVAL", values, "1", key)
+		return out
+	}
+	waitLong(t, "the points text in tp:outbound", func() bool {
+		out := stream("tp:outbound")
+		return strings.Contains(out, "sms_points_expiry") && strings.Contains(out, `"customer_id":"h-1"`)
+	})
+	waitLong(t, "the refused acknowledgement in the dead letters", func() bool {
+		out := stream("tp:triggers:dead")
+		return strings.Contains(out, "complaint_ack") && strings.Contains(out, `"customer_id":"t-1"`)
+	})
+	_, metrics := s.call(t, "GET", "/metrics", "", false)
+	if !strings.Contains(metrics, "touchpoint_triggers_dead_lettered_total 1") {
+		t.Errorf("the dead letter is not counted:\n%s", metrics)
+	}
+}
