@@ -51,10 +51,15 @@ bench-overload:
 train-demo:
 	$(PYTHON) models/training/train_demo.py
 
-## lint: formatting and vet
+STATICCHECK_VERSION := v0.8.2
+
+## lint: formatting, vet and staticcheck (installed into bin/ at a pinned version)
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	@test -x bin/staticcheck-$(STATICCHECK_VERSION) || GOBIN="$$(pwd)/bin/.staticcheck" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@test -x bin/staticcheck-$(STATICCHECK_VERSION) || mv bin/.staticcheck/staticcheck bin/staticcheck-$(STATICCHECK_VERSION)
+	./bin/staticcheck-$(STATICCHECK_VERSION) ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -170,7 +170,7 @@ func newClient(addr string, isTLS bool, conns int) *fasthttp.HostClient {
 		MaxConns: conns,
 		// A retried request would hide an error and its latency.
 		MaxIdemponentCallAttempts: 1,
-		RetryIf:                   func(*fasthttp.Request) bool { return false },
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		DisablePathNormalizing:    true,
 		ReadBufferSize:            8 << 10,
 		WriteBufferSize:           4 << 10,

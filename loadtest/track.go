@@ -327,17 +327,17 @@ func (s *Source) appendTrack(dst []byte, t *trackEvent) []byte {
 		p := &t.props[i]
 		dst = append(dst, p.key...)
 		switch p.kind {
-		case propUniform:
-			v := p.lo + s.rng.Float64()*(p.hi-p.lo)
-			dst = strconv.AppendFloat(dst, v, 'g', -1, 64)
-		case propUniformInt:
-			dst = strconv.AppendInt(dst, p.ilo+int64(s.rng.Uint64N(p.span)), 10)
-		default:
+		case propChoice:
 			c := 0
 			if p.cum != nil {
 				c = pick(p.cum, s.rng.Float64())
 			}
 			dst = append(dst, p.choices[c]...)
+		case propUniform:
+			v := p.lo + s.rng.Float64()*(p.hi-p.lo)
+			dst = strconv.AppendFloat(dst, v, 'g', -1, 64)
+		case propUniformInt:
+			dst = strconv.AppendInt(dst, p.ilo+int64(s.rng.Uint64N(p.span)), 10)
 		}
 	}
 	return append(dst, '}')

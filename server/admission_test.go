@@ -262,6 +262,9 @@ func TestRunnableGoroutinesAreRead(t *testing.T) {
 				case <-stop:
 					return
 				default:
+					// Yield but stay runnable: the test needs the
+					// scheduler to see runnable goroutines.
+					runtime.Gosched()
 				}
 			}
 		}()

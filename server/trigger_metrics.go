@@ -6,7 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type TriggerStats struct {
 	// Pending is the firings waiting or claimed in the shared queue; -1
 	// when the queue could not be asked.
-	Pending int64
+	Pending                                                                    int64
 	Scheduled, Cancelled, Fired, Delivered, Failed, Deferred, ScheduleFailures uint64
 	// Held counts firings that sent nothing, by reason.
 	Held map[string]uint64
