@@ -381,5 +381,17 @@ func (r *Runner) Stats() Stats {
 	return s
 }
 
+// Prepare makes the deliverer of every delivery the ruleset being served
+// names, so that a delivery that cannot work stops the start rather than
+// the first firing; the runner then uses those deliverers.
+func (r *Runner) Prepare() error {
+	for _, d := range r.eng.Ruleset().Deliveries {
+		if _, err := r.deliverer(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Pending counts firings waiting or claimed in the queue.
 func (r *Runner) Pending(ctx context.Context) (int64, error) { return r.queue.Pending(ctx) }

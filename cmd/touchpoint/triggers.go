@@ -91,19 +91,19 @@ func setupTriggers(cfg config, eng *engine.Engine, redis *redisstore.Store, dlog
 				return redis.AppendStream(ctx, s.Stream, s.MaxLen, "message", [][]byte{body})
 			}), nil
 		}
-		return nil, errors.New("a redis_stream delivery needs Redis (redis.url)")
+		// Without Redis a stream delivery fails when it is used, as a
+		// firing's failure, not at start.
+		return streamDeliverer(func(context.Context, []byte) error {
+			return errors.New("a redis_stream delivery needs Redis (redis.url)")
+		}), nil
 	}
 	var opts []triggers.Option
 	if dlog != nil {
 		opts = append(opts, triggers.WithDecisionLog(dlog))
 	}
 	r := triggers.New(cfg.Triggers, queue, eng, deliverers, log, opts...)
-	// Make the deliveries now, so a bad one stops the start rather than
-	// the first firing.
-	for _, d := range eng.Ruleset().Deliveries {
-		if _, err := deliverers(d); err != nil && (d.Webhook != nil || redis != nil) {
-			return nil, fmt.Errorf("cannot start: delivery %s: %w", d.ID, err)
-		}
+	if err := r.Prepare(); err != nil {
+		return nil, fmt.Errorf("cannot start: %w", err)
 	}
 	stats := func() server.TriggerStats {
 		st := r.Stats()
