@@ -51,7 +51,7 @@ func (enc *encoder) appendLine(b []byte, e *entry) []byte {
 	b = append(b, `{"decision_id":`...)
 	b = appendText(b, e.text(e.id))
 	b = append(b, `,"time":"`...)
-	b = e.when.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = appendTime(b, e.when)
 	b = append(b, `","node":`...)
 	b = append(b, enc.node...)
 	b = append(b, `,"ruleset":`...)
@@ -177,4 +177,47 @@ func (enc *encoder) appendValue(b []byte, e *entry, f *contextField) []byte {
 // only for the call, while the arena is not written.
 func appendText(b, s []byte) []byte {
 	return jsonw.AppendString(b, unsafe.String(unsafe.SliceData(s), len(s)))
+}
+
+// appendTime appends t in UTC as time.RFC3339Nano does (trailing zeros of
+// the fraction dropped). Every line has one; formatting it by hand costs a
+// fifth of the general layout engine.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	hour, minute, second := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, second, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		width := 9
+		for ns%10 == 0 {
+			ns /= 10
+			width--
+		}
+		b = append(b, '.')
+		b = appendDigits(b, ns, width)
+	}
+	return append(b, 'Z')
+}
+
+// appendDigits appends v (non-negative) as exactly width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var d [9]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:width]...)
 }

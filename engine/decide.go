@@ -347,10 +347,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 		ex = &Explanation{}
 		d.Explain = ex
 	}
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
+	now := req.decisionTime()
 	if rec != nil && len(schema.Counters) > 0 {
 		// Counter features depend on the day, so they are computed per
 		// decision rather than bound once per cached record.

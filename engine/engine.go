@@ -447,7 +447,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 	if req.Preview && req.WhatIf != nil {
 		rec = req.WhatIf.apply(rs, req.CustomerID, rec)
 	}
-	d.ID = e.ids.next(&s.idBuf)
+	d.ID = e.ids.next(&s.idBuf, req.arrival())
 	if s.rng == nil {
 		s.pcg = new(mrand.PCG)
 		s.rng = mrand.New(s.pcg)

@@ -28,8 +28,8 @@ const hexDigits = "0123456789abcdef"
 // next writes a new id into buf and returns it as a string that shares buf's
 // memory, so making an id does not allocate; the id is valid until buf is
 // written again (the next decision made with the same Decision).
-func (g *idGenerator) next(buf *[maxDecisionIDLen]byte) string {
-	ms := uint64(time.Now().UnixMilli())
+func (g *idGenerator) next(buf *[maxDecisionIDLen]byte, now time.Time) string {
+	ms := uint64(now.UnixMilli())
 	n := g.counter.Add(1)
 	putHex(buf[0:12], ms)
 	putHex(buf[12:20], uint64(g.node))

@@ -18,8 +18,13 @@ type Request struct {
 	Explain    bool
 	// Log asks for Decision.Logged: what the decision log records.
 	Log bool
-	// Now is the decision time; zero means time.Now(). Fixtures set it.
+	// Now is the decision time; zero means Received, or time.Now() when
+	// that is zero too. Fixtures and previews set it.
 	Now time.Time
+	// Received is when the request arrived, read from the clock by whoever
+	// received it (the server reads it for every request anyway), so that
+	// a decision does not read the clock again for its time and id.
+	Received time.Time
 	// Preview decides without side effects, for the playground and time
 	// travel: no budget is spent, no decision is reserved under a cap, no
 	// exposure is counted, and bandit placements rank by score.
@@ -31,6 +36,27 @@ type Request struct {
 	// when, set by Fire, is a trigger's condition: when it does not hold,
 	// the placements are decided empty and the decision is held.
 	when *vm.Program
+}
+
+// decisionTime is the time the rules see: Now, else Received, else the
+// clock.
+func (r *Request) decisionTime() time.Time {
+	switch {
+	case !r.Now.IsZero():
+		return r.Now
+	case !r.Received.IsZero():
+		return r.Received
+	}
+	return time.Now()
+}
+
+// arrival is when the request arrived, for its decision id: Received, or
+// the clock (never Now, which may be a preview's time elsewhere).
+func (r *Request) arrival() time.Time {
+	if r.Received.IsZero() {
+		return time.Now()
+	}
+	return r.Received
 }
 
 // WhatIf is a customer other than the stored one, for previews: the

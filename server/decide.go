@@ -55,9 +55,11 @@ func (s *Server) handleDecide(ctx *fasthttp.RequestCtx) {
 	}
 	// Deferred so that a panicking decide is not counted in flight forever.
 	defer s.admission.done()
-	start := time.Now()
+	// fasthttp read the clock just before calling the handler: that reading
+	// starts the timer and is the decision's time, so a decide reads the
+	// clock once more, at the end.
 	s.decide(ctx)
-	s.metrics.decideDuration.Observe(time.Since(start).Seconds())
+	s.metrics.decideDuration.Observe(time.Since(ctx.Time()).Seconds())
 }
 
 // overloaded answers a decide refused by admission control.
@@ -97,6 +99,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 	// to learn from.
 	logged := !preview && s.dlog != nil && s.dlog.Sample()
 	st.dec.req.Log = logged
+	st.dec.req.Received = ctx.Time()
 	if err := s.decider.Decide(s.baseCtx, &st.dec.req, &st.decision); err != nil {
 		s.writeDecideError(ctx, err)
 		s.releaseState(st)
