@@ -40,7 +40,7 @@ start() { # name max_inflight_decides
     echo "overload: port $PORT is already in use; stop what listens there first" >&2
     exit 1
   fi
-  (GOMAXPROCS=1 pin 0 "$BIN" serve --config "$OUT/$1.yaml") >"$OUT/$1.log" 2>&1 &
+  (GOMAXPROCS=1 pin 0 "$BIN" serve --config "$OUT/$1.yaml" --deliver-stdout) >"$OUT/$1.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 200); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0

@@ -2,8 +2,11 @@
 # Peer comparison: the full /v1/decide server against a bare fasthttp
 # handler (touchpoint loadtest baseline), measured the same way in one run.
 # Each server is pinned to CPU 0 and the load generator to CPU 1, so they
-# do not compete for a core. Two measurements per server: maximum
-# throughput (closed loop) and latency at a fixed open-loop rate.
+# do not compete for a core. Three measurements per server: maximum
+# throughput (closed loop), latency at a fixed open-loop rate, and, when
+# wrk is installed, maximum throughput again with wrk sending the same
+# decide bodies (a generator in C, so the bare handler is not held back by
+# the generator's own cost).
 #
 #   bash benchmarks/peer.sh            (make bench-peer)
 #
@@ -19,6 +22,13 @@ CONC=${PEER_CONCURRENCY:-64}
 OUT=${PEER_OUT:-bin/peer}
 mkdir -p "$OUT"
 ${GO:-go} build -o "$BIN" ./cmd/touchpoint
+WRK=""
+if command -v wrk >/dev/null 2>&1; then
+  WRK=wrk
+  "$BIN" loadtest bodies --customers 3000 --count 20000 >"$OUT/bodies.jsonl"
+else
+  echo "peer: wrk is not installed (apt-get install wrk), so only touchpoint loadtest measures" >&2
+fi
 
 # pin CPU COMMAND... runs COMMAND on one CPU. It execs, so a background
 # "pin 0 server &" is the server's own process and can be killed.
@@ -52,6 +62,9 @@ measure() { # name port command...
   local url="http://127.0.0.1:$port"
   (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --event-share 0 --warmup 2s --concurrency "$CONC" --duration "$DURATION" --out "$OUT/$name-max.json" "$url") >"$OUT/$name-max.txt"
   (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --event-share 0 --warmup 2s --rate "$RATE" --duration "$DURATION" --out "$OUT/$name-rate.json" "$url") >"$OUT/$name-rate.txt"
+  if [ -n "$WRK" ]; then
+    (pin 1 wrk -s benchmarks/wrk/decide.lua -c "$CONC" -t 1 -d "$DURATION" "$url/v1/decide" -- "$OUT/bodies.jsonl") >"$OUT/$name-wrk.txt"
+  fi
   kill "$SERVER"
   wait "$SERVER" 2>/dev/null || true
   SERVER=""
@@ -65,7 +78,7 @@ measure baseline 18090 "$BIN" loadtest baseline --addr 127.0.0.1:18090
 # in a copy of the demo configuration.
 sed 's/^\(  max_inflight_decides:\) [0-9]*/\1 1048576/' configs/touchpoint.yaml >"$OUT/touchpoint.yaml"
 grep -q 'max_inflight_decides: 1048576' "$OUT/touchpoint.yaml"
-measure touchpoint 18091 "$BIN" serve --config "$OUT/touchpoint.yaml" --addr 127.0.0.1:18091 --log-level warn
+measure touchpoint 18091 "$BIN" serve --config "$OUT/touchpoint.yaml" --addr 127.0.0.1:18091 --log-level warn --deliver-stdout
 
 echo
 echo "== maximum throughput (closed loop, $CONC connections, $DURATION): baseline -> touchpoint"
@@ -73,3 +86,11 @@ echo "== maximum throughput (closed loop, $CONC connections, $DURATION): baselin
 echo
 echo "== latency at $RATE req/s (open loop, $DURATION): baseline -> touchpoint"
 "$BIN" loadtest compare "$OUT/baseline-rate.json" "$OUT/touchpoint-rate.json"
+if [ -n "$WRK" ]; then
+  echo
+  echo "== maximum throughput with wrk ($CONC connections, $DURATION, the same decide bodies): baseline -> touchpoint"
+  base=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/baseline-wrk.txt")
+  tp=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/touchpoint-wrk.txt")
+  grep -h '^non-200' "$OUT/touchpoint-wrk.txt"
+  awk -v b="$base" -v t="$tp" 'BEGIN { printf "  baseline %.0f/s  touchpoint %.0f/s  ratio %.2fx\n", b, t, t / b }'
+fi

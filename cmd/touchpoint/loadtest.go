@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -53,6 +54,9 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "baseline" {
 		return loadtestBaseline(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "bodies" {
+		return loadtestBodies(args[1:], stdout, stderr)
 	}
 	def := loadtest.DefaultConfig()
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
@@ -303,6 +307,42 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// loadtestBodies writes the decide bodies a run would send, one per line,
+// so that another load generator (wrk in benchmarks/peer.sh) can send the
+// same traffic.
+func loadtestBodies(args []string, stdout, stderr io.Writer) error {
+	def := loadtest.DefaultConfig()
+	fs := flag.NewFlagSet("loadtest bodies", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	count := fs.Int("count", 10000, "bodies to write")
+	customers := fs.Int("customers", def.Customers, "customer ids c-000001… to draw from (Zipf)")
+	traffic := fs.String("traffic", "configs/loadtest/traffic.yaml", "traffic file: weighted views, placements and contexts")
+	seed := fs.Uint64("seed", def.Seed, "random seed; the same seed writes the same bodies")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: touchpoint loadtest bodies [flags] > bodies.jsonl\n\nWrites the decide request bodies a load test would send, one JSON object\nper line, for replaying the same traffic with another generator\n(benchmarks/wrk/decide.lua).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *count < 1 || *customers < 1 {
+		return errors.New("--count and --customers must be at least 1")
+	}
+	t, err := loadtest.LoadTraffic(*traffic)
+	if err != nil {
+		return err
+	}
+	src := loadtest.NewGenerator(t, *customers, *seed).NewSource()
+	w := bufio.NewWriter(stdout)
+	var body []byte
+	for n := range uint64(*count) {
+		body, _ = src.Decide(body[:0], n)
+		w.Write(body)
+		w.WriteByte('\n')
+	}
+	return w.Flush()
 }
 
 // loadtestBaseline serves the bare fasthttp peer that decide servers are

@@ -240,3 +240,41 @@ func TestLoadtestSignalWatcher(t *testing.T) {
 		t.Errorf("stderr = %q; want one interrupted line", got)
 	}
 }
+
+// TestLoadtestBodies checks that the bodies written for other generators
+// are decides the demo server answers with 200, and the same for a seed.
+func TestLoadtestBodies(t *testing.T) {
+	dir := workspace(t)
+	srv := startServer(t, dir)
+	args := []string{"loadtest", "bodies", "--count", "200", "--customers", "3000", "--traffic", "../../configs/loadtest/traffic.yaml"}
+	stdout, stderr, code := runCLI(args...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if len(lines) != 200 {
+		t.Fatalf("%d lines, want 200", len(lines))
+	}
+	for i, line := range lines {
+		resp, err := http.Post(srv.base+"/v1/decide", "application/json", strings.NewReader(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("body %d %s: %d %s", i, line, resp.StatusCode, body)
+		}
+	}
+	again, _, _ := runCLI(args...)
+	if again != stdout {
+		t.Error("the same seed wrote other bodies")
+	}
+	other, _, _ := runCLI(append(args, "--seed", "7")...)
+	if other == stdout {
+		t.Error("--seed 7 wrote the same bodies as the default seed")
+	}
+	if _, stderr, code := runCLI("loadtest", "bodies", "--count", "0"); code == 0 || !strings.Contains(stderr, "--count") {
+		t.Errorf("--count 0: exit %d, %s", code, stderr)
+	}
+}
