@@ -17,7 +17,7 @@ import (
 // handleAdmin authenticates every /admin/ request before routing it, so an
 // unauthenticated caller cannot probe which admin paths exist.
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, ep *endpoint) {
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	noStore(ctx)
 	switch string(ctx.Path()) {
 	case "/admin/reload":
 		*ep = epAdminReload

@@ -47,7 +47,7 @@ func (s *Server) releaseState(st *decideState) {
 // spends nothing on the requests it turns away.
 func (s *Server) handleDecide(ctx *fasthttp.RequestCtx) {
 	s.cors.apply(ctx)
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	noStore(ctx)
 	// fasthttp reads the clock for every request; admission uses that reading.
 	if !s.admission.admit(ctx.Time()) {
 		s.overloaded(ctx)

@@ -32,7 +32,7 @@ const experimentsPrefix = "/v1/experiments/"
 // report from the counters every node adds to. It is an operator's and
 // analyst's view, so it needs the admin key.
 func (s *Server) handleExperiment(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	noStore(ctx)
 	if !s.requireAdmin(ctx, "experiment reports need the admin API: no admin key is configured; set server.admin_key or TOUCHPOINT_ADMIN_KEY") {
 		return
 	}

@@ -94,7 +94,7 @@ func (s *Server) noCustomers(ctx *fasthttp.RequestCtx) bool {
 // event rejects the batch and nothing is applied.
 func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	s.cors.apply(ctx)
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	noStore(ctx)
 	if s.noCustomers(ctx) {
 		return
 	}
@@ -363,7 +363,7 @@ const customersPrefix = "/v1/customers/"
 // decoded exactly once, so whatever an id contains it names that customer
 // and no other.
 func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	noStore(ctx)
 	if !s.requireAdmin(ctx, "customer endpoints need the admin key, and none is configured: set server.admin_key or TOUCHPOINT_ADMIN_KEY") {
 		return
 	}

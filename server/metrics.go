@@ -210,7 +210,7 @@ func (w *metricsWriter) WriteHeader(status int) {
 			w.ctx.Response.Header.Add(k, v)
 		}
 	}
-	w.ctx.Response.Header.Set("Cache-Control", "no-store")
+	noStore(w.ctx)
 	w.ctx.SetStatusCode(status)
 }
 

@@ -550,14 +550,14 @@ func (s *Server) recovered(ctx *fasthttp.RequestCtx, ep endpoint, r any) {
 	}
 	if ep == epDecide {
 		s.cors.apply(ctx)
-		ctx.Response.Header.Set("Cache-Control", "no-store")
+		noStore(ctx)
 	}
 	s.writeError(ctx, &apiError{status: fasthttp.StatusInternalServerError, code: codeInternal,
 		message: "internal error"})
 }
 
 func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	noStore(ctx)
 	if s.draining.Load() {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, []byte(`{"status":"draining"}`))
 		return
@@ -606,7 +606,7 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		e = &apiError{status: fasthttp.StatusRequestTimeout, code: codeRequestTimeout,
 			message: "request not received within " + s.cfg.ReadTimeout.String()}
 	}
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	noStore(ctx)
 	s.writeError(ctx, e)
 	s.metrics.countRequest(epMalformed, e.status)
 }
@@ -634,8 +634,22 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
+	ctx.Response.Header.SetContentTypeBytes(jsonContentType)
 	ctx.SetBody(body)
+}
+
+// Header names and values set on most answers, in canonical form, so that
+// setting them copies bytes and skips fasthttp's normalising of the name.
+var (
+	jsonContentType = []byte("application/json")
+	cacheControl    = []byte("Cache-Control")
+	noStoreValue    = []byte("no-store")
+)
+
+// noStore marks an answer as not to be cached: decisions and everything
+// else the API answers are per customer and per moment.
+func noStore(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetCanonical(cacheControl, noStoreValue)
 }
 
 // sampled returns log limited to burst lines per period (further lines in
