@@ -2,7 +2,7 @@ GO ?= go
 PYTHON ?= python3
 BIN := bin/touchpoint
 
-.PHONY: run test build bench bench-main bench-opa bench-peer bench-overload train-demo lint fmt clean ui-editor
+.PHONY: run test build bench bench-main bench-opa bench-peer bench-overload soak train-demo lint fmt clean ui-editor
 
 ## run: serve the demo on the embedded store (no Redis needed) at :8080, with the playground at /ui/ and triggers printed to stdout
 # The admin key is TOUCHPOINT_ADMIN_KEY when set, else one made up once and
@@ -46,6 +46,10 @@ bench-peer:
 ## bench-overload: the decide server at 75% and 200% of its sustainable rate, admission control on and off, pinned
 bench-overload:
 	@GO='$(GO)' bash benchmarks/overload.sh
+
+## soak: the demo on a real Redis for 10 minutes at half its measured maximum, decides and events mixed; memory, goroutines and p99 per minute in bin/soak/report.md
+soak:
+	@GO='$(GO)' bash benchmarks/soak.sh
 
 ## train-demo: retrain the demo's ranking models into configs/rules/models (needs numpy, scikit-learn, xgboost, PyYAML)
 train-demo:

@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -195,4 +196,41 @@ func BenchmarkArbitration(b *testing.B) {
 			fx.run(sb, reqs)
 		})
 	}
+}
+
+// BenchmarkRulesetFootprint reports the heap a compiled ruleset keeps,
+// per rule, for the capacity plan: the heap in use after loading the
+// synthetic ruleset (each rule with its own touchpoint) and collecting
+// garbage, minus the heap in use before. Loading is the measured work; the
+// figure that matters is the bytes/rule metric.
+func BenchmarkRulesetFootprint(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			writeSyntheticRules(b, dir, n)
+			var perRule float64
+			for b.Loop() {
+				before := heapAfterGC()
+				rs, err := rules.Load(dir, demoSchema)
+				if err != nil {
+					b.Fatal(err)
+				}
+				after := heapAfterGC()
+				if len(rs.Rules) != n {
+					b.Fatalf("%d rules loaded, want %d", len(rs.Rules), n)
+				}
+				perRule = float64(after-before) / float64(n)
+				runtime.KeepAlive(rs)
+			}
+			b.ReportMetric(perRule, "bytes/rule")
+		})
+	}
+}
+
+// heapAfterGC is the heap in use after a full collection.
+func heapAfterGC() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
 }
