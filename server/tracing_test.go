@@ -287,17 +287,24 @@ func TestRefusedDecideIsTraced(t *testing.T) {
 }
 
 // The traced handler's cost, for comparison with BenchmarkHandleDecide:
-// every request sampled, spans dropped once ended.
+// every request sampled (spans dropped once ended), or none.
 func BenchmarkHandleDecideTraced(b *testing.B) {
-	_, d := sampleDecision()
-	cfg := tracing.DefaultConfig()
-	cfg.Enabled, cfg.SampleRatio = true, 1
-	tr, err := tracing.New(cfg, tracing.WithSpanProcessor(discard{}))
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct {
+		name  string
+		ratio float64
+	}{{"sampled", 1}, {"unsampled", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			_, d := sampleDecision()
+			cfg := tracing.DefaultConfig()
+			cfg.Enabled, cfg.SampleRatio = true, bc.ratio
+			tr, err := tracing.New(cfg, tracing.WithSpanProcessor(discard{}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := New(testConfig(), staticDecider{d: d}, Options{Tracer: tr})
+			benchHandleDecide(b, s, "https://shop.example.com")
+		})
 	}
-	s := New(testConfig(), staticDecider{d: d}, Options{Tracer: tr})
-	benchHandleDecide(b, s, "https://shop.example.com")
 }
 
 type discard struct{}

@@ -132,8 +132,11 @@ func (t *Tracer) StartDecide(ctx context.Context, traceparent, tracestate []byte
 	if len(traceparent) > 0 {
 		ctx = t.prop.Extract(ctx, headerCarrier{traceparent: string(traceparent), tracestate: string(tracestate)})
 	}
-	ctx, _ = t.tracer.Start(ctx, SpanDecide, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String(AttrMethod, "POST"), attribute.String(AttrRoute, "/v1/decide")))
+	ctx, span := t.tracer.Start(ctx, SpanDecide, trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		// Set after sampling, so an unsampled request builds none.
+		span.SetAttributes(attribute.String(AttrMethod, "POST"), attribute.String(AttrRoute, "/v1/decide"))
+	}
 	return ctx
 }
 
