@@ -29,6 +29,25 @@ type FeatureSource interface {
 	Ping(ctx context.Context) error
 }
 
+// Tracer traces the stages of a decision: the feature lookup
+// ("features.lookup") and the rules ("rules.evaluate", with the budget and
+// cap writes they make). The engine calls it only when one was given
+// (WithTracer), so an untraced decision pays a nil check. tracing.Tracer
+// satisfies it.
+type Tracer interface {
+	// Start starts the stage's span as a child of the span in ctx and
+	// returns ctx carrying it (or ctx itself, when nothing is recorded).
+	Start(ctx context.Context, stage string) context.Context
+	// End ends the span Start put in ctx; failed marks it failed.
+	End(ctx context.Context, failed bool)
+}
+
+// Span names of the stages the engine traces.
+const (
+	StageFeatureLookup = "features.lookup"
+	StageRules         = "rules.evaluate"
+)
+
 // Config says where the ruleset comes from and how long rules may run.
 type Config struct {
 	RulesDir   string `yaml:"dir"`
@@ -97,6 +116,7 @@ type Engine struct {
 	ids     idGenerator
 	budgets features.Budgets // nil: budgeted touchpoints are never shown
 	writer  features.Writer  // nil: decisions are not counted
+	tracer  Tracer           // nil: decisions are not traced
 	tallies features.Tallies // nil: experiments and bandits do not learn
 	// anonymous holds id prefixes decided as unknown without a lookup.
 	anonymous []string
@@ -170,6 +190,9 @@ func WithoutLearning() Option { return func(e *Engine) { e.noLearning = true } }
 // WithRandSeed makes the engine's random choices (bandits' sampling and
 // their propensity estimates) reproducible, as Config.RandomSeed does.
 func WithRandSeed(seed uint64) Option { return func(e *Engine) { e.seed = seed } }
+
+// WithTracer traces every decision's stages with t.
+func WithTracer(t Tracer) Option { return func(e *Engine) { e.tracer = t } }
 
 // WithWriter lets the engine count decisions for caps that count decisions.
 func WithWriter(w features.Writer) Option { return func(e *Engine) { e.writer = w } }
@@ -436,7 +459,13 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 	var rec *features.Record
 	if !e.isAnonymous(req.CustomerID) {
 		var err error
-		rec, err = e.src.Lookup(ctx, req.CustomerID)
+		if e.tracer != nil {
+			lctx := e.tracer.Start(ctx, StageFeatureLookup)
+			rec, err = e.src.Lookup(lctx, req.CustomerID)
+			e.tracer.End(lctx, err != nil)
+		} else {
+			rec, err = e.src.Lookup(ctx, req.CustomerID)
+		}
 		if err != nil {
 			// Decide on context alone rather than fail the page view.
 			rec = nil
@@ -464,6 +493,14 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 	}
 	s.effects.preview = req.Preview
 	s.costs, s.bind, s.deadline = &e.costs, e.bind, e.cfg.DecideDeadline
+	if e.tracer != nil {
+		// The rules' budget and cap writes are children of this span.
+		s.effects.ctx = e.tracer.Start(ctx, StageRules)
+		run(rs, snap.ruleErrors, rec, req, d, &s.effects)
+		s.finishLearning(d)
+		e.tracer.End(s.effects.ctx, false)
+		return nil
+	}
 	run(rs, snap.ruleErrors, rec, req, d, &s.effects)
 	s.finishLearning(d)
 	return nil

@@ -58,8 +58,28 @@ func (s *Server) handleDecide(ctx *fasthttp.RequestCtx) {
 	// fasthttp read the clock just before calling the handler: that reading
 	// starts the timer and is the decision's time, so a decide reads the
 	// clock once more, at the end.
-	s.decide(ctx)
+	if s.tracer != nil {
+		s.decideTraced(ctx)
+	} else {
+		s.decide(ctx, s.baseCtx)
+	}
 	s.metrics.decideDuration.Observe(time.Since(ctx.Time()).Seconds())
+}
+
+// decideTraced serves a decide inside its span. The span ends before the
+// handler returns, so it is recorded before the client has the answer.
+func (s *Server) decideTraced(ctx *fasthttp.RequestCtx) {
+	tctx := s.tracer.StartDecide(s.baseCtx, ctx.Request.Header.Peek("traceparent"), ctx.Request.Header.Peek("tracestate"))
+	out := s.decide(ctx, tctx)
+	s.tracer.EndDecide(tctx, ctx.Response.StatusCode(), out.placements, out.known, out.ruleset)
+}
+
+// decideOutcome is what a decide came to, for its span: nothing in it
+// identifies the customer.
+type decideOutcome struct {
+	placements int
+	known      bool
+	ruleset    string
 }
 
 // overloaded answers a decide refused by admission control.
@@ -71,7 +91,8 @@ func (s *Server) overloaded(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, fasthttp.StatusServiceUnavailable, s.overloadedBody)
 }
 
-func (s *Server) decide(ctx *fasthttp.RequestCtx) {
+// decide serves one decide; dctx is the context the engine decides in.
+func (s *Server) decide(ctx *fasthttp.RequestCtx, dctx context.Context) (out decideOutcome) {
 	body := ctx.PostBody()
 	if len(body) > s.cfg.MaxBodyBytes {
 		s.writeError(ctx, bodyTooLarge(s.cfg.MaxBodyBytes, epDecide))
@@ -89,6 +110,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		s.releaseState(st)
 		return
 	}
+	out.placements = len(st.dec.req.Placements)
 	preview := st.dec.req.Preview
 	if preview && !s.allowPreview(ctx, &st.dec.req) {
 		s.releaseState(st)
@@ -100,11 +122,12 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 	logged := !preview && s.dlog != nil && s.dlog.Sample()
 	st.dec.req.Log = logged
 	st.dec.req.Received = ctx.Time()
-	if err := s.decider.Decide(s.baseCtx, &st.dec.req, &st.decision); err != nil {
+	if err := s.decider.Decide(dctx, &st.dec.req, &st.decision); err != nil {
 		s.writeDecideError(ctx, err)
 		s.releaseState(st)
 		return
 	}
+	out.known, out.ruleset = st.decision.KnownCustomer, st.decision.Ruleset
 	if st.decision.Degraded {
 		s.metrics.degraded.Inc()
 	}
@@ -115,6 +138,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 	st.buf = appendDecision(st.buf[:0], &st.dec.req, &st.decision)
 	writeJSON(ctx, fasthttp.StatusOK, st.buf) // SetBody copies, so st.buf can be reused
 	s.releaseState(st)
+	return out
 }
 
 // allowPreview checks a preview request (now or what_if): only the admin

@@ -46,6 +46,17 @@ type Decider interface {
 // The engine must keep satisfying Decider; this breaks the build if not.
 var _ Decider = (*engine.Engine)(nil)
 
+// RequestTracer traces decide requests; tracing.Tracer satisfies it.
+type RequestTracer interface {
+	// StartDecide starts the request's span, continuing the caller's trace
+	// when traceparent is valid and ignoring it otherwise, and returns
+	// ctx carrying the span.
+	StartDecide(ctx context.Context, traceparent, tracestate []byte) context.Context
+	// EndDecide ends that span with what the request came to. ruleset is
+	// "" when no ruleset decided (the request was refused first).
+	EndDecide(ctx context.Context, status, placements int, knownCustomer bool, ruleset string)
+}
+
 // Options carries the server's collaborators.
 type Options struct {
 	// Logger receives the server's own logs; the zero value discards them.
@@ -78,6 +89,9 @@ type Options struct {
 	OnEvents func(ctx context.Context, events []features.Event) error
 	// TriggerStats reports the triggers for /metrics; nil leaves them out.
 	TriggerStats func() TriggerStats
+	// Tracer traces decide requests (give the engine the same tracer for
+	// their stages); nil traces none, at the cost of a nil check.
+	Tracer RequestTracer
 
 	// runnable replaces admission's reading of the scheduler's runnable
 	// goroutines; tests set it, so that their own goroutines do not count.
@@ -142,6 +156,7 @@ type Server struct {
 	cfg     Config
 	decider Decider
 	log     zerolog.Logger
+	tracer  RequestTracer // nil: decides are not traced
 	// errLog is log rate-limited, for errors that can repeat on every
 	// request (a failing engine, a panicking handler). storeLog and
 	// overloadLog are rate-limited on their own, so a failing store or a
@@ -200,6 +215,7 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		dlog:        opts.DecisionLog,
 		workbench:   opts.Workbench,
 		onEvents:    opts.OnEvents,
+		tracer:      opts.Tracer,
 	}
 	s.errLog = sampled(s.log, 10, time.Second)
 	s.storeLog = sampled(s.log, 10, time.Second)

@@ -18,6 +18,7 @@ import (
 	"github.com/touchpoint-dev/touchpoint/features/redisstore"
 	"github.com/touchpoint-dev/touchpoint/internal/yamlalias"
 	"github.com/touchpoint-dev/touchpoint/server"
+	"github.com/touchpoint-dev/touchpoint/tracing"
 	"github.com/touchpoint-dev/touchpoint/triggers"
 )
 
@@ -37,7 +38,10 @@ type config struct {
 	DecisionLog decisionlog.Config `yaml:"decision_log"`
 	// Triggers tunes how due triggers are claimed and sent.
 	Triggers triggers.Config `yaml:"triggers"`
-	Log      logConfig       `yaml:"log"`
+	// Tracing sends OpenTelemetry spans of decides to a collector; off
+	// unless enabled.
+	Tracing tracing.Config `yaml:"tracing"`
+	Log     logConfig      `yaml:"log"`
 }
 
 type featuresConfig struct {
@@ -65,6 +69,7 @@ func defaultConfig() config {
 		Redis:       embeddedByDefault(redisstore.DefaultConfig()),
 		DecisionLog: decisionlog.DefaultConfig(),
 		Triggers:    triggers.DefaultConfig(),
+		Tracing:     tracing.DefaultConfig(),
 		Log:         logConfig{Level: "info"},
 	}
 }
@@ -92,6 +97,9 @@ func (c config) validate() error {
 		}
 	}
 	if err := c.DecisionLog.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.DecisionLog.Enabled && c.DecisionLog.RedisStream.Key != "" && c.Redis.URL == "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/touchpoint-dev/touchpoint/features/redisstore"
 	"github.com/touchpoint-dev/touchpoint/rules"
 	"github.com/touchpoint-dev/touchpoint/server"
+	"github.com/touchpoint-dev/touchpoint/tracing"
 	"github.com/touchpoint-dev/touchpoint/workbench"
 )
 
@@ -99,6 +100,22 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			Msg("no config file; serving with the built-in defaults and flags")
 	}
 
+	tracer, err := openTracer(cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	if tracer != nil {
+		// Deferred first, so it runs last: the server has stopped and
+		// every span it started has ended before the queue is flushed.
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Tracing.Timeout)
+			defer cancel()
+			if err := tracer.Shutdown(ctx); err != nil {
+				log.Warn().Str("component", "cmd").Err(err).Msg("spans still queued at exit were lost")
+			}
+		}()
+	}
+
 	// A record is cached whole, so the freshest feature sets its lifetime.
 	if schema, err := rules.LoadSchema(cfg.Rules.SchemaPath); err == nil {
 		if m := schema.MaxStaleness(); m > 0 && m < cfg.Features.Cache.TTL {
@@ -108,7 +125,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	// The store tells this node's cache about every change it makes; the
 	// cache is created after the store, and before anything can write.
 	var cache *features.Cache
-	st, err := openCustomerStore(cfg, log, func(id string) { cache.Invalidate(id) })
+	st, err := openCustomerStore(cfg, log, tracer, func(id string) { cache.Invalidate(id) })
 	if err != nil {
 		return err
 	}
@@ -119,8 +136,16 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	defer cache.Close()
 	writer := st.writer
-	eng, err := engine.New(cfg.Rules, cache, log, engine.WithBudgets(st.budgets), engine.WithWriter(writer), engine.WithTallies(st.tallies),
-		engine.WithAnonymousPrefixes(cfg.Features.AnonymousPrefixes...))
+	engOpts := []engine.Option{engine.WithBudgets(st.budgets), engine.WithWriter(writer), engine.WithTallies(st.tallies),
+		engine.WithAnonymousPrefixes(cfg.Features.AnonymousPrefixes...)}
+	// Set only when tracing is on: a nil *tracing.Tracer in the
+	// interface would not be nil.
+	var reqTracer server.RequestTracer
+	if tracer != nil {
+		engOpts = append(engOpts, engine.WithTracer(tracer))
+		reqTracer = tracer
+	}
+	eng, err := engine.New(cfg.Rules, cache, log, engOpts...)
 	if err != nil {
 		// The rule errors carry carets over several lines: print them whole,
 		// then fail with one line.
@@ -164,6 +189,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		Workbench:    workbench.New(workbenchConfig(cfg), eng, cache, log),
 		OnEvents:     trig.runner.Observe,
 		TriggerStats: trig.stats,
+		Tracer:       reqTracer,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -214,15 +240,35 @@ type customerStore struct {
 	close     func()
 }
 
+// openTracer builds the tracer when tracing is enabled, and returns nil
+// otherwise.
+func openTracer(cfg tracing.Config, log zerolog.Logger) (*tracing.Tracer, error) {
+	if !cfg.Enabled {
+		return nil, nil
+	}
+	tr, err := tracing.New(cfg, tracing.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("cannot start tracing: %w", err)
+	}
+	log.Info().Str("component", "cmd").Str("endpoint", cfg.Endpoint).Float64("sample_ratio", cfg.SampleRatio).
+		Msg("tracing decides")
+	return tr, nil
+}
+
 // openCustomerStore opens the configured store. invalidate drops a changed
 // customer from this node's cache; the store's writer calls it after every
-// write and whenever a change reaches the store by other means.
-func openCustomerStore(cfg config, log zerolog.Logger, invalidate func(customerID string)) (*customerStore, error) {
+// write and whenever a change reaches the store by other means. tracer,
+// when not nil, traces the Redis calls of traced requests.
+func openCustomerStore(cfg config, log zerolog.Logger, tracer *tracing.Tracer, invalidate func(customerID string)) (*customerStore, error) {
 	if cfg.Redis.URL != "" {
 		// The client library's own log lines go through zerolog; its
 		// logger is process-wide, and this is the process's one store.
 		redisstore.SetClientLogger(log)
-		rs, err := redisstore.Open(cfg.Redis, redisstore.WithLogger(log))
+		opts := []redisstore.Option{redisstore.WithLogger(log)}
+		if tracer != nil {
+			opts = append(opts, redisstore.WithHooks(tracer.RedisHook()))
+		}
+		rs, err := redisstore.Open(cfg.Redis, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("cannot open Redis store: %w", err)
 		}

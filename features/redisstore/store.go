@@ -34,6 +34,7 @@ type Store struct {
 	now           func() time.Time
 	parsers       fastjson.ParserPool
 	dial          dialState
+	hooks         []redis.Hook // added to the client, in order
 
 	calls, failures, rejected atomic.Uint64
 	badValues                 atomic.Uint64
@@ -65,6 +66,13 @@ type Option func(*Store)
 // it they are not logged.
 func WithLogger(log zerolog.Logger) Option {
 	return func(s *Store) { s.log = log.With().Str("component", "redis").Logger() }
+}
+
+// WithHooks adds hooks to the Redis client, outermost first: tracing
+// (tracing.Tracer.RedisHook) sees every command and pipeline the store
+// sends, with the context of the call that sent it.
+func WithHooks(hooks ...redis.Hook) Option {
+	return func(s *Store) { s.hooks = append(s.hooks, hooks...) }
 }
 
 // Open creates a Store for cfg. It does not contact Redis, so a node can
@@ -118,6 +126,9 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 			Mode: maintnotifications.ModeDisabled,
 		},
 	})
+	for _, h := range s.hooks {
+		s.client.AddHook(h)
+	}
 	return s, nil
 }
 
