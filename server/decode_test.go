@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/workbench"
@@ -201,7 +203,8 @@ func FuzzDecodeDraft(f *testing.F) {
 		f.Add([]byte(s), true)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, replaying bool) {
-		draft, limit, e := decodeDraft(body, replaying)
+		var p fastjson.Parser
+		draft, limit, e := decodeDraft(&p, body, replaying)
 		if e != nil {
 			if e.status != 400 || e.message == "" || !json.Valid(appendError(nil, e.code, e.field, e.message)) {
 				t.Fatalf("bad error %+v", e)
