@@ -26,12 +26,12 @@ type scratch struct {
 	env          *rules.Env
 	vm           vm.VM
 	matched      []match
-	suppressedBy []int   // per touchpoint: index of the rule suppressing it by id, or -1
-	shownIn      []int   // per touchpoint: index of the request placement showing it, or -1
-	touched      []int   // touchpoints whose suppressedBy or shownIn is set
-	suppressAll  int     // first matched rule suppressing "*", or -1
-	suppressKind [4]int  // per rules.Kinds index: first matched rule suppressing that kind, or -1
-	candAt       []int32 // per touchpoint: its index in cands while arbitrating, or -1
+	suppressedBy []int               // per touchpoint: index of the rule suppressing it by id, or -1
+	shownIn      []int               // per touchpoint: index of the request placement showing it, or -1
+	touched      []int               // touchpoints whose suppressedBy or shownIn is set
+	suppressAll  int                 // first matched rule suppressing "*", or -1
+	suppressKind [rules.NumKinds]int // per rules.Kind: first matched rule suppressing that kind, or -1
+	candAt       []int32             // per touchpoint: its index in cands while arbitrating, or -1
 	limits       []features.DecisionLimit
 	cands        []candidate
 	content      []byte

@@ -8,7 +8,7 @@ import (
 	"math"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/touchpoint-dev/touchpoint/internal/yamlalias"
 )
@@ -49,7 +49,7 @@ func ReadLogistic(data []byte) (*Model, error) {
 	return NewLogistic(spec)
 }
 
-// yamlError turns yaml.v3's "yaml: line N: message" into an *Error.
+// yamlError turns the yaml package's "yaml: line N: message" into an *Error.
 func yamlError(err error) *Error {
 	msg := err.Error()
 	var line, col int

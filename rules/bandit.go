@@ -3,7 +3,7 @@ package rules
 import (
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Bandit arbitration defaults: a prior worth about twenty impressions at a

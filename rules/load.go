@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/models"
@@ -575,8 +575,8 @@ func (r *reader) touchpoint(it item, rs *Ruleset, comp *exprCompiler) Touchpoint
 			hasKind = true
 			tp.Kind, _ = r.str(v, what+".kind")
 			tp.KindIndex = kindIndex(tp.Kind)
-			if tp.Kind != "" && !contains(Kinds, tp.Kind) {
-				r.errf(v, "%s: unknown kind %q%s (use offer, coupon, message or content)", what, tp.Kind, suggest(tp.Kind, Kinds))
+			if tp.Kind != "" && tp.KindIndex < 0 {
+				r.errf(v, "%s: unknown kind %q%s (use offer, coupon, message or content)", what, tp.Kind, suggest(tp.Kind, KindNames()))
 			}
 		case "description":
 			tp.Description, _ = r.str(v, what+".description")
@@ -892,7 +892,7 @@ func (r *reader) suppressList(n *yaml.Node, rs *Ruleset, rule *Rule, what string
 			kind := strings.TrimPrefix(p, "kind:")
 			k := kindIndex(kind)
 			if k < 0 {
-				r.errf(at, "%s suppresses unknown kind %q%s (use offer, coupon, message or content)", what, kind, suggest(kind, Kinds))
+				r.errf(at, "%s suppresses unknown kind %q%s (use offer, coupon, message or content)", what, kind, suggest(kind, KindNames()))
 				continue
 			}
 			rule.SuppressKinds |= 1 << uint(k)
@@ -909,11 +909,10 @@ func (r *reader) suppressList(n *yaml.Node, rs *Ruleset, rule *Rule, what string
 	}
 }
 
+// kindIndex is the named kind as an int, or -1 for a name that is not a kind.
 func kindIndex(kind string) int {
-	for i, k := range Kinds {
-		if k == kind {
-			return i
-		}
+	if k, ok := ParseKind(kind); ok {
+		return int(k)
 	}
 	return -1
 }

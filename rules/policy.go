@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/touchpoint-dev/touchpoint/features"
 )
@@ -272,8 +272,8 @@ func (r *reader) policy(n *yaml.Node, p *Policy, schema *Schema, seen *bool) {
 					switch key {
 					case "kind":
 						kind, _ = r.nonEmptyStr(v, what+".kind")
-						if kind != "" && !contains(Kinds, kind) {
-							r.errf(v, "%s: unknown kind %q%s (use offer, coupon, message or content)", what, kind, suggest(kind, Kinds))
+						if kind != "" && kindIndex(kind) < 0 {
+							r.errf(v, "%s: unknown kind %q%s (use offer, coupon, message or content)", what, kind, suggest(kind, KindNames()))
 						}
 					case "channel":
 						channel, _ = r.nonEmptyStr(v, what+".channel")
@@ -315,7 +315,7 @@ func (r *reader) policy(n *yaml.Node, p *Policy, schema *Schema, seen *bool) {
 				}
 				list, _ := r.strList(cv, "policy.consent."+key)
 				for i, item := range list {
-					if key == "kinds" && !contains(Kinds, item) {
+					if key == "kinds" && kindIndex(item) < 0 {
 						r.errf(cv.Content[i], "policy.consent: unknown kind %q", item)
 					}
 					if key == "channels" {

@@ -3,7 +3,7 @@ package rules
 import (
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // scalarPosition maps a 1-based line and column inside a scalar's value to

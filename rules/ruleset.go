@@ -6,6 +6,7 @@
 package rules
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -13,8 +14,57 @@ import (
 	"github.com/touchpoint-dev/touchpoint/features"
 )
 
-// Touchpoint kinds.
-var Kinds = []string{"offer", "coupon", "message", "content"}
+// Kind is what sort of thing a touchpoint is. Kinds are numbered from 0 to
+// NumKinds-1, so per-kind state fits in an array of NumKinds.
+type Kind uint8
+
+// The touchpoint kinds, in the order rule files list them.
+const (
+	KindOffer Kind = iota
+	KindCoupon
+	KindMessage
+	KindContent
+	NumKinds = iota // how many kinds there are
+)
+
+// Rule.SuppressKinds holds a bit per kind; this fails to compile when the
+// kinds outgrow it.
+const _ uint8 = 1<<NumKinds - 1
+
+// String is the kind's name as rule files write it.
+func (k Kind) String() string {
+	switch k {
+	case KindOffer:
+		return "offer"
+	case KindCoupon:
+		return "coupon"
+	case KindMessage:
+		return "message"
+	case KindContent:
+		return "content"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// ParseKind returns the kind a rule file names, and false for a name that
+// is not a kind.
+func ParseKind(name string) (Kind, bool) {
+	for k := range Kind(NumKinds) {
+		if k.String() == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// KindNames returns the names of all kinds in order, in a new slice.
+func KindNames() []string {
+	names := make([]string, NumKinds)
+	for k := range Kind(NumKinds) {
+		names[k] = k.String()
+	}
+	return names
+}
 
 // Ruleset is one compiled, immutable version of a rules directory.
 type Ruleset struct {
@@ -128,7 +178,7 @@ func (b *Bandit) Segment(env *Env) string {
 type Touchpoint struct {
 	ID          string
 	Kind        string
-	KindIndex   int // index in Kinds
+	KindIndex   int // its Kind as an int, or -1 when Kind names none
 	Description string
 	Channels    []string // empty = every channel
 	Placements  []string // empty = every placement
@@ -194,7 +244,7 @@ type Rule struct {
 	Priority    int
 	Offer       []int // touchpoint indexes
 	// A suppress rule makes ineligible every touchpoint (SuppressAll), those
-	// of the kinds in SuppressKinds (a bit per Kinds index) and those in
+	// of the kinds in SuppressKinds (bit k for Kind k) and those in
 	// SuppressIDs; this stays small however many touchpoints there are.
 	SuppressAll   bool
 	SuppressKinds uint8

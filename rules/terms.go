@@ -6,7 +6,7 @@ import (
 
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Term is one operand of a rule condition's top-level && or || chain,

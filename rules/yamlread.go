@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/touchpoint-dev/touchpoint/internal/yamlalias"
 )
@@ -25,10 +25,10 @@ func (r *reader) errf(n *yaml.Node, format string, args ...any) {
 }
 
 // parseYAML parses data into its document node, reporting syntax errors with
-// the line yaml.v3 gives (it gives no column). Aliases (*name) are refused
+// the line the yaml parser gives (it gives no column). Aliases (*name) are refused
 // at their position and the file is not read further: nested aliases
 // expand exponentially (a few hundred bytes can stand for gigabytes), and
-// yaml.v3 keeps them unexpanded in the node tree, so refusing them here
+// the yaml package keeps them unexpanded in the node tree, so refusing them here
 // means nothing later ever expands one.
 func parseYAML(src *source, data []byte, errs *ErrorList) *yaml.Node {
 	var doc yaml.Node

@@ -12,7 +12,9 @@ import (
 	"github.com/touchpoint-dev/touchpoint/engine"
 )
 
-// The admin API is operator-facing and rare, so it uses encoding/json.
+// The admin API is operator-facing and rare, so its answers are encoded
+// with encoding/json. Its request bodies are parsed like every other body,
+// with fastjson by parseBody's rules.
 
 // handleAdmin authenticates every /admin/ request before routing it, so an
 // unauthenticated caller cannot probe which admin paths exist.

@@ -3,10 +3,12 @@ package server
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math"
 	"math/bits"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -498,8 +500,8 @@ func (st *decodeState) syntaxError(body []byte, parseErr error) {
 }
 
 // jsonError explains why body is not valid JSON. fastjson does not report
-// where parsing failed, so the (rare) error path rescans the body with a
-// strict scanner that does, and that names the field the error is in.
+// where parsing failed, so the (rare) error path asks encoding/json, whose
+// SyntaxError gives the offset, and names the field the error is in.
 func jsonError(body []byte, parseErr error) apiError {
 	const prefix = "request body is not valid JSON: "
 	e := apiError{status: 400, code: codeInvalidJSON}
@@ -507,8 +509,9 @@ func jsonError(body []byte, parseErr error) apiError {
 		e.message = "request body is empty"
 		return e
 	}
-	off, reason, field, found := locateSyntaxError(body)
+	off, reason, found := locateSyntaxError(body)
 	if !found {
+		// Valid JSON that fastjson refuses: nesting deeper than it allows.
 		if parseErr == nil {
 			parseErr = errors.New("invalid string")
 		}
@@ -516,6 +519,7 @@ func jsonError(body []byte, parseErr error) apiError {
 		return e
 	}
 	line, col := lineColumn(body, off)
+	field := fieldAt(body, off)
 	where := ""
 	if field != "" {
 		where = " in " + field
@@ -524,6 +528,109 @@ func jsonError(body []byte, parseErr error) apiError {
 	e.message = prefix + reason + where + " at offset " + strconv.Itoa(off) +
 		" (line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col) + ")"
 	return e
+}
+
+// locateSyntaxError returns the offset of the byte where b stops being
+// RFC 8259 JSON (len(b) when b ends too soon) and why, or found false when
+// b is valid JSON.
+func locateSyntaxError(b []byte) (off int, reason string, found bool) {
+	var raw json.RawMessage
+	err := json.Unmarshal(b, &raw)
+	if err == nil {
+		return 0, "", false
+	}
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return 0, "", false
+	}
+	reason = se.Error()
+	// Offset counts the bytes read, the offending one included; at the
+	// end of input nothing offends and it is len(b).
+	off = int(se.Offset)
+	if !strings.HasPrefix(reason, "unexpected end") {
+		off--
+	}
+	return min(max(off, 0), len(b)), reason, true
+}
+
+// fieldAt names the field whose value byte off of b is in:
+// "placements[1].id", or "" when it is at the top level or between members.
+// b[:off] must be a prefix of valid JSON (as locateSyntaxError's offsets
+// are), so it is walked without checking it. Keys are named as written,
+// escapes and all.
+func fieldAt(b []byte, off int) string {
+	type level struct {
+		object bool
+		key    []byte // the member whose value is being read; nil until its ':'
+		index  int    // the element being read
+		done   bool   // the member's or element's value has ended
+	}
+	var stack []level
+	var str []byte  // the last string read, which a ':' makes a key
+	scalar := false // the last byte was part of a number or literal
+	valueEnded := func() {
+		if len(stack) > 0 {
+			stack[len(stack)-1].done = true
+		}
+	}
+	for i := 0; i < off; i++ {
+		c := b[i]
+		wasScalar := scalar
+		scalar = false
+		switch c {
+		case '"':
+			start := i + 1
+			for i++; i < off && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			str = b[start:min(i, off)]
+			if i < off && len(stack) > 0 && (!stack[len(stack)-1].object || stack[len(stack)-1].key != nil) {
+				valueEnded()
+			}
+		case '{', '[':
+			stack = append(stack, level{object: c == '{'})
+		case '}', ']':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+			valueEnded()
+		case ':':
+			if len(stack) > 0 {
+				stack[len(stack)-1].key = str
+			}
+		case ',':
+			if len(stack) > 0 {
+				top := &stack[len(stack)-1]
+				top.key, top.done = nil, false
+				top.index++
+			}
+		case ' ', '\t', '\n', '\r':
+			if wasScalar {
+				valueEnded()
+			}
+		default:
+			scalar = true
+		}
+	}
+	var path []byte
+	for _, l := range stack {
+		if l.done || l.object && l.key == nil {
+			break
+		}
+		if l.object {
+			if len(path) > 0 {
+				path = append(path, '.')
+			}
+			path = append(path, l.key...)
+			continue
+		}
+		path = append(path, '[')
+		path = strconv.AppendInt(path, int64(l.index), 10)
+		path = append(path, ']')
+	}
+	return string(path)
 }
 
 // parseBody parses a request body that is not on the decide hot path and
@@ -642,259 +749,6 @@ func lineColumn(b []byte, off int) (line, col int) {
 	return line, col
 }
 
-// locateSyntaxError finds the byte offset of the first RFC 8259 syntax error
-// in b, and the field it is in ("placements[1].id"; "" at the top level).
-// found is false when b is valid JSON.
-func locateSyntaxError(b []byte) (off int, reason, field string, found bool) {
-	s := jsonScanner{b: b}
-	if s.value(1) {
-		s.space()
-		if s.i == len(s.b) {
-			return 0, "", "", false
-		}
-		s.reason = "unexpected data after the top-level value"
-	}
-	return s.i, s.reason, s.field(), true
-}
-
-// jsonScanner is a minimal strict JSON syntax checker that remembers where it
-// stopped, and in which field. It builds nothing; it is only used to explain
-// a parse failure.
-type jsonScanner struct {
-	b      []byte
-	i      int
-	reason string
-	// path is the member key or element index of each enclosing value; on
-	// failure it is left as it was where the scan stopped.
-	path []pathElem
-}
-
-// pathElem is an object key (raw, as written) or, when key is nil, an array
-// index.
-type pathElem struct {
-	key   []byte
-	index int
-}
-
-func (s *jsonScanner) field() string {
-	var b []byte
-	for _, e := range s.path {
-		if e.key == nil {
-			b = append(b, '[')
-			b = strconv.AppendInt(b, int64(e.index), 10)
-			b = append(b, ']')
-			continue
-		}
-		if len(b) > 0 {
-			b = append(b, '.')
-		}
-		b = append(b, e.key...)
-	}
-	return string(b)
-}
-
-func (s *jsonScanner) fail(reason string) bool {
-	s.reason = reason
-	return false
-}
-
-func (s *jsonScanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *jsonScanner) value(depth int) bool {
-	if depth > fastjson.MaxDepth {
-		return s.fail("nesting deeper than " + strconv.Itoa(fastjson.MaxDepth) + " levels")
-	}
-	s.space()
-	if s.i >= len(s.b) {
-		return s.fail("unexpected end of input, expected a value")
-	}
-	switch c := s.b[s.i]; {
-	case c == '{':
-		return s.object(depth)
-	case c == '[':
-		return s.array(depth)
-	case c == '"':
-		return s.str()
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return s.number()
-	default:
-		return s.fail("unexpected character " + strconv.QuoteRune(rune(c)) + ", expected a value")
-	}
-}
-
-func (s *jsonScanner) object(depth int) bool {
-	s.i++ // '{'
-	s.space()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return true
-	}
-	for {
-		s.space()
-		if s.i >= len(s.b) {
-			return s.fail("unexpected end of input, expected an object key")
-		}
-		if s.b[s.i] != '"' {
-			return s.fail("expected a string object key")
-		}
-		start := s.i + 1
-		if !s.str() {
-			return false
-		}
-		key := s.b[start : s.i-1 : s.i-1]
-		s.space()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return s.fail("expected ':' after object key")
-		}
-		s.i++
-		s.path = append(s.path, pathElem{key: key})
-		if !s.value(depth + 1) {
-			return false
-		}
-		s.path = s.path[:len(s.path)-1]
-		s.space()
-		if s.i >= len(s.b) {
-			return s.fail("unexpected end of input, expected ',' or '}'")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return s.fail("expected ',' or '}' after object value")
-		}
-	}
-}
-
-func (s *jsonScanner) array(depth int) bool {
-	s.i++ // '['
-	s.space()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		return true
-	}
-	for n := 0; ; n++ {
-		s.path = append(s.path, pathElem{index: n})
-		if !s.value(depth + 1) {
-			return false
-		}
-		s.path = s.path[:len(s.path)-1]
-		s.space()
-		if s.i >= len(s.b) {
-			return s.fail("unexpected end of input, expected ',' or ']'")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			return s.fail("expected ',' or ']' after array value")
-		}
-	}
-}
-
-func (s *jsonScanner) str() bool {
-	s.i++ // opening quote
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return true
-		case c == '\\':
-			s.i++
-			if s.i >= len(s.b) {
-				return s.fail("unterminated string")
-			}
-			switch s.b[s.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
-			case 'u':
-				s.i++
-				for k := 0; k < 4; k++ {
-					if s.i >= len(s.b) || !isHex(s.b[s.i]) {
-						return s.fail(`invalid \u escape in a string`)
-					}
-					s.i++
-				}
-			default:
-				if c := s.b[s.i]; c > ' ' && c < 0x7f {
-					return s.fail(`invalid escape \` + string(rune(c)) + " in a string")
-				}
-				return s.fail("invalid escape in a string")
-			}
-		case c < 0x20:
-			return s.fail("unescaped control character " + runeName(rune(c)) + " in a string")
-		default:
-			s.i++
-		}
-	}
-	return s.fail("unterminated string")
-}
-
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-func (s *jsonScanner) literal(lit string) bool {
-	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
-		return s.fail("invalid literal, expected " + lit)
-	}
-	s.i += len(lit)
-	return true
-}
-
-func (s *jsonScanner) number() bool {
-	digits := func() int {
-		n := 0
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			s.i++
-			n++
-		}
-		return n
-	}
-	if s.b[s.i] == '-' {
-		s.i++
-	}
-	switch {
-	case s.i < len(s.b) && s.b[s.i] == '0':
-		s.i++
-	case digits() == 0:
-		return s.fail("invalid number, expected a digit")
-	}
-	if s.i < len(s.b) && s.b[s.i] == '.' {
-		s.i++
-		if digits() == 0 {
-			return s.fail("invalid number, expected a digit after '.'")
-		}
-	}
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		s.i++
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
-			s.i++
-		}
-		if digits() == 0 {
-			return s.fail("invalid number, expected a digit in the exponent")
-		}
-	}
-	return true
 }

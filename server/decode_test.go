@@ -2,9 +2,12 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fastjson"
 
 	"github.com/touchpoint-dev/touchpoint/engine"
 	"github.com/touchpoint-dev/touchpoint/features"
@@ -60,27 +63,52 @@ func TestLocateSyntaxError(t *testing.T) {
 	tests := []struct {
 		in     string
 		offset int
+		field  string
 	}{
-		{`{"a":1,}`, 7},
-		{`{"a" 1}`, 5},
-		{`[1,2`, 4},
-		{`{"a":"b`, 5 + 2},
-		{`{"a":01}`, 6},
-		{`{"a":tru}`, 5},
-		{"{\"a\":\"\x01\"}", 6},
-		{`{"a":"\x"}`, 7},
-		{`{} {}`, 3},
+		{`{"a":1,}`, 7, ""},
+		{`{"a" 1}`, 5, ""},
+		{`[1,2`, 4, "[1]"},
+		{`{"a":"b`, 7, "a"},
+		{`{"a":01}`, 6, "a"},
+		{`{"a":tru}`, 8, "a"},
+		{"{\"a\":\"\x01\"}", 6, "a"},
+		{`{"a":"\x"}`, 7, "a"},
+		{`{"a":"\u12"}`, 10, "a"},
+		{`{} {}`, 3, ""},
+		{"{\"events\":[{\"event_id\":\"e\n1\"}]}", 25, "events[0].event_id"},
+		{"{\"b\":[],\"context\":{\"pa\x01ge\":1}}", 22, "context"},
+		{`{"a\"b":[1,{"c":{}},x]}`, 20, `a\"b[2]`},
+		{"\n\n  {\"a\": }", 10, "a"},
+		{`{"a":"b" "c":1}`, 9, ""},
+		{`{"a":{"b":[true x]}}`, 16, "a.b"},
+		{`{"a":{"b":[{} x]}}`, 14, "a.b"},
+		{`{"a":{"b":[{},x]}}`, 14, "a.b[1]"},
+		{`[[1],2 3]`, 7, ""},
 	}
 	for _, tc := range tests {
-		off, reason, _, found := locateSyntaxError([]byte(tc.in))
+		off, reason, found := locateSyntaxError([]byte(tc.in))
 		if !found || off != tc.offset || reason == "" {
 			t.Errorf("locateSyntaxError(%q) = %d, %q, %v; want offset %d", tc.in, off, reason, found, tc.offset)
+			continue
+		}
+		if field := fieldAt([]byte(tc.in), off); field != tc.field {
+			t.Errorf("fieldAt(%q, %d) = %q, want %q", tc.in, off, field, tc.field)
 		}
 	}
 	for _, ok := range []string{`{}`, ` [1, -0.5e+3, "x\u00e9\n", true, false, null] `, sampleRequest} {
-		if off, reason, _, found := locateSyntaxError([]byte(ok)); found {
+		if off, reason, found := locateSyntaxError([]byte(ok)); found {
 			t.Errorf("locateSyntaxError(%q) found %q at %d in valid JSON", ok, reason, off)
 		}
+	}
+}
+
+// The message names the place by offset, line and column, and the field.
+func TestJSONErrorMessage(t *testing.T) {
+	body := "{\n  \"customer_id\": \"c-1\",\n  \"placements\": [\"a\", tru]\n}"
+	e := jsonError([]byte(body), errors.New("fastjson"))
+	want := `request body is not valid JSON: invalid character ']' in literal true (expecting 'e') in placements[1] at offset 51 (line 3, column 26)`
+	if e.code != codeInvalidJSON || e.field != "placements[1]" || e.message != want {
+		t.Errorf("jsonError = %+v,\nwant message %s", e, want)
 	}
 }
 
@@ -175,7 +203,8 @@ func FuzzDecodeDraft(f *testing.F) {
 		f.Add([]byte(s), true)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, replaying bool) {
-		draft, limit, e := decodeDraft(body, replaying)
+		var p fastjson.Parser
+		draft, limit, e := decodeDraft(&p, body, replaying)
 		if e != nil {
 			if e.status != 400 || e.message == "" || !json.Valid(appendError(nil, e.code, e.field, e.message)) {
 				t.Fatalf("bad error %+v", e)

@@ -103,7 +103,9 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		s.writeError(ctx, bodyTooLarge(limit, epEvents))
 		return
 	}
-	events, apiErr := decodeEvents(body, s.schema, time.Now())
+	p := s.parsers.Get()
+	events, apiErr := decodeEvents(p, body, s.schema, time.Now())
+	s.parsers.Put(p)
 	if apiErr != nil {
 		s.writeError(ctx, apiErr)
 		return
@@ -183,9 +185,8 @@ func envelope(p *fastjson.Parser, body []byte, key, example string) (*fastjson.V
 	return member, nil
 }
 
-func decodeEvents(body []byte, schema Schema, now time.Time) ([]features.Event, *apiError) {
-	var p fastjson.Parser
-	v, apiErr := envelope(&p, body, "events", `{"events": [{"event_id": "ev-1", …}]}`)
+func decodeEvents(p *fastjson.Parser, body []byte, schema Schema, now time.Time) ([]features.Event, *apiError) {
+	v, apiErr := envelope(p, body, "events", `{"events": [{"event_id": "ev-1", …}]}`)
 	if apiErr != nil {
 		return nil, apiErr
 	}
@@ -410,7 +411,9 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 			s.methodNotAllowed(ctx, "PUT")
 			return
 		}
-		values, apiErr := decodeFeatures(ctx.PostBody())
+		p := s.parsers.Get()
+		values, apiErr := decodeFeatures(p, ctx.PostBody())
+		s.parsers.Put(p)
 		if apiErr == nil {
 			if re := s.schema.CheckFeatures(values); re != nil {
 				apiErr = &apiError{status: fasthttp.StatusBadRequest, code: re.Code, field: re.Field, message: re.Message}
@@ -430,7 +433,9 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx) {
 			s.methodNotAllowed(ctx, "PUT")
 			return
 		}
-		consent, apiErr := s.decodeConsent(ctx.PostBody(), time.Now())
+		p := s.parsers.Get()
+		consent, apiErr := s.decodeConsent(p, ctx.PostBody(), time.Now())
+		s.parsers.Put(p)
 		if apiErr != nil {
 			s.writeError(ctx, apiErr)
 			return
@@ -461,9 +466,8 @@ func (s *Server) answerCustomer(ctx *fasthttp.RequestCtx, c context.Context, id 
 
 // decodeFeatures reads {"features": {...}} into typed values; the schema
 // check happens after, in the engine.
-func decodeFeatures(body []byte) (map[string]features.Value, *apiError) {
-	var p fastjson.Parser
-	v, apiErr := envelope(&p, body, "features", `{"features": {"tier": "gold"}}`)
+func decodeFeatures(p *fastjson.Parser, body []byte) (map[string]features.Value, *apiError) {
+	v, apiErr := envelope(p, body, "features", `{"features": {"tier": "gold"}}`)
 	if apiErr != nil {
 		return nil, apiErr
 	}
@@ -533,10 +537,9 @@ func featureValues(v *fastjson.Value, field string) (map[string]features.Value, 
 }
 
 // decodeConsent reads {"channels": {"email": true, "sms": false}}.
-func (s *Server) decodeConsent(body []byte, now time.Time) (map[string]features.Consent, *apiError) {
+func (s *Server) decodeConsent(p *fastjson.Parser, body []byte, now time.Time) (map[string]features.Consent, *apiError) {
 	const example = `{"channels": {"email": true, "sms": false}}`
-	var p fastjson.Parser
-	v, apiErr := envelope(&p, body, "channels", example)
+	v, apiErr := envelope(p, body, "channels", example)
 	if apiErr != nil {
 		return nil, apiErr
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/touchpoint-dev/touchpoint/decisionlog"
 	"github.com/touchpoint-dev/touchpoint/internal/buildinfo"
@@ -25,7 +25,7 @@ type metrics struct {
 	eventsApplied  prometheus.Counter
 	degraded       prometheus.Counter
 	overloaded     prometheus.Counter
-	handler        http.Handler
+	handler        fasthttp.RequestHandler
 	// counters caches resolved request counters per endpoint and common
 	// status, so counting a request does no label hashing after the first
 	// time a combination is seen.
@@ -83,11 +83,11 @@ func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.
 	if cacheStats != nil {
 		m.reg.MustRegister(newCacheCollector(cacheStats))
 	}
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog: promLogger{log: log},
 		// A broken collector should cost its own series, not the scrape.
 		ErrorHandling: promhttp.ContinueOnError,
-	})
+	}))
 	// Resolve the hot series up front so they exist (at 0) from the first
 	// scrape, which keeps rate() and ratio queries well defined.
 	for _, c := range []struct {
@@ -168,57 +168,12 @@ func (m *metrics) countRequest(ep endpoint, status int) {
 }
 
 // handleMetrics serves the registry through promhttp, which owns content
-// negotiation and compression. promhttp speaks net/http, so the call is
-// bridged by a minimal ResponseWriter; scrapes are rare, so the bridging
-// cost does not matter, and the handler runs synchronously on this
-// goroutine.
+// negotiation and compression, adapted to fasthttp by fasthttpadaptor.
+// Scrapes are rare, so the adaptor's cost does not matter; it waits for
+// the handler's goroutine before returning.
 func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
-	r, err := http.NewRequestWithContext(s.baseCtx, http.MethodGet, "/metrics", nil)
-	if err != nil {
-		s.writeError(ctx, &apiError{status: fasthttp.StatusInternalServerError, code: codeInternal,
-			message: "metrics unavailable"})
-		return
-	}
-	for _, name := range []string{"Accept", "Accept-Encoding"} {
-		if v := ctx.Request.Header.Peek(name); len(v) > 0 {
-			r.Header.Set(name, string(v))
-		}
-	}
-	w := &metricsWriter{ctx: ctx, header: http.Header{}}
-	s.metrics.handler.ServeHTTP(w, r)
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-}
-
-// metricsWriter is an http.ResponseWriter writing into a fasthttp response.
-type metricsWriter struct {
-	ctx         *fasthttp.RequestCtx
-	header      http.Header
-	wroteHeader bool
-}
-
-func (w *metricsWriter) Header() http.Header { return w.header }
-
-func (w *metricsWriter) WriteHeader(status int) {
-	if w.wroteHeader {
-		return
-	}
-	w.wroteHeader = true
-	for k, vs := range w.header {
-		for _, v := range vs {
-			w.ctx.Response.Header.Add(k, v)
-		}
-	}
-	noStore(w.ctx)
-	w.ctx.SetStatusCode(status)
-}
-
-func (w *metricsWriter) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ctx.Write(p)
+	s.metrics.handler(ctx)
+	noStore(ctx)
 }
 
 // promLogger routes promhttp's error reports into the server log.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 
 	"github.com/touchpoint-dev/touchpoint/api"
 	"github.com/touchpoint-dev/touchpoint/decisionlog"
@@ -182,6 +183,10 @@ type Server struct {
 	cancelBase context.CancelFunc
 
 	states sync.Pool // *decideState
+	// parsers parse the request bodies other than decide's, which has a
+	// parser in its state. Whatever a decoder keeps from a body it copies,
+	// so a parser goes back to the pool as soon as its body is decoded.
+	parsers fastjson.ParserPool
 
 	// admission bounds the decides in flight.
 	admission *admission

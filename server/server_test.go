@@ -2,10 +2,13 @@ package server
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -514,6 +517,26 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(body, w) {
 			t.Errorf("metrics lack %q", w)
 		}
+	}
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", cc)
+	}
+
+	// promhttp negotiates compression with the scraper.
+	r = ts.do(t, http.MethodGet, "/metrics", "", map[string]string{"Accept-Encoding": "gzip"})
+	if r.status != http.StatusOK || r.header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("gzip scrape: status %d, Content-Encoding %q", r.status, r.header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("gzip scrape: %v", err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gzip scrape: %v", err)
+	}
+	if w := `touchpoint_http_requests_total{endpoint="decide",status="200"} 2`; !strings.Contains(string(unzipped), w) {
+		t.Errorf("gzip scrape lacks %q", w)
 	}
 }
 

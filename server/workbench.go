@@ -95,7 +95,9 @@ func (s *Server) handleWorkbench(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		replaying := p == pathDraftReplay
-		draft, limit, apiErr := decodeDraft(ctx.PostBody(), replaying)
+		parser := s.parsers.Get()
+		draft, limit, apiErr := decodeDraft(parser, ctx.PostBody(), replaying)
+		s.parsers.Put(parser)
 		if apiErr != nil {
 			s.writeError(ctx, apiErr)
 			return
@@ -141,10 +143,9 @@ func (s *Server) answerReplay(ctx *fasthttp.RequestCtx, draft workbench.Draft, l
 
 // decodeDraft reads {"files": {"cart.yaml": "…"}} and, for a replay, an
 // optional "limit".
-func decodeDraft(body []byte, replaying bool) (workbench.Draft, int, *apiError) {
+func decodeDraft(p *fastjson.Parser, body []byte, replaying bool) (workbench.Draft, int, *apiError) {
 	const example = `{"files": {"cart.yaml": "rules: …"}}`
-	var p fastjson.Parser
-	root, apiErr := parseBody(&p, body)
+	root, apiErr := parseBody(p, body)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}

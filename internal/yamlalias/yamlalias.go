@@ -3,7 +3,7 @@
 //
 // An alias refers to an anchored value; a few nested levels of aliases to
 // aliases expand to millions of nodes (the "billion laughs" attack), while
-// the document stays a few hundred bytes. yaml.v3 keeps aliases as
+// the document stays a few hundred bytes. The yaml package keeps aliases as
 // AliasNode when it parses into a yaml.Node, so a walk of the node tree is
 // linear in the size of the file and finds them before any expansion.
 package yamlalias
@@ -12,7 +12,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Found describes the aliases in a document: the first one in document
