@@ -36,7 +36,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	deliverStdout := fs.Bool("deliver-stdout", false, "print what triggers would send to standard output instead of delivering it (demos)")
 	timeScale := fs.Float64("time-scale", 0, "divide every trigger's delay by this (60: two hours pass in two minutes; demos)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: touchpoint serve [flags]\n\nServes POST /v1/decide and the health, metrics and admin endpoints.\nSIGHUP, POST /admin/reload and edits in the rules directory reload the rules;\nSIGTERM drains in-flight requests and exits. The admin key may also come from\nTOUCHPOINT_ADMIN_KEY.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: touchpoint serve [flags]\n\nServes POST /v1/decide and the health, metrics and admin endpoints.\nSIGHUP, POST /admin/reload and edits in the rules directory reload the rules;\nSIGTERM drains in-flight requests and exits.\n\nEvery config key can also be set by an environment variable named after\nits path: TOUCHPOINT_SERVER_ADDR sets server.addr (\"touchpoint config env\"\nlists them all). Flags override variables, variables override the file.\nThe admin key may also come from TOUCHPOINT_ADMIN_KEY.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -47,7 +47,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-	cfg, err := loadConfig(*configPath, explicit["config"])
+	cfg, err := loadConfigEnv(*configPath, explicit["config"], envLookup)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,6 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	override(&cfg.Features.Customers, *customers)
 	override(&cfg.Redis.URL, *redisURL)
 	override(&cfg.Log.Level, *logLevel)
-	override(&cfg.Server.AdminKey, os.Getenv("TOUCHPOINT_ADMIN_KEY"))
 	if *timeScale != 0 {
 		cfg.Triggers.TimeScale = *timeScale
 	}
@@ -126,6 +125,17 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		// then fail with one line.
 		fmt.Fprintln(stderr, err.Error())
 		return fmt.Errorf("cannot start: the rules in %q do not load", cfg.Rules.RulesDir)
+	}
+	// A mistyped variable would otherwise be ignored without a word.
+	secrets := map[string]bool{}
+	for _, d := range eng.Ruleset().Deliveries {
+		if d.Webhook != nil {
+			secrets[d.Webhook.SecretEnv] = true
+		}
+	}
+	for _, name := range unknownEnv(os.Environ(), secrets) {
+		log.Warn().Str("component", "cmd").Str("variable", name).
+			Msg("environment variable names no config key and is not read (see touchpoint config env)")
 	}
 	dlog, err := openDecisionLog(cfg, st, log)
 	if err != nil {
