@@ -22,6 +22,10 @@ import (
 // dots as underscores (server.addr is TOUCHPOINT_SERVER_ADDR).
 const envPrefix = "TOUCHPOINT_"
 
+// redisPasswordEnv is redis.password's variable, which the commands that
+// take --redis read too.
+const redisPasswordEnv = envPrefix + "REDIS_PASSWORD"
+
 // envAliases are older names kept working: each sets the key it names, and
 // giving it together with that key's own variable, with another value, is an
 // error.

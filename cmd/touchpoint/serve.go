@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -239,7 +240,12 @@ func openCustomerStore(cfg config, log zerolog.Logger, invalidate func(customerI
 		// Dial before serving so the first decisions do not pay for it;
 		// Redis being down is not fatal, decisions degrade until it is back.
 		pctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.DialTimeout)
-		if err := rs.Ping(pctx); err != nil {
+		if err := rs.Ping(pctx); errors.Is(err, redisstore.ErrAuth) {
+			// A wrong password is a mistake to fix, not an outage to ride out.
+			cancel()
+			_ = rs.Close()
+			return nil, fmt.Errorf("cannot open Redis store: %w (the password comes from TOUCHPOINT_REDIS_PASSWORD, redis.password or redis.password_file)", err)
+		} else if err != nil {
 			log.Warn().Str("component", "cmd").Err(err).Msg("redis is not answering yet; decisions are degraded until it does")
 		}
 		cancel()
