@@ -697,5 +697,6 @@ func Routes() []Route {
 		{"GET", "/admin/schema"}, {"GET", "/admin/rules"}, {"GET", "/admin/rules/file"},
 		{"POST", "/admin/drafts/check"}, {"POST", "/admin/drafts/replay"},
 		{"GET", "/v1/customers/{id}"}, {"GET", "/ui/"}, {"GET", "/ui/{file}"},
+		{"GET", "/debug/pprof/"}, {"GET", "/debug/pprof/{profile}"},
 	}
 }
