@@ -3,7 +3,7 @@
 # something as it is. deploy/ shows it behind Compose and Kubernetes.
 #
 #   docker build -t touchpoint --label org.opencontainers.image.revision="$(git rev-parse HEAD)" .
-#   docker run --rm -p 8080:8080 -e TOUCHPOINT_ADMIN_KEY=… touchpoint
+#   docker run --rm -p 8080:8080 -e TOUCHPOINT_ADMIN_KEY=… -e TOUCHPOINT_WEBHOOK_SECRET=… touchpoint
 #
 # The builder's Go version is go.mod's (a test in cmd/touchpoint checks
 # it). .git is not sent to the builder, so `touchpoint version` in the
