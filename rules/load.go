@@ -173,30 +173,51 @@ func ruleFiles(dir string) ([]string, error) {
 		return nil, fmt.Errorf("cannot read rules directory: %s is not a directory", dir)
 	}
 	var paths []string
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	if err := walkRuleFiles(dir, 0, &paths); err != nil {
+		return nil, fmt.Errorf("cannot read rules directory: %w", err)
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// maxSymlinkedDirs bounds how many symbolic links to directories one walk
+// follows inside another, so a link to an enclosing folder ends the walk.
+const maxSymlinkedDirs = 8
+
+// walkRuleFiles adds the rule files under root to paths. Hidden files and folders are skipped (editor swap files;
+// the timestamped folder of a Kubernetes ConfigMap volume, whose files
+// are reached through the links beside it). Links to folders are followed:
+// a ConfigMap volume presents each of its folders as one.
+func walkRuleFiles(root string, links int, paths *[]string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		name := d.Name()
 		if d.IsDir() {
-			if p != dir && strings.HasPrefix(name, ".") {
+			if p != root && strings.HasPrefix(name, ".") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		if strings.HasPrefix(name, ".") {
-			return nil // editor swap and backup files
+			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if info, err := os.Stat(p); err == nil && info.IsDir() {
+				if links >= maxSymlinkedDirs {
+					return fmt.Errorf("%s: more than %d links to folders inside one another", p, maxSymlinkedDirs)
+				}
+				// The trailing separator makes WalkDir start inside the
+				// link's folder rather than at the link.
+				return walkRuleFiles(p+string(filepath.Separator), links+1, paths)
+			}
 		}
 		if ext := filepath.Ext(name); ext == ".yaml" || ext == ".yml" {
-			paths = append(paths, p)
+			*paths = append(*paths, p)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("cannot read rules directory: %w", err)
-	}
-	sort.Strings(paths)
-	return paths, nil
 }
 
 // item is a definition found in some file, kept with its source for errors.

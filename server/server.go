@@ -203,6 +203,8 @@ type Server struct {
 	onEvents    func(ctx context.Context, events []features.Event) error
 	// ui is the playground's files by path under /ui/.
 	ui map[string]uiAsset
+	// pprof serves the runtime's profiles under /debug/pprof/.
+	pprof *pprofHandler
 }
 
 // New builds a server. cfg should have passed Validate; Run checks it again.
@@ -221,6 +223,7 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		workbench:   opts.Workbench,
 		onEvents:    opts.OnEvents,
 		tracer:      opts.Tracer,
+		pprof:       newPprofHandler(),
 	}
 	s.errLog = sampled(s.log, 10, time.Second)
 	s.storeLog = sampled(s.log, 10, time.Second)
@@ -366,6 +369,7 @@ const (
 	epExperiments
 	epOpenAPI
 	epUI
+	epPprof
 	epNotFound
 	epMalformed
 	numEndpoints
@@ -399,6 +403,8 @@ func (e endpoint) String() string {
 		return "openapi"
 	case epUI:
 		return "ui"
+	case epPprof:
+		return "pprof"
 	case epNotFound:
 		return "not_found"
 	case epMalformed:
@@ -480,6 +486,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case epUI:
 		ep = epUI
 		s.handleUI(ctx)
+	case epPprof:
+		ep = epPprof
+		if s.allowGetOrPost(ctx) {
+			s.handlePprof(ctx)
+		}
 	default:
 		s.writeError(ctx, &apiError{status: fasthttp.StatusNotFound, code: codeNotFound,
 			message: "no endpoint at " + string(path)})
@@ -514,6 +525,8 @@ func routeOf(ctx *fasthttp.RequestCtx) endpoint {
 		return epOpenAPI
 	case "/ui":
 		return epUI
+	case "/debug/pprof":
+		return epPprof
 	}
 	switch {
 	case bytes.HasPrefix(path, []byte(customersPrefix)):
@@ -524,6 +537,8 @@ func routeOf(ctx *fasthttp.RequestCtx) endpoint {
 		return epExperiments
 	case bytes.HasPrefix(path, []byte(uiPrefix)):
 		return epUI
+	case bytes.HasPrefix(path, []byte(pprofPrefix)):
+		return epPprof
 	}
 	return epNotFound
 }
@@ -539,6 +554,16 @@ func (s *Server) bodyLimit(ep endpoint) int {
 		return maxCustomerBody
 	}
 	return s.cfg.MaxBodyBytes
+}
+
+// allowGetOrPost answers 405 unless the method is GET, HEAD or POST (go
+// tool pprof POSTs to symbol).
+func (s *Server) allowGetOrPost(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsGet() || ctx.IsHead() || ctx.IsPost() {
+		return true
+	}
+	s.methodNotAllowed(ctx, "GET, HEAD, POST")
+	return false
 }
 
 // allowGet answers 405 unless the method is GET or HEAD.
@@ -707,5 +732,6 @@ func Routes() []Route {
 		{"GET", "/admin/schema"}, {"GET", "/admin/rules"}, {"GET", "/admin/rules/file"},
 		{"POST", "/admin/drafts/check"}, {"POST", "/admin/drafts/replay"},
 		{"GET", "/v1/customers/{id}"}, {"GET", "/ui/"}, {"GET", "/ui/{file}"},
+		{"GET", "/debug/pprof/"}, {"GET", "/debug/pprof/{profile}"},
 	}
 }

@@ -113,6 +113,20 @@ func (c config) validate() error {
 
 var unknownFieldRe = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
 
+// loadConfigEnv is loadConfig and then the environment variables that
+// lookup finds, over the file (see applyEnv). Flags, applied by the
+// caller, override both.
+func loadConfigEnv(path string, required bool, lookup func(string) (string, bool)) (config, error) {
+	cfg, err := loadConfig(path, required)
+	if err != nil {
+		return cfg, err
+	}
+	if err := applyEnv(&cfg, lookup); err != nil {
+		return cfg, fmt.Errorf("invalid environment: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return cfg, nil
+}
+
 // loadConfig reads the file over the defaults, rejecting unknown keys so a
 // typo is an error at start rather than a silent default.
 func loadConfig(path string, required bool) (config, error) {

@@ -107,12 +107,20 @@ func copyTree(t *testing.T, from, to string) {
 
 func startServer(t *testing.T, dir string, extra ...string) *process {
 	t.Helper()
+	return startServerEnv(t, dir, nil, extra...)
+}
+
+// startServerEnv is startServer with env added to the process's
+// environment.
+func startServerEnv(t *testing.T, dir string, env []string, extra ...string) *process {
+	t.Helper()
 	args := append([]string{"serve", "--config", filepath.Join(dir, "none.yaml"), "--addr", "127.0.0.1:0",
 		"--rules", filepath.Join(dir, "rules"), "--schema", filepath.Join(dir, "features.yaml"),
 		"--customers", filepath.Join(dir, "customers.jsonl")}, extra...)
 	os.WriteFile(filepath.Join(dir, "none.yaml"), []byte("log:\n  level: info\n"), 0o644)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "TOUCHPOINT_ADMIN_KEY="+adminKey, "TOUCHPOINT_WEBHOOK_SECRET="+webhookSecret)
+	cmd.Env = append(cmd.Env, env...)
 	logs := &syncBuffer{}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -59,6 +59,7 @@ func featuresCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := redisstore.DefaultConfig()
 	cfg.URL = *redisURL
+	cfg.Password = os.Getenv(redisPasswordEnv)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

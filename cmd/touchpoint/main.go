@@ -24,6 +24,7 @@ Usage:
   touchpoint models predict|inspect   score JSON Lines with a model file, or describe one
   touchpoint evaluate [flags]         estimate a new ruleset's reward from a decision log
   touchpoint experiments report ID    an A/B test's outcomes per variant, from the decision log and events
+  touchpoint config env               the environment variables that set config keys
   touchpoint version                  the build: version, commit and Go version (also --version)
   touchpoint help                     show this help
 
@@ -90,6 +91,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return evaluate(args[1:], stdout, stderr)
 	case "experiments":
 		return experimentsCommand(args[1:], stdout, stderr)
+	case "config":
+		return configCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -117,6 +117,7 @@ func replayStore(customers, redisURL string) (features.Store, func(), error) {
 	}
 	cfg := redisstore.DefaultConfig()
 	cfg.URL = redisURL
+	cfg.Password = os.Getenv(redisPasswordEnv)
 	// A replay reads one customer after another; it can wait for Redis
 	// longer than a page view would.
 	cfg.LookupTimeout = 2 * time.Second

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	deliverStdout := fs.Bool("deliver-stdout", false, "print what triggers would send to standard output instead of delivering it (demos)")
 	timeScale := fs.Float64("time-scale", 0, "divide every trigger's delay by this (60: two hours pass in two minutes; demos)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: touchpoint serve [flags]\n\nServes POST /v1/decide and the health, metrics and admin endpoints.\nSIGHUP, POST /admin/reload and edits in the rules directory reload the rules;\nSIGTERM drains in-flight requests and exits. The admin key may also come from\nTOUCHPOINT_ADMIN_KEY.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: touchpoint serve [flags]\n\nServes POST /v1/decide and the health, metrics and admin endpoints.\nSIGHUP, POST /admin/reload and edits in the rules directory reload the rules;\nSIGTERM drains in-flight requests and exits.\n\nEvery config key can also be set by an environment variable named after\nits path: TOUCHPOINT_SERVER_ADDR sets server.addr (\"touchpoint config env\"\nlists them all). Flags override variables, variables override the file.\nThe admin key may also come from TOUCHPOINT_ADMIN_KEY.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -48,7 +49,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-	cfg, err := loadConfig(*configPath, explicit["config"])
+	cfg, err := loadConfigEnv(*configPath, explicit["config"], envLookup)
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,6 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	override(&cfg.Features.Customers, *customers)
 	override(&cfg.Redis.URL, *redisURL)
 	override(&cfg.Log.Level, *logLevel)
-	override(&cfg.Server.AdminKey, os.Getenv("TOUCHPOINT_ADMIN_KEY"))
 	if *timeScale != 0 {
 		cfg.Triggers.TimeScale = *timeScale
 	}
@@ -151,6 +151,17 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		// then fail with one line.
 		fmt.Fprintln(stderr, err.Error())
 		return fmt.Errorf("cannot start: the rules in %q do not load", cfg.Rules.RulesDir)
+	}
+	// A mistyped variable would otherwise be ignored without a word.
+	secrets := map[string]bool{}
+	for _, d := range eng.Ruleset().Deliveries {
+		if d.Webhook != nil {
+			secrets[d.Webhook.SecretEnv] = true
+		}
+	}
+	for _, name := range unknownEnv(os.Environ(), secrets) {
+		log.Warn().Str("component", "cmd").Str("variable", name).
+			Msg("environment variable names no config key and is not read (see touchpoint config env)")
 	}
 	dlog, err := openDecisionLog(cfg, st, log)
 	if err != nil {
@@ -275,7 +286,12 @@ func openCustomerStore(cfg config, log zerolog.Logger, tracer *tracing.Tracer, i
 		// Dial before serving so the first decisions do not pay for it;
 		// Redis being down is not fatal, decisions degrade until it is back.
 		pctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.DialTimeout)
-		if err := rs.Ping(pctx); err != nil {
+		if err := rs.Ping(pctx); errors.Is(err, redisstore.ErrAuth) {
+			// A wrong password is a mistake to fix, not an outage to ride out.
+			cancel()
+			_ = rs.Close()
+			return nil, fmt.Errorf("cannot open Redis store: %w (the password comes from TOUCHPOINT_REDIS_PASSWORD, redis.password or redis.password_file)", err)
+		} else if err != nil {
 			log.Warn().Str("component", "cmd").Err(err).Msg("redis is not answering yet; decisions are degraded until it does")
 		}
 		cancel()

@@ -4,11 +4,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Config configures a Store. Field names in errors are the YAML keys under
@@ -23,8 +27,18 @@ type Config struct {
 	//
 	// A URL with several hosts is a Cluster whatever its scheme. A missing
 	// port means 6379. Query parameters are not accepted; use the fields
-	// below.
+	// below. Give the password in Password or PasswordFile rather than in
+	// the URL, which ends up in logs, process lists and manifests; a
+	// password in both places is an error.
 	URL string `yaml:"url"`
+	// Password authenticates to Redis (AUTH, as the URL's user or the
+	// default user). Set it from the environment, TOUCHPOINT_REDIS_PASSWORD,
+	// rather than in a config file.
+	Password string `yaml:"password"`
+	// PasswordFile is a file holding the password, read once when the
+	// store opens; a trailing newline is not part of it. For secrets
+	// mounted as files.
+	PasswordFile string `yaml:"password_file"`
 	// LookupTimeout bounds one Lookup, the round trip on the decision path.
 	LookupTimeout time.Duration `yaml:"lookup_timeout"`
 	// WriteTimeout bounds every other call (writes, budgets, Ping) and is the
@@ -92,8 +106,13 @@ func DefaultConfig() Config {
 // Validate reports every invalid field, named as in the YAML configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if _, err := parseURL(c.URL); err != nil {
+	if t, err := parseURL(c.URL); err != nil {
 		errs = append(errs, fmt.Errorf("redis.url: %w", err))
+	} else if t.password != "" && (c.Password != "" || c.PasswordFile != "") {
+		errs = append(errs, errors.New("redis.url holds a password and redis.password or redis.password_file gives one too; give it once, preferably not in the URL"))
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		errs = append(errs, errors.New("redis.password and redis.password_file are both set; give one"))
 	}
 	positive := func(name string, d time.Duration) {
 		if d <= 0 {
@@ -130,6 +149,41 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// maxPasswordFile bounds what PasswordFile may hold: a password, not a
+// file named by mistake.
+const maxPasswordFile = 4 << 10
+
+// target parses URL and adds the password from Password or PasswordFile.
+func (c Config) target() (target, error) {
+	t, err := parseURL(c.URL)
+	if err != nil {
+		return t, fmt.Errorf("redis.url: %w", err)
+	}
+	switch {
+	case c.Password != "":
+		t.password = c.Password
+	case c.PasswordFile != "":
+		f, err := os.Open(c.PasswordFile)
+		if err != nil {
+			return t, fmt.Errorf("redis.password_file: %w", err)
+		}
+		defer f.Close()
+		b := make([]byte, maxPasswordFile+1)
+		n, err := io.ReadFull(f, b)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return t, fmt.Errorf("redis.password_file: %w", err)
+		}
+		if n > maxPasswordFile {
+			return t, fmt.Errorf("redis.password_file: %s holds more than %d bytes; is it the password?", c.PasswordFile, maxPasswordFile)
+		}
+		t.password = strings.TrimRight(string(b[:n]), "\r\n")
+		if t.password == "" {
+			return t, fmt.Errorf("redis.password_file: %s is empty", c.PasswordFile)
+		}
+	}
+	return t, nil
+}
+
 // RedactedURL is URL with any password replaced, for logs.
 func (c Config) RedactedURL() string {
 	scheme, rest, ok := strings.Cut(c.URL, "://")
@@ -148,7 +202,7 @@ func (c Config) RedactedURL() string {
 	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
-// target is a parsed URL.
+// target is a parsed URL, with the password the configuration gives.
 type target struct {
 	addrs              []string
 	cluster            bool
@@ -157,7 +211,10 @@ type target struct {
 	db                 int
 }
 
-// parseURL reads the forms Config.URL documents.
+// parseURL reads the forms Config.URL documents. go-redis parses each
+// URL (ParseURL, and ParseClusterURL for a Cluster); what is ours is the
+// list of hosts, which net/url cannot hold, and the +cluster schemes.
+// Errors never repeat the URL, which may hold a password.
 func parseURL(raw string) (target, error) {
 	var t target
 	raw = strings.TrimSpace(raw)
@@ -169,63 +226,88 @@ func parseURL(raw string) (target, error) {
 		scheme, rest = "redis", raw
 	}
 	switch scheme {
-	case "redis":
-	case "rediss":
-		t.tls = &tls.Config{MinVersion: tls.VersionTLS12}
-	case "redis+cluster":
+	case "redis", "rediss":
+	case "redis+cluster", "rediss+cluster":
 		t.cluster = true
-	case "rediss+cluster":
-		t.cluster = true
-		t.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+		scheme = strings.TrimSuffix(scheme, "+cluster")
 	default:
 		return t, fmt.Errorf("unsupported scheme %q (want redis, rediss, redis+cluster or rediss+cluster)", scheme)
 	}
 	if strings.ContainsAny(rest, "?#") {
 		return t, errors.New("query parameters and fragments are not supported; set the redis.* fields instead")
 	}
-	authority, path, hasPath := strings.Cut(rest, "/")
+	authority, path, _ := strings.Cut(rest, "/")
+	userinfo := ""
 	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
-		user, password, _ := strings.Cut(authority[:at], ":")
-		var err error
-		if t.username, err = url.PathUnescape(user); err != nil {
-			return t, fmt.Errorf("invalid user name: %w", err)
-		}
-		if t.password, err = url.PathUnescape(password); err != nil {
-			return t, errors.New("invalid password escape") // never echo the password
-		}
-		authority = authority[at+1:]
+		userinfo, authority = authority[:at+1], authority[at+1:]
 	}
+	var hosts []string
 	for h := range strings.SplitSeq(authority, ",") {
 		h = strings.TrimSpace(h)
 		if h == "" {
 			return t, fmt.Errorf("empty host in %q", authority)
 		}
-		host, port, err := net.SplitHostPort(h)
-		if err != nil {
-			// No port: the host alone, possibly a bracketed IPv6 literal.
-			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "6379"
+		// go-redis would take a missing host for localhost; a typo
+		// should not connect somewhere.
+		host, _, _ := strings.Cut(h, ":")
+		if strings.HasPrefix(h, "[") {
+			host, _, _ = strings.Cut(h[1:], "]")
 		}
 		if host == "" {
 			return t, fmt.Errorf("missing host in %q", h)
 		}
-		if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		o, err := redis.ParseURL(scheme + "://" + h)
+		if err != nil {
+			return t, urlError(err)
+		}
+		if _, port, err := net.SplitHostPort(o.Addr); err != nil {
+			return t, fmt.Errorf("invalid host %q", h)
+		} else if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
 			return t, fmt.Errorf("invalid port in %q", h)
 		}
-		t.addrs = append(t.addrs, net.JoinHostPort(host, port))
+		hosts = append(hosts, o.Addr)
 	}
-	if len(t.addrs) > 1 {
+	if len(hosts) > 1 {
 		t.cluster = true
 	}
-	if hasPath && path != "" {
-		db, err := strconv.Atoi(path)
-		if err != nil || db < 0 {
+	if !t.cluster {
+		o, err := redis.ParseURL(scheme + "://" + userinfo + hosts[0] + "/" + path)
+		if err != nil {
+			return t, urlError(err)
+		}
+		if o.DB < 0 {
+			return t, fmt.Errorf("invalid database number %d", o.DB)
+		}
+		t.addrs, t.username, t.password, t.db = []string{o.Addr}, o.Username, o.Password, o.DB
+		if o.TLSConfig != nil {
+			t.tls = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.TLSConfig.ServerName}
+		}
+		return t, nil
+	}
+	if path != "" && path != "0" {
+		if db, err := strconv.Atoi(path); err != nil || db < 0 {
 			return t, fmt.Errorf("invalid database number %q", path)
 		}
-		if t.cluster && db != 0 {
-			return t, fmt.Errorf("a Cluster has only database 0, got %d", db)
-		}
-		t.db = db
+		return t, fmt.Errorf("a Cluster has only database 0, got %s", path)
 	}
-	// TLS verifies each node against the host name it was dialled by.
+	q := url.Values{"addr": hosts[1:]}
+	o, err := redis.ParseClusterURL(scheme + "://" + userinfo + hosts[0] + "?" + q.Encode())
+	if err != nil {
+		return t, urlError(err)
+	}
+	t.addrs, t.username, t.password = o.Addrs, o.Username, o.Password
+	if scheme == "rediss" {
+		// Each node is verified against the host name it is dialled by.
+		t.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
 	return t, nil
+}
+
+// urlError is a parse error without the URL, which may hold a password.
+func urlError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("invalid URL: %s", strings.TrimPrefix(ue.Err.Error(), "net/url: "))
+	}
+	return errors.New(strings.TrimPrefix(err.Error(), "redis: "))
 }

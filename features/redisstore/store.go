@@ -82,9 +82,9 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot open the Redis store: %w", err)
 	}
-	t, err := parseURL(cfg.URL)
+	t, err := cfg.target()
 	if err != nil {
-		return nil, fmt.Errorf("cannot open the Redis store: redis.url: %w", err)
+		return nil, fmt.Errorf("cannot open the Redis store: %w", err)
 	}
 	s := &Store{cfg: cfg, scripts: newScripts(), now: time.Now, log: zerolog.Nop()}
 	for _, opt := range opts {
@@ -140,11 +140,32 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// ErrAuth is what Ping returns, wrapped, when Redis refuses the
+// credentials: a mistake in the configuration rather than an outage, so a
+// node should not start with it.
+var ErrAuth = errors.New("the Redis server refused the credentials")
+
+// isAuthError reports whether err is Redis refusing the credentials: a
+// wrong password or user, a password it needs and was not given, or one
+// given to a server that has none.
+func isAuthError(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH") ||
+		(strings.HasPrefix(msg, "ERR") && strings.Contains(msg, "AUTH") && strings.Contains(msg, "password"))
+}
+
 // Ping checks that Redis answers, within WriteTimeout.
 func (s *Store) Ping(ctx context.Context) error {
 	err := s.do(ctx, s.writes, s.cfg.WriteTimeout, func(ctx context.Context) error {
 		return s.client.Ping(ctx).Err()
 	})
+	if isAuthError(err) {
+		return fmt.Errorf("%w (check redis.password or redis.password_file, and the URL's user): %w", ErrAuth, err)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot reach Redis: %w", err)
 	}

@@ -49,6 +49,8 @@ type Server struct {
 	port    int
 	dir     string
 	cluster bool
+	// password, when set, is required of every client (--requirepass).
+	password string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -62,7 +64,21 @@ func Start(tb testing.TB) *Server {
 	return start(tb, false, tb.TempDir())
 }
 
+// StartWithPassword starts a standalone redis-server that requires
+// password of every client (--requirepass), and stops it when the test
+// ends. The helpers here authenticate with it.
+func StartWithPassword(tb testing.TB, password string) *Server {
+	tb.Helper()
+	requireInstalled(tb, "redis-server")
+	return startWith(tb, false, tb.TempDir(), password)
+}
+
 func start(tb testing.TB, cluster bool, dir string) *Server {
+	tb.Helper()
+	return startWith(tb, cluster, dir, "")
+}
+
+func startWith(tb testing.TB, cluster bool, dir, password string) *Server {
 	tb.Helper()
 	var lastErr error
 	for range startAttempts {
@@ -71,7 +87,7 @@ func start(tb testing.TB, cluster bool, dir string) *Server {
 			lastErr = err
 			continue
 		}
-		s := &Server{tb: tb, port: port, dir: dir, cluster: cluster}
+		s := &Server{tb: tb, port: port, dir: dir, cluster: cluster, password: password}
 		if err := s.launch(); err != nil {
 			// Most likely another test took the port first; pick another.
 			lastErr = err
@@ -156,7 +172,13 @@ func (s *Server) signal(sig syscall.Signal) {
 // Do sends one command and returns its reply as text (simple strings, bulk
 // strings and integers; errors are returned as errors).
 func (s *Server) Do(args ...string) (string, error) {
-	return command(s.Addr(), startTimeout, args...)
+	return s.command(startTimeout, args...)
+}
+
+// command sends one command, authenticating first when the server needs a
+// password.
+func (s *Server) command(timeout time.Duration, args ...string) (string, error) {
+	return commandAuth(s.Addr(), s.password, timeout, args...)
 }
 
 func (s *Server) args() []string {
@@ -168,6 +190,9 @@ func (s *Server) args() []string {
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--logfile", "",
+	}
+	if s.password != "" {
+		a = append(a, "--requirepass", s.password)
 	}
 	if s.cluster {
 		a = append(a,
@@ -215,7 +240,7 @@ func (s *Server) launch() error {
 			return fmt.Errorf("redis-server on port %d exited at start: %s", s.port, s.lastLog())
 		default:
 		}
-		if reply, err := command(s.Addr(), time.Second, "PING"); err == nil && reply == "PONG" {
+		if reply, err := s.command(time.Second, "PING"); err == nil && reply == "PONG" {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -384,6 +409,12 @@ func probePort(port int) error {
 // replies the helpers need: simple strings, errors, integers and bulk
 // strings.
 func command(addr string, timeout time.Duration, args ...string) (string, error) {
+	return commandAuth(addr, "", timeout, args...)
+}
+
+// commandAuth is command on a connection that first authenticates with
+// password, unless it is empty.
+func commandAuth(addr, password string, timeout time.Duration, args ...string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return "", err
@@ -393,14 +424,30 @@ func command(addr string, timeout time.Duration, args ...string) (string, error)
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	write := func(args []string) {
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
 	}
+	if password != "" {
+		write([]string{"AUTH", password})
+	}
+	write(args)
 	if _, err := conn.Write([]byte(b.String())); err != nil {
 		return "", err
 	}
 	rd := bufio.NewReader(conn)
+	if password != "" {
+		if _, err := readReply(rd); err != nil {
+			return "", fmt.Errorf("AUTH: %w", err)
+		}
+	}
+	return readReply(rd)
+}
+
+// readReply reads one reply.
+func readReply(rd *bufio.Reader) (string, error) {
 	line, err := rd.ReadString('\n')
 	if err != nil {
 		return "", err
