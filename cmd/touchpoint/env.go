@@ -42,6 +42,9 @@ const (
 	envBool     = "bool"
 	envDuration = "duration"
 	envList     = "list"
+	// envMap is a map of strings written name=value,name=value (the form
+	// of OpenTelemetry's own OTEL_EXPORTER_OTLP_HEADERS).
+	envMap = "map"
 	// envFileOnly marks a key whose value is a map or a list of
 	// structures: it has no environment variable and is set in the file.
 	envFileOnly = "file only"
@@ -109,6 +112,10 @@ func envType(t reflect.Type) string {
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.String {
 			return envList
+		}
+	case reflect.Map:
+		if t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.String {
+			return envMap
 		}
 	case reflect.Struct:
 		return ""
@@ -205,6 +212,21 @@ func setEnvValue(dst reflect.Value, typ, s string) error {
 			}
 		}
 		dst.Set(reflect.ValueOf(items))
+	case envMap:
+		// The values may be credentials, so messages name the entry only.
+		m := reflect.MakeMap(dst.Type())
+		for i, item := range strings.Split(s, ",") {
+			if strings.TrimSpace(item) == "" {
+				continue
+			}
+			name, value, ok := strings.Cut(item, "=")
+			name = strings.TrimSpace(name)
+			if !ok || name == "" {
+				return fmt.Errorf("entry %d is not name=value (entries are separated by commas)", i+1)
+			}
+			m.SetMapIndex(reflect.ValueOf(name).Convert(dst.Type().Key()), reflect.ValueOf(strings.TrimSpace(value)).Convert(dst.Type().Elem()))
+		}
+		dst.Set(m)
 	default:
 		return fmt.Errorf("values of type %s cannot be set from the environment", typ)
 	}
@@ -255,6 +277,13 @@ func envDefault(v envVar) string {
 		return shortDuration(time.Duration(f.Int()))
 	case envList:
 		return strings.Join(f.Interface().([]string), ",")
+	case envMap:
+		var pairs []string
+		for it := f.MapRange(); it.Next(); {
+			pairs = append(pairs, it.Key().String()+"="+it.Value().String())
+		}
+		sort.Strings(pairs)
+		return strings.Join(pairs, ",")
 	case envFileOnly:
 		return ""
 	}

@@ -87,6 +87,7 @@ func TestEnvSetsKeysByType(t *testing.T) {
 		"TOUCHPOINT_RULES_RANDOM_SEED":           "7",
 		"TOUCHPOINT_REDIS_URL":                   "",
 		"TOUCHPOINT_LOG_LEVEL":                   "debug",
+		"TOUCHPOINT_TRACING_HEADERS":             "x-api-key=k=1, x-team = growth,",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +101,7 @@ func TestEnvSetsKeysByType(t *testing.T) {
 	want.Server.CORS.AllowedOrigins = []string{"https://a.example", "https://b.example"}
 	want.Rules.RandomSeed = 7
 	want.Log.Level = "debug"
+	want.Tracing.Headers = map[string]string{"x-api-key": "k=1", "x-team": "growth"}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -115,6 +117,7 @@ func TestEnvBadValuesNameTheVariable(t *testing.T) {
 		"TOUCHPOINT_DECISION_LOG_SAMPLE":           "NaN",
 		"TOUCHPOINT_RULES_RANDOM_SEED":             "-1",
 		"TOUCHPOINT_DECISION_LOG_FILE_MAX_SIZE_MB": "99999999999999999999",
+		"TOUCHPOINT_TRACING_HEADERS":               "x-api-key:secret",
 	}
 	cfg := defaultConfig()
 	err := applyEnv(&cfg, mapLookup(bad))
@@ -125,6 +128,9 @@ func TestEnvBadValuesNameTheVariable(t *testing.T) {
 		if !strings.Contains(err.Error(), name+" (") {
 			t.Errorf("the error does not name %s: %v", name, err)
 		}
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("the error repeats a header's value: %v", err)
 	}
 	if !strings.Contains(err.Error(), "server.read_timeout") {
 		t.Errorf("the error does not name the key: %v", err)
