@@ -48,8 +48,8 @@ func (f *fakeStore) Ping(context.Context) error { return f.err }
 
 func newFake() *fakeStore {
 	return &fakeStore{records: map[string]*Record{
-		"c-1": {ID: "c-1", Values: map[string]Value{"ltv": Number(1200.5), "tags": List("a", "b")}},
-		"c-2": {ID: "c-2", Values: map[string]Value{"stage": String("loyalty")}},
+		"c-1": {ID: "c-1", Values: NewValues(map[string]Value{"ltv": Number(1200.5), "tags": List("a", "b")})},
+		"c-2": {ID: "c-2", Values: NewValues(map[string]Value{"stage": String("loyalty")})},
 	}}
 }
 
@@ -452,10 +452,10 @@ func TestJitter(t *testing.T) {
 }
 
 func TestRecordCost(t *testing.T) {
-	small := &Record{ID: "c-1", Values: map[string]Value{"a": Number(1)}}
-	big := &Record{ID: "c-1", Values: map[string]Value{
+	small := &Record{ID: "c-1", Values: NewValues(map[string]Value{"a": Number(1)})}
+	big := &Record{ID: "c-1", Values: NewValues(map[string]Value{
 		"a": Number(1), "s": String(strings.Repeat("x", 1000)), "l": List("one", "two", "three"),
-	}}
+	})}
 	cs, cb := recordCost(small), recordCost(big)
 	if cs < entryOverhead || cb < cs+1000 {
 		t.Errorf("recordCost small = %d, big = %d; want big ≥ small + 1000 ≥ overhead", cs, cb)
@@ -468,7 +468,7 @@ func TestCacheEvictsWithinBudget(t *testing.T) {
 	fake := &fakeStore{records: map[string]*Record{}}
 	for i := range 2000 {
 		id := fmt.Sprintf("c-%d", i)
-		fake.records[id] = &Record{ID: id, Values: map[string]Value{"s": String(strings.Repeat("x", 200))}}
+		fake.records[id] = &Record{ID: id, Values: NewValues(map[string]Value{"s": String(strings.Repeat("x", 200))})}
 	}
 	cost := recordCost(fake.records["c-0"])
 	c := newTestCache(t, fake, CacheConfig{MaxBytes: 100 * cost, TTL: time.Hour})
@@ -513,7 +513,7 @@ func TestCacheOverMemoryStore(t *testing.T) {
 	var s Store = c
 	for range 2 {
 		rec, err := s.Lookup(t.Context(), "c-000007")
-		if err != nil || rec == nil || rec.Values["points"].Num != 6 {
+		if err != nil || rec == nil || rec.Values.Map()["points"].Num != 6 {
 			t.Fatalf("Lookup = %+v, %v", rec, err)
 		}
 		c.Wait()
@@ -541,7 +541,7 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 	ids := make([]string, 1024)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("c-%06d", i)
-		fake.records[ids[i]] = &Record{ID: ids[i], Values: map[string]Value{"n": Number(float64(i))}}
+		fake.records[ids[i]] = &Record{ID: ids[i], Values: NewValues(map[string]Value{"n": Number(float64(i))})}
 	}
 	c := newTestCache(b, fake, DefaultCacheConfig())
 	ctx := context.Background()
@@ -565,7 +565,7 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 // BenchmarkCacheMiss measures a miss end to end: lookup, backend call through
 // singleflight, and the cache write. Every id is new, so every lookup misses.
 func BenchmarkCacheMiss(b *testing.B) {
-	rec := &Record{ID: "c-1", Values: map[string]Value{"ltv": Number(1200.5), "stage": String("loyalty")}}
+	rec := &Record{ID: "c-1", Values: NewValues(map[string]Value{"ltv": Number(1200.5), "stage": String("loyalty")})}
 	c := newTestCache(b, constStore{rec}, DefaultCacheConfig())
 	ctx := context.Background()
 	ids := make([]string, b.N)
@@ -707,14 +707,14 @@ func TestCacheReadsItsWritesAfterInvalidate(t *testing.T) {
 		if rec := lookup(t, c, id); rec != nil {
 			t.Fatalf("%s known before it was written", id)
 		}
-		store.put(id, &Record{ID: id, Values: map[string]Value{"x": Number(1)}})
+		store.put(id, &Record{ID: id, Values: NewValues(map[string]Value{"x": Number(1)})})
 		c.Invalidate(id)
 		if rec := lookup(t, c, id); rec == nil {
 			t.Fatalf("%s: the lookup after the write and its invalidation still sees the customer as unknown (round %d)", id, i)
 		}
-		store.put(id, &Record{ID: id, Values: map[string]Value{"x": Number(2)}})
+		store.put(id, &Record{ID: id, Values: NewValues(map[string]Value{"x": Number(2)})})
 		c.Invalidate(id)
-		if rec := lookup(t, c, id); rec == nil || rec.Values["x"].Num != 2 {
+		if rec := lookup(t, c, id); rec == nil || rec.Values.Map()["x"].Num != 2 {
 			t.Fatalf("%s: stale record %+v after the second write (round %d)", id, rec, i)
 		}
 	}

@@ -257,7 +257,7 @@ func newEngineCollector(d Decider) *engineCollector {
 		failedReloads: prometheus.NewDesc("touchpoint_ruleset_failed_reloads_total",
 			"Ruleset reloads rejected because the new ruleset was invalid.", nil, nil),
 		truncated: prometheus.NewDesc("touchpoint_feature_lists_truncated_total",
-			"List values cut to their field's max_items: customer lists once per cached record, context lists per request.", nil, nil),
+			"List values cut to their field's max_items, each time a decision reads them.", nil, nil),
 		deadline: prometheus.NewDesc("touchpoint_rule_deadline_exceeded_total",
 			"Decisions that reached rules.decide_deadline and skipped their remaining rules.", nil, nil),
 		exposures: prometheus.NewDesc("touchpoint_experiment_exposures_flushed_total",
