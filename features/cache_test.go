@@ -1,9 +1,12 @@
 package features
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/touchpoint-dev/touchpoint/features/demodata"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -718,4 +721,70 @@ func TestCacheReadsItsWritesAfterInvalidate(t *testing.T) {
 			t.Fatalf("%s: stale record %+v after the second write (round %d)", id, rec, i)
 		}
 	}
+}
+
+// TestCacheCostMatchesHeap checks that what the cache charges for demo
+// customers is within 20% of the heap they really keep, so that
+// max_bytes bounds memory: the heap in use after caching them minus
+// before, against Usage().Bytes.
+func TestCacheCostMatchesHeap(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes what allocations cost")
+	}
+	const n = 20_000
+	var jsonl bytes.Buffer
+	if err := demodata.Generate(&jsonl, n, 7); err != nil {
+		t.Fatal(err)
+	}
+	store, err := LoadJSONL(&jsonl, "demo.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c-%06d", i+1)
+	}
+	heap, cost := cachedFootprint(t, store, ids)
+	t.Logf("%d customers: heap %d bytes each, cost %d", n, heap/n, cost/n)
+	if ratio := float64(cost) / float64(heap); ratio < 0.8 || ratio > 1.2 {
+		t.Errorf("the cache charges %d bytes for a heap of %d (%.2f×); want within 20%%", cost, heap, ratio)
+	}
+}
+
+// cachedFootprint looks every id up through a new cache over store and
+// returns the heap the cached records keep and what the cache charged
+// for them. Every id must be cached, or both would be understated.
+func cachedFootprint(t *testing.T, store Store, ids []string) (heap, cost int64) {
+	c := newTestCache(t, store, CacheConfig{MaxBytes: 1 << 30, TTL: time.Hour})
+	ctx := t.Context()
+	before := heapInUse()
+	for i, id := range ids {
+		if rec, err := c.Lookup(ctx, id); err != nil || rec == nil {
+			t.Fatalf("Lookup(%s) = %v, %v", id, rec, err)
+		}
+		if i%1000 == 999 {
+			c.Wait() // ristretto drops sets while its buffer is full
+		}
+	}
+	c.Wait()
+	after := heapInUse()
+	if u := c.Usage(); u.Entries != int64(len(ids)) {
+		t.Fatalf("Usage().Entries = %d, want %d", u.Entries, len(ids))
+	}
+	hits := c.Stats().Hits
+	for _, id := range ids {
+		lookup(t, c, id)
+	}
+	if got := c.Stats().Hits - hits; got != uint64(len(ids)) {
+		t.Fatalf("%d of %d customers were cached", got, len(ids))
+	}
+	return int64(after - before), c.Usage().Bytes
+}
+
+// heapInUse is go_memstats_heap_inuse_bytes after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
