@@ -10,6 +10,9 @@
 //     schema.
 //   - BenchmarkArbitration isolates ranking by difference: rulesets that
 //     cost the same to evaluate, with 5, 100 or 1,000 matching rules.
+//   - BenchmarkCacheFootprint measures the heap a cached demo customer
+//     keeps, and BenchmarkDecideEmbedded what a cache miss adds to a
+//     decision on the embedded store.
 //
 // The module in opa/ compares the rules stage with OPA's Rego on the same
 // rules and inputs. See README.md for how to run them and read the results.

@@ -50,10 +50,9 @@ type scratch struct {
 	effects        effects // backing store for fx, so a decision allocates none
 	now            time.Time
 
-	// Cost limits: the engine's counters (nil for fixtures), the binder
-	// for cached records and the deadline for evaluating rules.
+	// Cost limits: the engine's counters (nil for fixtures) and the
+	// deadline for evaluating rules.
 	costs    *costs
-	bind     func(key any, rec *features.Record) any
 	deadline time.Duration
 	clock    ruleClock
 
@@ -216,7 +215,7 @@ func (d *Decision) prepare(rs *rules.Ruleset) *scratch {
 		s.vm.MemoryBudget = vmMemoryBudget
 		d.scratch = s
 	}
-	s.costs, s.bind, s.deadline, s.forced = nil, bindUncounted, 0, nil
+	s.costs, s.deadline, s.forced = nil, 0, nil
 	s.learn, s.tags = nil, s.tags[:0]
 	for i := range s.exposed {
 		s.exposed[i] = -1
@@ -326,9 +325,7 @@ func run(rs *rules.Ruleset, ruleErrors []*atomic.Uint64, rec *features.Record, r
 	d.KnownCustomer = rec.Known()
 	env.SetKnown(d.KnownCustomer)
 	if rec != nil {
-		for _, b := range rec.Derived(schema, s.bind).([]boundFeature) {
-			env.SetCustomer(b.field, b.value)
-		}
+		s.setCustomer(schema, rec.Values)
 	}
 	channel := ""
 	for _, c := range req.Context {
@@ -791,34 +788,47 @@ func (s *scratch) capReached(c *rules.Cap) string {
 	return ""
 }
 
-// boundFeature is a record value already matched to its schema field.
-type boundFeature struct {
-	field int
-	value features.Value
-}
-
-// bindRecord matches a record's values to schema fields once per cached
-// record and schema; values of the wrong type are left out, so the field
-// keeps its default, and lists longer than their field's max_items are cut
-// (cut says how many).
-func bindRecord(schema *rules.Schema, rec *features.Record) (bound []boundFeature, cut int) {
-	bound = make([]boundFeature, 0, len(rec.Values))
-	for name, v := range rec.Values {
-		fi := schema.CustomerField(name)
+// setCustomer sets the customer's features in the environment. Values of
+// the wrong type are left out, so the field keeps its default, and lists
+// longer than their field's max_items are cut (and counted).
+func (s *scratch) setCustomer(schema *rules.Schema, values features.Values) {
+	l := values.Layout()
+	if l == nil {
+		return
+	}
+	for i, fi := range l.Derived(schema, bindLayout).([]int32) {
 		if fi < 0 {
 			continue
 		}
-		f := &schema.Customer[fi]
-		if v.Kind != f.Type.Kind() || f.Counter != nil {
+		v := values.At(i)
+		if v.Kind == features.KindList {
+			var cut bool
+			if v, cut = schema.Customer[fi].Truncate(v); cut && s.costs != nil {
+				s.costs.listsTruncated.Add(1)
+			}
+		}
+		s.env.SetCustomer(int(fi), v)
+	}
+}
+
+// bindLayout matches a layout's features to the schema that is key (for
+// Layout.Derived), once per layout and schema: the schema field each
+// feature sets, or -1 for a feature the schema does not have, has with
+// another type, or computes from counters.
+func bindLayout(key any, l *features.Layout) any {
+	schema := key.(*rules.Schema)
+	fields := make([]int32, l.Len())
+	for i := range fields {
+		fields[i] = -1
+		fi := schema.CustomerField(l.Name(i))
+		if fi < 0 {
 			continue
 		}
-		v, truncated := f.Truncate(v)
-		if truncated {
-			cut++
+		if f := &schema.Customer[fi]; l.Kind(i) == f.Type.Kind() && f.Counter == nil {
+			fields[i] = int32(fi)
 		}
-		bound = append(bound, boundFeature{field: fi, value: v})
 	}
-	return bound, cut
+	return fields
 }
 
 func guardsPass(guards []rules.Guard, env *rules.Env) bool {

@@ -125,10 +125,8 @@ type Engine struct {
 
 	// load compiles the ruleset; rules.Load except in tests.
 	load func(dir, schemaPath string) (*rules.Ruleset, error)
-	// costs counts what the limits on a decision's cost cut off, and bind
-	// (costs.bind) binds cached records to the schema, counting cut lists.
+	// costs counts what the limits on a decision's cost cut off.
 	costs costs
-	bind  func(key any, rec *features.Record) any
 
 	mu          sync.Mutex // serialises reloads and guards the fields below
 	errCounters map[string]*atomic.Uint64
@@ -218,7 +216,6 @@ func NewPreview(rs *rules.Ruleset, src FeatureSource, opts ...Option) *Engine {
 		learnNow:   make(chan struct{}, 1),
 		noLearning: true,
 	}
-	e.bind = e.costs.bind
 	for _, o := range opts {
 		o(e)
 	}
@@ -241,7 +238,6 @@ func New(cfg Config, src FeatureSource, log zerolog.Logger, opts ...Option) (*En
 		learnNow:    make(chan struct{}, 1),
 		seed:        cfg.RandomSeed,
 	}
-	e.bind = e.costs.bind
 	for _, o := range opts {
 		o(e)
 	}
@@ -492,7 +488,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 		s.effects.learn = nil
 	}
 	s.effects.preview = req.Preview
-	s.costs, s.bind, s.deadline = &e.costs, e.bind, e.cfg.DecideDeadline
+	s.costs, s.deadline = &e.costs, e.cfg.DecideDeadline
 	if e.tracer != nil {
 		// The rules' budget and cap writes are children of this span.
 		s.effects.ctx = e.tracer.Start(ctx, StageRules)
@@ -511,16 +507,3 @@ type costs struct {
 	listsTruncated   atomic.Uint64
 	deadlineExceeded atomic.Uint64
 }
-
-// bind binds a record to the schema that is key (for Record.Derived),
-// counting the lists it cuts; c may be nil, for fixtures.
-func (c *costs) bind(key any, rec *features.Record) any {
-	bound, cut := bindRecord(key.(*rules.Schema), rec)
-	if c != nil && cut > 0 {
-		c.listsTruncated.Add(uint64(cut))
-	}
-	return bound
-}
-
-// bindUncounted binds records for fixtures, which count nothing.
-func bindUncounted(key any, rec *features.Record) any { return (*costs)(nil).bind(key, rec) }

@@ -31,13 +31,13 @@ func (m mapSource) Ping(context.Context) error { return nil }
 
 func testSource() mapSource {
 	return mapSource{
-		"c-1": {ID: "c-1", Values: map[string]features.Value{
+		"c-1": {ID: "c-1", Values: features.NewValues(map[string]features.Value{
 			"first_name": features.String("Mei"), "cart_abandon_7d": features.Number(2), "coupon_propensity": features.Number(0.4),
-		}},
-		"c-vip":     {ID: "c-vip", Values: map[string]features.Value{"ltv": features.Number(5000), "cart_abandon_7d": features.Number(1)}},
-		"c-risk":    {ID: "c-risk", Values: map[string]features.Value{"risk_flag": features.Bool(true), "cart_abandon_7d": features.Number(1)}},
-		"c-tags":    {ID: "c-tags", Values: map[string]features.Value{"tags": features.List("a", "b", "c", "d")}},
-		"c-badtype": {ID: "c-badtype", Values: map[string]features.Value{"ltv": features.String("lots"), "first_name": features.String("Ana")}},
+		})},
+		"c-vip":     {ID: "c-vip", Values: features.NewValues(map[string]features.Value{"ltv": features.Number(5000), "cart_abandon_7d": features.Number(1)})},
+		"c-risk":    {ID: "c-risk", Values: features.NewValues(map[string]features.Value{"risk_flag": features.Bool(true), "cart_abandon_7d": features.Number(1)})},
+		"c-tags":    {ID: "c-tags", Values: features.NewValues(map[string]features.Value{"tags": features.List("a", "b", "c", "d")})},
+		"c-badtype": {ID: "c-badtype", Values: features.NewValues(map[string]features.Value{"ltv": features.String("lots"), "first_name": features.String("Ana")})},
 	}
 }
 

@@ -186,7 +186,7 @@ func fixtureRecord(rs *rules.Ruleset, f rules.Fixture) *features.Record {
 	if len(f.History) == 0 && f.Consent == nil {
 		return f.Customer
 	}
-	rec := &features.Record{ID: "fixture", Values: map[string]features.Value{}}
+	rec := &features.Record{ID: "fixture", Values: features.NewValues(map[string]features.Value{})}
 	if f.Customer != nil {
 		rec.Values = f.Customer.Values
 	}
@@ -223,9 +223,7 @@ func runModelFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureRes
 	rec := fixtureRecord(rs, f)
 	env.SetKnown(rec.Known())
 	if rec != nil {
-		for _, b := range rec.Derived(schema, s.bind).([]boundFeature) {
-			env.SetCustomer(b.field, b.value)
-		}
+		s.setCustomer(schema, rec.Values)
 		now := f.Now
 		if now.IsZero() {
 			now = time.Now()

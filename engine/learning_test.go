@@ -30,7 +30,7 @@ func newLearningEngine(t testing.TB, src mapSource, opts ...Option) (*Engine, *f
 func tiered(ids map[string]string) mapSource {
 	src := mapSource{}
 	for id, tier := range ids {
-		src[id] = &features.Record{ID: id, Values: map[string]features.Value{"tier": features.String(tier)}}
+		src[id] = &features.Record{ID: id, Values: features.NewValues(map[string]features.Value{"tier": features.String(tier)})}
 	}
 	return src
 }

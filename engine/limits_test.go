@@ -57,7 +57,7 @@ func limitsSource() mapSource {
 		tags[i] = fmt.Sprintf("t-%03d", i)
 	}
 	return mapSource{
-		"c-many": {ID: "c-many", Values: map[string]features.Value{"tags": features.List(tags...), "risk": features.Bool(true)}},
+		"c-many": {ID: "c-many", Values: features.NewValues(map[string]features.Value{"tags": features.List(tags...), "risk": features.Bool(true)})},
 	}
 }
 
@@ -83,9 +83,9 @@ func hero(page string, seen ...string) Request {
 }
 
 // TestListsAreCutToMaxItems is the nested any/all over a
-// 400-item list feature: the list is cut to max_items at bind time (once
-// per cached record) and counted, so the two-level rule walks at most
-// 100×100 items; context lists are cut per request. The rule nested three
+// 400-item list feature: the list is cut to max_items when a decision
+// reads it, and counted each time, so the two-level rule walks at most
+// 100×100 items; context lists are cut the same way. The rule nested three
 // deep does not load, and a reload that tries keeps the old ruleset.
 func TestListsAreCutToMaxItems(t *testing.T) {
 	dir, cfg := writeLimits(t, limitsRules)
@@ -99,15 +99,15 @@ func TestListsAreCutToMaxItems(t *testing.T) {
 			t.Fatalf("decision %d: hero = %s, want cut_tags,pairs (the rules see the first 100 tags)", i, got)
 		}
 	}
-	if n := e.Status().ListsTruncated; n != 1 {
-		t.Errorf("ListsTruncated = %d after three decisions for one cached record, want 1", n)
+	if n := e.Status().ListsTruncated; n != 3 {
+		t.Errorf("ListsTruncated = %d after three decisions, want 3", n)
 	}
 	d := decide(t, e, hero("/", "a", "b", "c", "d", "e"))
 	if got := strings.Join(chosen(d, "hero"), ","); got != "cut_seen,cut_tags,pairs" {
 		t.Errorf("hero = %s, want cut_seen,cut_tags,pairs (context.seen cut to 2)", got)
 	}
-	if n := e.Status().ListsTruncated; n != 2 {
-		t.Errorf("ListsTruncated = %d, want 2", n)
+	if n := e.Status().ListsTruncated; n != 5 {
+		t.Errorf("ListsTruncated = %d, want 5 (the customer's list and the context's)", n)
 	}
 
 	v1 := e.Status().Version

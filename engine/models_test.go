@@ -13,9 +13,9 @@ import (
 
 func modelSource() mapSource {
 	return mapSource{
-		"gold-100": {ID: "gold-100", Values: map[string]features.Value{"cart_value": features.Number(100), "tier": features.String("gold")}},
-		"empty":    {ID: "empty", Values: map[string]features.Value{"cart_value": features.Number(0), "ltv": features.Number(1000)}},
-		"whale":    {ID: "whale", Values: map[string]features.Value{"ltv": features.Number(1e6)}},
+		"gold-100": {ID: "gold-100", Values: features.NewValues(map[string]features.Value{"cart_value": features.Number(100), "tier": features.String("gold")})},
+		"empty":    {ID: "empty", Values: features.NewValues(map[string]features.Value{"cart_value": features.Number(0), "ltv": features.Number(1000)})},
+		"whale":    {ID: "whale", Values: features.NewValues(map[string]features.Value{"ltv": features.Number(1e6)})},
 	}
 }
 

@@ -13,10 +13,10 @@ import (
 // Explain says which terms of a false condition failed, segments
 // expanded, and for a rule evaluated per touchpoint, for which one.
 func TestExplainFailedTerms(t *testing.T) {
-	src := mapSource{"big-cart": {ID: "big-cart", Values: map[string]features.Value{
+	src := mapSource{"big-cart": {ID: "big-cart", Values: features.NewValues(map[string]features.Value{
 		"cart_abandon_7d": features.Number(1), "cart_value": features.Number(649), "coupon_propensity": features.Number(0.6),
 		"consent_marketing": features.Bool(true), "lifecycle": features.String("active"), "stage": features.String("purchase"),
-	}}}
+	})}}
 	e, err := New(Config{RulesDir: "../configs/rules", SchemaPath: "../configs/features.yaml"}, src, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -31,9 +30,9 @@ func runTriggerFixture(rs *rules.Ruleset, f rules.Fixture, d *Decision) FixtureR
 	if start.IsZero() {
 		start = time.Now()
 	}
-	rec := &features.Record{ID: "fixture", Values: map[string]features.Value{}}
+	rec := &features.Record{ID: "fixture", Values: features.NewValues(map[string]features.Value{})}
 	if f.Customer != nil {
-		rec.Values = maps.Clone(f.Customer.Values)
+		rec.Values = f.Customer.Values
 	}
 	events := slices.Clone(f.Events)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].At < events[j].At })
@@ -126,6 +125,8 @@ func applyFixtureEvent(schema *rules.Schema, rec *features.Record, ev rules.Fixt
 		return
 	}
 	def := &schema.Events[ei]
+	values := rec.Values.Map()
+	defer func() { rec.Values = features.NewValues(values) }()
 	for _, u := range def.Updates {
 		f := &schema.Customer[u.Feature]
 		v := u.Const
@@ -138,14 +139,14 @@ func applyFixtureEvent(schema *rules.Schema, rec *features.Record, ev rules.Fixt
 		}
 		switch u.Op {
 		case features.UpdateSet:
-			rec.Values[f.Name] = v
+			values[f.Name] = v
 		case features.UpdateAdd:
 			cur := f.Default.Num
-			if old, ok := rec.Values[f.Name]; ok && old.Kind == features.KindNumber {
+			if old, ok := values[f.Name]; ok && old.Kind == features.KindNumber {
 				cur = old.Num
 			}
 			if sum := cur + v.Num; !math.IsInf(sum, 0) && !math.IsNaN(sum) {
-				rec.Values[f.Name] = features.Number(sum)
+				values[f.Name] = features.Number(sum)
 			}
 		}
 	}

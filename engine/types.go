@@ -90,7 +90,7 @@ func (w *WhatIf) apply(rs *rules.Ruleset, id string, stored *features.Record) *f
 		}
 	}
 	if w.Features != nil {
-		rec.Values = w.Features
+		rec.Values = features.NewValues(w.Features)
 	}
 	if w.NoHistory {
 		rec.Counters = nil
@@ -101,11 +101,8 @@ func (w *WhatIf) apply(rs *rules.Ruleset, id string, stored *features.Record) *f
 	for ch, granted := range w.Consent {
 		rec.Consent[ch] = features.Consent{Granted: granted}
 	}
-	if c := rs.Policy.Consent; c != nil && len(w.Consent) > 0 && rec.Values != nil {
-		values := make(map[string]features.Value, len(rec.Values)+len(w.Consent))
-		for name, v := range rec.Values {
-			values[name] = v
-		}
+	if c := rs.Policy.Consent; c != nil && len(w.Consent) > 0 && !rec.Values.IsNil() {
+		values := rec.Values.Map()
 		changed := false
 		for ch, granted := range w.Consent {
 			if fi, ok := c.Features[ch]; ok {
@@ -114,7 +111,7 @@ func (w *WhatIf) apply(rs *rules.Ruleset, id string, stored *features.Record) *f
 			}
 		}
 		if changed {
-			rec.Values = values
+			rec.Values = features.NewValues(values)
 		}
 	}
 	return rec
@@ -382,7 +379,7 @@ type Status struct {
 	Reloads     uint64
 	FailedLoads uint64
 	// ListsTruncated counts list values cut to their field's max_items:
-	// customer lists once per cached record, context lists per request.
+	// customer and context lists, each time a decision reads them.
 	ListsTruncated uint64
 	// DeadlineExceeded counts decisions that reached the decide deadline
 	// and skipped their remaining rules.

@@ -22,11 +22,11 @@ func TestWhatIfChangesOnlyThePreview(t *testing.T) {
 	for _, subject := range features.Subjects("cart_coupon_10", "coupon", "", "web") {
 		counters = append(counters, features.Counter{Event: "dismiss", Subject: subject, Day: features.Day(now) - 3, Count: 2})
 	}
-	stored := &features.Record{ID: "c-000042", Values: map[string]features.Value{
+	stored := &features.Record{ID: "c-000042", Values: features.NewValues(map[string]features.Value{
 		"first_name": features.String("Mei"), "cart_abandon_7d": features.Number(1), "cart_value": features.Number(89.9),
 		"cart_items": features.Number(3), "coupon_propensity": features.Number(0.62), "consent_marketing": features.Bool(true),
 		"consent_email": features.Bool(true), "days_to_birthday": features.Number(3), "tier": features.String("gold"), "lifecycle": features.String("active"), "stage": features.String("use"),
-	}, Counters: counters, Consent: map[string]features.Consent{"email": {Granted: true, At: now.Add(-time.Hour)}}}
+	}), Counters: counters, Consent: map[string]features.Consent{"email": {Granted: true, At: now.Add(-time.Hour)}}}
 	e, err := New(Config{RulesDir: "../configs/rules", SchemaPath: "../configs/features.yaml"}, mapSource{"c-000042": stored}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestWhatIfChangesOnlyThePreview(t *testing.T) {
 	// abandoned-cart reminder, a message the policy does not gate, is held
 	// back by the rule that reads customer.consent_email.
 	noBirthday := map[string]features.Value{}
-	for k, v := range stored.Values {
+	for k, v := range stored.Values.All() {
 		noBirthday[k] = v
 	}
 	delete(noBirthday, "days_to_birthday")
@@ -99,7 +99,7 @@ func TestWhatIfChangesOnlyThePreview(t *testing.T) {
 		t.Errorf("replaced features: known %v, shown %v", empty.KnownCustomer, chosen(empty, "cart_banner"))
 	}
 
-	if len(stored.Values) != 11 || len(stored.Counters) != len(counters) || !stored.Consent["email"].Granted {
+	if stored.Values.Len() != 11 || len(stored.Counters) != len(counters) || !stored.Consent["email"].Granted {
 		t.Errorf("what-if previews changed the stored record: %+v", stored)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,9 +74,17 @@ type Cache struct {
 	backend     Store
 	ttl         time.Duration
 	negativeTTL time.Duration
-	entries     *ristretto.Cache[string, *Record] // nil *Record = known unknown
-	flights     singleflight.Group
-	log         zerolog.Logger
+	entries     *ristretto.Cache[string, *Record]
+	// unknown is the value cached for a customer the backend does not
+	// know; entries never holds nil, so that an exit can be told from
+	// ristretto's report of a delete that found nothing.
+	unknown *Record
+	// count is how many entries the cache holds: one more for every set
+	// ristretto accepted, one less for every value that left it
+	// (rejected, evicted, expired, deleted or replaced).
+	count   atomic.Int64
+	flights singleflight.Group
+	log     zerolog.Logger
 
 	hits, negativeHits, misses, panics atomic.Uint64
 	// generation changes on every invalidation; a fetch that started in an
@@ -110,6 +119,13 @@ func NewCache(backend Store, cfg CacheConfig, opts ...CacheOption) (*Cache, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot create feature cache: %w", err)
 	}
+	c := &Cache{
+		backend:     backend,
+		ttl:         cfg.TTL,
+		negativeTTL: cfg.NegativeTTL,
+		unknown:     &Record{},
+		log:         zerolog.Nop(),
+	}
 	entries, err := ristretto.NewCache(&ristretto.Config[string, *Record]{
 		NumCounters: numCounters(cfg.MaxBytes),
 		MaxCost:     cfg.MaxBytes,
@@ -118,17 +134,16 @@ func NewCache(backend Store, cfg CacheConfig, opts ...CacheOption) (*Cache, erro
 		// overhead. Letting ristretto add its own internal cost on top
 		// makes small entries look huge, and it then rejects them silently.
 		IgnoreInternalCost: true,
+		OnExit: func(rec *Record) {
+			if rec != nil {
+				c.count.Add(-1)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot create feature cache: %w", err)
 	}
-	c := &Cache{
-		backend:     backend,
-		ttl:         cfg.TTL,
-		negativeTTL: cfg.NegativeTTL,
-		entries:     entries,
-		log:         zerolog.Nop(),
-	}
+	c.entries = entries
 	for _, opt := range opts {
 		opt(c)
 	}
@@ -151,8 +166,9 @@ func numCounters(maxBytes int64) int64 {
 func (c *Cache) Lookup(ctx context.Context, customerID string) (*Record, error) {
 	if rec, ok := c.entries.Get(customerID); ok {
 		c.hits.Add(1)
-		if rec == nil {
+		if rec == c.unknown {
 			c.negativeHits.Add(1)
+			return nil, nil
 		}
 		return rec, nil
 	}
@@ -248,14 +264,21 @@ func (c *Cache) fetch(ctx context.Context, id string) (rec *Record, err error) {
 	}
 	if rec == nil {
 		if c.negativeTTL > 0 {
-			c.entries.SetWithTTL(id, nil, entryOverhead+int64(len(id)), jitter(c.negativeTTL))
+			c.set(id, c.unknown, entryOverhead+entryOverhead*aliasedSlackPercent/100, c.negativeTTL)
 			c.dropIfChanged(id, gen)
 		}
 		return nil, nil
 	}
-	c.entries.SetWithTTL(id, rec, recordCost(rec), jitter(c.ttl))
+	c.set(id, rec, recordCost(rec), c.ttl)
 	c.dropIfChanged(id, gen)
 	return rec, nil
+}
+
+// set caches rec for id, counting the entry if ristretto takes it.
+func (c *Cache) set(id string, rec *Record, cost int64, ttl time.Duration) {
+	if c.entries.SetWithTTL(id, rec, cost, jitter(ttl)) {
+		c.count.Add(1)
+	}
 }
 
 // dropIfChanged undoes a set that an invalidation overtook: one that came
@@ -312,6 +335,18 @@ func (c *Cache) Stats() CacheStats {
 	}
 }
 
+// CacheUsage is what a Cache holds.
+type CacheUsage struct {
+	Entries int64 // records cached, and customers remembered as unknown
+	Bytes   int64 // their estimated memory, bounded by MaxBytes
+}
+
+// Usage reports what the cache holds. Writes reach the cache
+// asynchronously, so it may lag lookups that have just returned.
+func (c *Cache) Usage() CacheUsage {
+	return CacheUsage{Entries: c.count.Load(), Bytes: c.entries.MaxCost() - c.entries.RemainingCost()}
+}
+
 // Wait blocks until entries cached by lookups that have already returned are
 // visible to later lookups. The cache applies writes asynchronously, so only
 // tests and warm-up code need this.
@@ -336,39 +371,65 @@ func (c *Cache) Close() {
 	c.entries.Close()
 }
 
-// Size estimates for recordCost. They approximate the heap a cached record
-// keeps alive; exactness does not matter, proportionality does.
+// Size estimates for recordCost. They follow the heap a cached record keeps
+// alive, allocation by allocation, so that MaxBytes bounds memory: the
+// estimate is checked against the measured heap in the tests.
 const (
-	// entryOverhead covers ristretto's per-entry bookkeeping (stored item,
-	// expiry bucket and policy entries), which IgnoreInternalCost leaves out.
-	entryOverhead  = 160
-	recordBytes    = int64(unsafe.Sizeof(Record{}))
-	mapHeaderBytes = 48
-	slotBytes      = int64(unsafe.Sizeof("") + unsafe.Sizeof(Value{}))
-	stringBytes    = int64(unsafe.Sizeof(""))
+	// entryOverhead covers ristretto's per-entry bookkeeping (the stored
+	// item in its sharded map, the expiry bucket and the policy's cost
+	// entry, with the maps' spare slots), which IgnoreInternalCost leaves
+	// out: about 175 bytes in a heap profile.
+	entryOverhead = 176
+	// The heap in use holds more than the objects cached records keep:
+	// the allocator's spans keep the holes that the temporaries of the
+	// misses that cached them left between them. Records whose strings
+	// point into their store's memory (the embedded store) are decoded
+	// with little garbage, about a quarter more; records that own their
+	// strings are built from a reply (Redis) and leave about half as much
+	// again. The estimate as a whole is checked against the heap by
+	// TestCacheCostMatchesHeap in cache_test.go and in features/redisstore.
+	aliasedSlackPercent = 25
+	ownedSlackPercent   = 45
+	recordBytes         = int64(unsafe.Sizeof(Record{}))
+	mapHeaderBytes      = 48
+	slotBytes           = int64(unsafe.Sizeof("") + unsafe.Sizeof(Value{}))
+	stringBytes         = int64(unsafe.Sizeof(""))
 	// counterBytesEach is one element of Record.Counters; event types are a
 	// few shared strings, subjects are counted by length.
 	counterBytesEach = int64(unsafe.Sizeof(Counter{}))
 )
 
-// recordCost estimates the bytes rec keeps in the cache.
+// recordCost estimates the bytes rec keeps in the cache: the record, its
+// features' words and strings, and the text it owns. A layout shared by the
+// store's records is paid once, not per record; one of its own is the
+// record's.
 func recordCost(rec *Record) int64 {
-	n := entryOverhead + recordBytes + int64(len(rec.ID)) + mapBytes(len(rec.Values))
-	for name, v := range rec.Values {
-		n += int64(len(name)) + int64(len(v.Str))
-		if len(v.List) > 0 {
-			n += stringBytes * int64(len(v.List))
-			for _, s := range v.List {
-				n += int64(len(s))
+	n := entryOverhead + allocSize(recordBytes) + allocSize(int64(len(rec.ID)))
+	v := &rec.Values
+	n += allocSize(8*int64(len(v.words))) + allocSize(stringBytes*int64(len(v.strs)))
+	if l := v.layout; l != nil {
+		if !l.aliased {
+			size := 0
+			for _, s := range v.strs {
+				size += len(s)
+			}
+			n += allocSize(int64(size)) // one buffer; see pack
+		}
+		if !l.shared {
+			n += allocSize(int64(unsafe.Sizeof(Layout{}))) + allocSize(stringBytes*int64(len(l.names))) + allocSize(int64(len(l.kinds)))
+			if !l.aliased {
+				for _, name := range l.names {
+					n += allocSize(int64(len(name)))
+				}
 			}
 		}
 	}
 	// Counters and consent come from events, which any client can send for
 	// any id: a record's cost must grow with them too, or a cache full of
 	// counter-laden records would hold far more than MaxBytes.
-	n += counterBytesEach * int64(len(rec.Counters))
+	n += allocSize(counterBytesEach * int64(len(rec.Counters)))
 	for i := range rec.Counters {
-		n += int64(len(rec.Counters[i].Subject))
+		n += allocSize(int64(len(rec.Counters[i].Subject)))
 	}
 	if rec.Consent != nil {
 		n += mapCost(len(rec.Consent), consentSlotBytes)
@@ -376,7 +437,25 @@ func recordCost(rec *Record) int64 {
 			n += int64(len(channel))
 		}
 	}
-	return n
+	if rec.Values.layout != nil && rec.Values.layout.aliased {
+		return n + n*aliasedSlackPercent/100
+	}
+	return n + n*ownedSlackPercent/100
+}
+
+// allocSize is the heap an allocation of n bytes takes (0 for none): the
+// smallest of the Go allocator's size classes that holds it.
+func allocSize(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	sizeClasses := [...]int64{8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+		288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048}
+	if n > sizeClasses[len(sizeClasses)-1] {
+		return (n + 255) &^ 255 // larger classes are spaced more widely; close enough
+	}
+	i, _ := slices.BinarySearch(sizeClasses[:], n)
+	return sizeClasses[i]
 }
 
 // mapBytes approximates the heap of a map[string]Value with n entries. Go's

@@ -1,9 +1,12 @@
 package features
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/touchpoint-dev/touchpoint/features/demodata"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,8 +51,8 @@ func (f *fakeStore) Ping(context.Context) error { return f.err }
 
 func newFake() *fakeStore {
 	return &fakeStore{records: map[string]*Record{
-		"c-1": {ID: "c-1", Values: map[string]Value{"ltv": Number(1200.5), "tags": List("a", "b")}},
-		"c-2": {ID: "c-2", Values: map[string]Value{"stage": String("loyalty")}},
+		"c-1": {ID: "c-1", Values: NewValues(map[string]Value{"ltv": Number(1200.5), "tags": List("a", "b")})},
+		"c-2": {ID: "c-2", Values: NewValues(map[string]Value{"stage": String("loyalty")})},
 	}}
 }
 
@@ -452,10 +455,10 @@ func TestJitter(t *testing.T) {
 }
 
 func TestRecordCost(t *testing.T) {
-	small := &Record{ID: "c-1", Values: map[string]Value{"a": Number(1)}}
-	big := &Record{ID: "c-1", Values: map[string]Value{
+	small := &Record{ID: "c-1", Values: NewValues(map[string]Value{"a": Number(1)})}
+	big := &Record{ID: "c-1", Values: NewValues(map[string]Value{
 		"a": Number(1), "s": String(strings.Repeat("x", 1000)), "l": List("one", "two", "three"),
-	}}
+	})}
 	cs, cb := recordCost(small), recordCost(big)
 	if cs < entryOverhead || cb < cs+1000 {
 		t.Errorf("recordCost small = %d, big = %d; want big ≥ small + 1000 ≥ overhead", cs, cb)
@@ -468,7 +471,7 @@ func TestCacheEvictsWithinBudget(t *testing.T) {
 	fake := &fakeStore{records: map[string]*Record{}}
 	for i := range 2000 {
 		id := fmt.Sprintf("c-%d", i)
-		fake.records[id] = &Record{ID: id, Values: map[string]Value{"s": String(strings.Repeat("x", 200))}}
+		fake.records[id] = &Record{ID: id, Values: NewValues(map[string]Value{"s": String(strings.Repeat("x", 200))})}
 	}
 	cost := recordCost(fake.records["c-0"])
 	c := newTestCache(t, fake, CacheConfig{MaxBytes: 100 * cost, TTL: time.Hour})
@@ -513,7 +516,7 @@ func TestCacheOverMemoryStore(t *testing.T) {
 	var s Store = c
 	for range 2 {
 		rec, err := s.Lookup(t.Context(), "c-000007")
-		if err != nil || rec == nil || rec.Values["points"].Num != 6 {
+		if err != nil || rec == nil || rec.Values.Map()["points"].Num != 6 {
 			t.Fatalf("Lookup = %+v, %v", rec, err)
 		}
 		c.Wait()
@@ -541,7 +544,7 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 	ids := make([]string, 1024)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("c-%06d", i)
-		fake.records[ids[i]] = &Record{ID: ids[i], Values: map[string]Value{"n": Number(float64(i))}}
+		fake.records[ids[i]] = &Record{ID: ids[i], Values: NewValues(map[string]Value{"n": Number(float64(i))})}
 	}
 	c := newTestCache(b, fake, DefaultCacheConfig())
 	ctx := context.Background()
@@ -565,7 +568,7 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 // BenchmarkCacheMiss measures a miss end to end: lookup, backend call through
 // singleflight, and the cache write. Every id is new, so every lookup misses.
 func BenchmarkCacheMiss(b *testing.B) {
-	rec := &Record{ID: "c-1", Values: map[string]Value{"ltv": Number(1200.5), "stage": String("loyalty")}}
+	rec := &Record{ID: "c-1", Values: NewValues(map[string]Value{"ltv": Number(1200.5), "stage": String("loyalty")})}
 	c := newTestCache(b, constStore{rec}, DefaultCacheConfig())
 	ctx := context.Background()
 	ids := make([]string, b.N)
@@ -707,15 +710,81 @@ func TestCacheReadsItsWritesAfterInvalidate(t *testing.T) {
 		if rec := lookup(t, c, id); rec != nil {
 			t.Fatalf("%s known before it was written", id)
 		}
-		store.put(id, &Record{ID: id, Values: map[string]Value{"x": Number(1)}})
+		store.put(id, &Record{ID: id, Values: NewValues(map[string]Value{"x": Number(1)})})
 		c.Invalidate(id)
 		if rec := lookup(t, c, id); rec == nil {
 			t.Fatalf("%s: the lookup after the write and its invalidation still sees the customer as unknown (round %d)", id, i)
 		}
-		store.put(id, &Record{ID: id, Values: map[string]Value{"x": Number(2)}})
+		store.put(id, &Record{ID: id, Values: NewValues(map[string]Value{"x": Number(2)})})
 		c.Invalidate(id)
-		if rec := lookup(t, c, id); rec == nil || rec.Values["x"].Num != 2 {
+		if rec := lookup(t, c, id); rec == nil || rec.Values.Map()["x"].Num != 2 {
 			t.Fatalf("%s: stale record %+v after the second write (round %d)", id, rec, i)
 		}
 	}
+}
+
+// TestCacheCostMatchesHeap checks that what the cache charges for demo
+// customers is within 20% of the heap they really keep, so that
+// max_bytes bounds memory: the heap in use after caching them minus
+// before, against Usage().Bytes.
+func TestCacheCostMatchesHeap(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes what allocations cost")
+	}
+	const n = 20_000
+	var jsonl bytes.Buffer
+	if err := demodata.Generate(&jsonl, n, 7); err != nil {
+		t.Fatal(err)
+	}
+	store, err := LoadJSONL(&jsonl, "demo.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c-%06d", i+1)
+	}
+	heap, cost := cachedFootprint(t, store, ids)
+	t.Logf("%d customers: heap %d bytes each, cost %d", n, heap/n, cost/n)
+	if ratio := float64(cost) / float64(heap); ratio < 0.8 || ratio > 1.2 {
+		t.Errorf("the cache charges %d bytes for a heap of %d (%.2f×); want within 20%%", cost, heap, ratio)
+	}
+}
+
+// cachedFootprint looks every id up through a new cache over store and
+// returns the heap the cached records keep and what the cache charged
+// for them. Every id must be cached, or both would be understated.
+func cachedFootprint(t *testing.T, store Store, ids []string) (heap, cost int64) {
+	c := newTestCache(t, store, CacheConfig{MaxBytes: 1 << 30, TTL: time.Hour})
+	ctx := t.Context()
+	before := heapInUse()
+	for i, id := range ids {
+		if rec, err := c.Lookup(ctx, id); err != nil || rec == nil {
+			t.Fatalf("Lookup(%s) = %v, %v", id, rec, err)
+		}
+		if i%1000 == 999 {
+			c.Wait() // ristretto drops sets while its buffer is full
+		}
+	}
+	c.Wait()
+	after := heapInUse()
+	if u := c.Usage(); u.Entries != int64(len(ids)) {
+		t.Fatalf("Usage().Entries = %d, want %d", u.Entries, len(ids))
+	}
+	hits := c.Stats().Hits
+	for _, id := range ids {
+		lookup(t, c, id)
+	}
+	if got := c.Stats().Hits - hits; got != uint64(len(ids)) {
+		t.Fatalf("%d of %d customers were cached", got, len(ids))
+	}
+	return int64(after - before), c.Usage().Bytes
+}
+
+// heapInUse is go_memstats_heap_inuse_bytes after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }

@@ -3,10 +3,7 @@
 // and the ristretto cache that fronts any store.
 package features
 
-import (
-	"context"
-	"sync/atomic"
-)
+import "context"
 
 // Kind is the type of a feature value.
 type Kind uint8
@@ -71,45 +68,25 @@ func List(v ...string) Value { return Value{Kind: KindList, List: v} }
 // Record is one customer's features. Records handed out by a Store are shared
 // and must be treated as read-only.
 //
-// A store may return a Record without features (Values == nil) for an id it
+// A store may return a Record without features (Values nil) for an id it
 // keeps only counters or consent for: events can be reported for any id, and
 // for a customer erased since. Such a customer is not known; see Known.
 type Record struct {
 	ID string
-	// Values holds the customer's features; nil means the store has none
-	// (an empty, non-nil map is a known customer with no features).
-	Values map[string]Value
+	// Values holds the customer's features; nil Values means the store has
+	// none (empty, non-nil Values is a known customer with no features).
+	Values Values
 	// Counters and Consent come from the feedback loop (events, consent
 	// updates); stores without one leave them empty.
 	Counters []Counter
 	Consent  map[string]Consent
-
-	derived atomic.Pointer[derived]
 }
 
 // Known reports whether the store has features for the customer: a nil
 // record (an id the store has nothing for) and one holding only counters or
 // consent are not known. Counters and consent still apply to an unknown
 // customer; "known" is what decisions report and what decision caps need.
-func (r *Record) Known() bool { return r != nil && r.Values != nil }
-
-type derived struct {
-	key   any
-	value any
-}
-
-// Derived returns what build computes from the record, computing it once per
-// key: a cached record serves many requests, and the engine uses this to
-// bind the record to its schema's layout once rather than per request. A
-// new key (a reloaded schema) replaces the old value.
-func (r *Record) Derived(key any, build func(key any, r *Record) any) any {
-	if d := r.derived.Load(); d != nil && d.key == key {
-		return d.value
-	}
-	v := build(key, r)
-	r.derived.Store(&derived{key: key, value: v})
-	return v
-}
+func (r *Record) Known() bool { return r != nil && !r.Values.IsNil() }
 
 // Store looks customers up by id. Lookup answers (nil, nil) for an unknown customer.
 type Store interface {

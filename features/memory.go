@@ -34,6 +34,9 @@ type MemoryStore struct {
 	chunks []string          // encoded customers, see appendFeature
 	names  []string          // feature names by interned index
 	strs   []string          // interned string values by index
+	// layouts are the distinct sets of features customers have, shared by
+	// the records Lookup returns; see Layout.
+	layouts []*Layout
 }
 
 // OpenJSONL loads a MemoryStore from a JSON Lines file holding one record per
@@ -54,6 +57,8 @@ func LoadJSONL(r io.Reader, name string) (*MemoryStore, error) {
 		nameIdx: make(map[string]uint32),
 		strIdx:  make(map[string]uint32),
 		index:   make(map[string]uint32),
+
+		layoutIdx: make(map[string]uint32),
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
@@ -120,6 +125,9 @@ func (s *MemoryStore) Ping(context.Context) error { return nil }
 
 // Encoding of one customer:
 //
+//	uvarint layout: 1 + index into MemoryStore.layouts, or 0 for a
+//	        customer whose features no shared layout fits
+//	uvarint how many strings (string values and list items) follow
 //	uvarint feature count, then per feature:
 //	uvarint name index, tag byte, payload
 //
@@ -193,6 +201,12 @@ type loader struct {
 	index map[string]uint32
 	refs  []uint64
 	lines []int // ordinal → line, for duplicate-id messages
+
+	// key is the current record's layout key: name index and kind of each
+	// feature, in order. layoutIdx maps keys to indexes into layouts.
+	key       []byte
+	layoutIdx map[string]uint32
+	layouts   []*Layout
 }
 
 func (l *loader) add(b []byte, line int) error {
@@ -212,9 +226,11 @@ func (l *loader) add(b []byte, line int) error {
 		clear(l.seen)
 		l.stamp = 1
 	}
-	// Reserve room for the count, which is known only after the walk.
-	buf := append(l.buf[:0], make([]byte, binary.MaxVarintLen64)...)
-	n := 0
+	// Reserve room for the header, which is known only after the walk.
+	const hdrLen = 3 * binary.MaxVarintLen64
+	buf := append(l.buf[:0], make([]byte, hdrLen)...)
+	key := l.key[:0]
+	n, strs := 0, 0
 	err = walkFeatures(feats, func(name []byte, f *rawFeature) error {
 		idx := l.intern(name, n)
 		if l.seen[idx] == l.stamp {
@@ -222,17 +238,27 @@ func (l *loader) add(b []byte, line int) error {
 		}
 		l.seen[idx] = l.stamp
 		buf = l.appendFeature(buf, idx, f)
+		key = binary.AppendUvarint(key, uint64(idx))
+		key = append(key, byte(f.kind))
+		switch f.kind {
+		case KindString:
+			strs++
+		case KindList:
+			strs += len(f.list)
+		}
 		n++
 		return nil
 	})
-	l.buf = buf
+	l.buf, l.key = buf, key
 	if err != nil {
 		return err
 	}
-	var hdr [binary.MaxVarintLen64]byte
-	count := binary.AppendUvarint(hdr[:0], uint64(n))
-	start := binary.MaxVarintLen64 - len(count)
-	copy(buf[start:], count)
+	var hdr [hdrLen]byte
+	h := binary.AppendUvarint(hdr[:0], l.layout(key))
+	h = binary.AppendUvarint(h, uint64(strs))
+	h = binary.AppendUvarint(h, uint64(n))
+	start := hdrLen - len(h)
+	copy(buf[start:], h)
 
 	l.index[string(id)] = uint32(len(l.refs))
 	l.refs = append(l.refs, l.store(buf[start:]))
@@ -287,9 +313,29 @@ func (l *loader) intern(name []byte, pos int) uint32 {
 	return idx
 }
 
+// layout returns the header's layout number for the features of key: one
+// more than the index of their shared layout, or 0 when the store already
+// shares as many layouts as it may.
+func (l *loader) layout(key []byte) uint64 {
+	if i, ok := l.layoutIdx[string(key)]; ok {
+		return uint64(i) + 1
+	}
+	if len(l.layouts) >= maxSharedLayouts {
+		return 0
+	}
+	lay := &Layout{shared: true, aliased: true}
+	for c := (cursor{s: string(key)}); c.i < len(c.s); {
+		lay.names = append(lay.names, l.names[c.uvarint()])
+		lay.kinds = append(lay.kinds, Kind(c.byte()))
+	}
+	l.layoutIdx[string(key)] = uint32(len(l.layouts))
+	l.layouts = append(l.layouts, lay)
+	return uint64(len(l.layouts))
+}
+
 func (l *loader) finish() *MemoryStore {
 	l.seal()
-	return &MemoryStore{index: l.index, refs: l.refs, chunks: l.chunks, names: l.names, strs: l.strs}
+	return &MemoryStore{index: l.index, refs: l.refs, chunks: l.chunks, names: l.names, strs: l.strs, layouts: l.layouts}
 }
 
 func (l *loader) appendFeature(buf []byte, nameIdx uint32, f *rawFeature) []byte {
@@ -356,69 +402,85 @@ func (l *loader) appendString(buf, s []byte) []byte {
 	return append(buf, s...)
 }
 
-// decode rebuilds the feature map encoded at ref. The encoding was produced
+// decode rebuilds the features encoded at ref. The encoding was produced
 // by the loader, so errors mean a bug, but decoding still checks every bound
 // rather than trusting it.
-func (s *MemoryStore) decode(ref uint64) (map[string]Value, error) {
+func (s *MemoryStore) decode(ref uint64) (Values, error) {
 	chunk := ref >> 32
 	if chunk >= uint64(len(s.chunks)) {
-		return nil, errCorrupt
+		return Values{}, errCorrupt
 	}
 	c := cursor{s: s.chunks[chunk], i: int(uint32(ref)), strs: s.strs}
-	n := c.uvarint()
-	// Every feature takes at least two bytes; a larger count is corrupt and
-	// must not reach make.
-	if c.bad || n > uint64(len(c.s)-c.i)/2 {
-		return nil, errCorrupt
+	lay, nstrs, n := c.uvarint(), c.uvarint(), c.uvarint()
+	// Every feature takes at least two bytes and every string one; larger
+	// counts are corrupt and must not reach make.
+	if c.bad || n > uint64(len(c.s)-c.i)/2 || nstrs > uint64(len(c.s)-c.i) || lay > uint64(len(s.layouts)) {
+		return Values{}, errCorrupt
 	}
-	values := make(map[string]Value, n)
-	for range n {
+	var l *Layout
+	if lay > 0 {
+		l = s.layouts[lay-1]
+		if uint64(l.Len()) != n {
+			return Values{}, errCorrupt
+		}
+	} else {
+		l = &Layout{names: make([]string, n), kinds: make([]Kind, n), aliased: true}
+	}
+	v := Values{layout: l, words: make([]uint64, n)}
+	if nstrs > 0 {
+		v.strs = make([]string, 0, nstrs)
+	}
+	for i := range n {
 		idx := c.uvarint()
 		tag := c.byte()
 		if c.bad || idx >= uint64(len(s.names)) {
-			return nil, errCorrupt
+			return Values{}, errCorrupt
 		}
-		var v Value
+		var kind Kind
 		switch tag {
 		case tagInt:
-			v = Number(float64(c.varint()))
+			kind, v.words[i] = KindNumber, math.Float64bits(float64(c.varint()))
 		case tagDecimal:
 			e := c.byte()
 			m := c.varint()
 			if e == 0 || e > maxDecimalScale {
-				return nil, errCorrupt
+				return Values{}, errCorrupt
 			}
-			v = Number(float64(m) / math.Pow10(int(e)))
+			kind, v.words[i] = KindNumber, math.Float64bits(float64(m)/math.Pow10(int(e)))
 		case tagNumber:
-			v = Number(math.Float64frombits(c.uint64()))
+			kind, v.words[i] = KindNumber, c.uint64()
 		case tagString:
-			v = String(c.str())
+			if len(v.strs) == cap(v.strs) {
+				return Values{}, errCorrupt
+			}
+			kind, v.words[i] = KindString, uint64(len(v.strs))
+			v.strs = append(v.strs, c.str())
 		case tagTrue:
-			v = Bool(true)
+			kind, v.words[i] = KindBool, 1
 		case tagFalse:
-			v = Bool(false)
+			kind = KindBool
 		case tagList:
 			cnt := c.uvarint()
-			if c.bad || cnt > uint64(len(c.s)-c.i) {
-				return nil, errCorrupt
+			if c.bad || cnt > uint64(cap(v.strs)-len(v.strs)) {
+				return Values{}, errCorrupt
 			}
-			v = List()
-			if cnt > 0 {
-				items := make([]string, cnt)
-				for j := range items {
-					items[j] = c.str()
-				}
-				v.List = items
+			kind, v.words[i] = KindList, uint64(len(v.strs))<<32|cnt
+			for range cnt {
+				v.strs = append(v.strs, c.str())
 			}
 		default:
-			return nil, errCorrupt
+			return Values{}, errCorrupt
 		}
 		if c.bad {
-			return nil, errCorrupt
+			return Values{}, errCorrupt
 		}
-		values[s.names[idx]] = v
+		if lay == 0 {
+			l.names[i], l.kinds[i] = s.names[idx], kind
+		} else if l.kinds[i] != kind || l.names[i] != s.names[idx] {
+			return Values{}, errCorrupt
+		}
 	}
-	return values, nil
+	return v, nil
 }
 
 // cursor reads the MemoryStore encoding. Reads past the end set bad and

@@ -92,7 +92,7 @@ func TestMemoryStoreNumbers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g, w := got.Values["x"].Num, want.Values["x"].Num; math.Float64bits(g) != math.Float64bits(w) {
+		if g, w := got.Values.Map()["x"].Num, want.Values.Map()["x"].Num; math.Float64bits(g) != math.Float64bits(w) {
 			t.Errorf("%s: got %v (%#x), want %v (%#x)", n, g, math.Float64bits(g), w, math.Float64bits(w))
 		}
 	}
@@ -212,7 +212,7 @@ func TestOpenJSONL(t *testing.T) {
 	if err != nil || rec == nil {
 		t.Fatalf("Lookup = %v, %v", rec, err)
 	}
-	if got := rec.Values["stage"]; !reflect.DeepEqual(got, String("loyalty")) {
+	if got := rec.Values.Map()["stage"]; !reflect.DeepEqual(got, String("loyalty")) {
 		t.Errorf("stage = %+v", got)
 	}
 
@@ -274,12 +274,12 @@ func TestMemoryStoreStrings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := &Record{ID: id, Values: map[string]Value{
+		want := &Record{ID: id, Values: NewValues(map[string]Value{
 			"s":     String(fmt.Sprintf("v%d", i)),
 			"stage": String("loyalty"),
 			"long":  String(fmt.Sprintf("%s%d", long, i)),
 			"tags":  List(fmt.Sprintf("v%d", n-i), "", long),
-		}}
+		})}
 		if !sameRecord(got, want) {
 			t.Errorf("Lookup(%q) =\n%+v\nwant\n%+v", id, got, want)
 		}
@@ -333,7 +333,7 @@ func TestMemoryStoreConcurrentLookup(t *testing.T) {
 			for i := range 100 {
 				id := fmt.Sprintf("c-%d", (i+g)%100)
 				rec, err := store.Lookup(t.Context(), id)
-				if err != nil || rec == nil || rec.Values["n"].Num != float64((i+g)%100) {
+				if err != nil || rec == nil || rec.Values.Map()["n"].Num != float64((i+g)%100) {
 					t.Errorf("Lookup(%q) = %+v, %v", id, rec, err)
 					return
 				}

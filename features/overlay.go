@@ -83,6 +83,9 @@ type Overlay struct {
 	budgets  *MemoryBudgets
 	cfg      OverlayConfig
 	now      func() time.Time
+	// layouts are shared by the merged records Lookup returns, whose
+	// strings point into the overlay's and the base store's memory.
+	layouts *Layouts
 
 	mu        sync.RWMutex
 	customers map[string]*overlayCustomer
@@ -151,6 +154,7 @@ func NewBoundedOverlay(base Store, onChange func(customerID string), cfg Overlay
 		customers: map[string]*overlayCustomer{},
 		erased:    map[string]struct{}{},
 		events:    newEventSet(cfg.MaxEventIDs),
+		layouts:   newLayouts(true),
 	}
 	o.lru.next, o.lru.prev = &o.lru, &o.lru
 	return o, nil
@@ -179,10 +183,11 @@ func (o *Overlay) Lookup(ctx context.Context, id string) (*Record, error) {
 	oc := o.customers[id]
 	_, erased := o.erased[id]
 	var rec *Record
+	var values map[string]Value
 	if oc != nil {
 		rec = &Record{ID: id}
 		if len(oc.values) > 0 {
-			rec.Values = maps.Clone(oc.values) // with deletion markers, removed below
+			values = maps.Clone(oc.values) // with deletion markers, removed below
 		}
 		if len(oc.counters) > 0 {
 			rec.Counters = make([]Counter, 0, len(oc.counters))
@@ -205,24 +210,25 @@ func (o *Overlay) Lookup(ctx context.Context, id string) (*Record, error) {
 	if rec == nil {
 		return nil, nil
 	}
-	if base != nil && rec.Values == nil {
-		rec.Values = make(map[string]Value, len(base.Values))
+	if base != nil && values == nil {
+		values = make(map[string]Value, base.Values.Len())
 	}
 	if base != nil {
-		for k, v := range base.Values {
-			if _, ok := rec.Values[k]; !ok {
-				rec.Values[k] = v
+		for k, v := range base.Values.All() {
+			if _, ok := values[k]; !ok {
+				values[k] = v
 			}
 		}
 	}
-	for k, v := range rec.Values {
+	for k, v := range values {
 		if v.Kind == KindMissing {
-			delete(rec.Values, k)
+			delete(values, k)
 		}
 	}
-	if base == nil && len(rec.Values) == 0 {
-		rec.Values = nil // only deleted features: nothing to know the customer by
+	if base == nil && len(values) == 0 {
+		values = nil // only deleted features: nothing to know the customer by
 	}
+	rec.Values = o.layouts.Pack(values)
 	return rec, nil
 }
 
@@ -526,7 +532,7 @@ func (oc *overlayCustomer) update(updates []FeatureUpdate, base *Record) {
 					cur = v.Num
 				}
 			} else if base != nil {
-				if v, ok := base.Values[u.Feature]; ok && v.Kind == KindNumber {
+				if v, ok := base.Values.Get(u.Feature); ok && v.Kind == KindNumber {
 					cur = v.Num
 				}
 			}

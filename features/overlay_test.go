@@ -27,7 +27,7 @@ func TestOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _ := o.Lookup(ctx, "a")
-	if rec.Values["ltv"].Num != 250 || rec.Values["tier"].Str != "gold" {
+	if rec.Values.Map()["ltv"].Num != 250 || rec.Values.Map()["tier"].Str != "gold" {
 		t.Errorf("merged record = %+v", rec.Values)
 	}
 	if rec, _ := o.Lookup(ctx, "nobody"); rec != nil {
@@ -69,7 +69,7 @@ func TestOverlay(t *testing.T) {
 	}
 	o.PutFeatures(ctx, "a", map[string]Value{"tier": String("silver")})
 	rec, _ = o.Lookup(ctx, "a")
-	if len(rec.Values) != 1 || rec.Values["tier"].Str != "silver" || len(rec.Counters) != 0 {
+	if rec.Values.Len() != 1 || rec.Values.Map()["tier"].Str != "silver" || len(rec.Counters) != 0 {
 		t.Errorf("re-created customer keeps erased data: %+v", rec)
 	}
 	if len(changed) < 5 {
@@ -334,7 +334,7 @@ func TestOverlayEvictionKeepsErasure(t *testing.T) {
 	if rec, _ := o.Lookup(ctx, "a"); rec != nil {
 		t.Errorf("erased customer came back after eviction: %+v", rec)
 	}
-	if rec, _ := o.Lookup(ctx, "b"); !rec.Known() || rec.Values["tier"].Str != "gold" {
+	if rec, _ := o.Lookup(ctx, "b"); !rec.Known() || rec.Values.Map()["tier"].Str != "gold" {
 		t.Errorf("b after eviction = %+v; want the base features", rec)
 	}
 	// Caches hear of the eviction as of any write.
@@ -494,11 +494,11 @@ func TestOverlayAppliesEventUpdatesOnce(t *testing.T) {
 		}
 	}
 	a, _ := o.Lookup(ctx, "a")
-	if v := a.Values; v["cart_value"].Num != 0 || v["orders_total"].Num != 5 || v["points"].Num != 110 || v["tier"].Str != "gold" || len(v["tags"].List) != 2 {
+	if v := a.Values.Map(); v["cart_value"].Num != 0 || v["orders_total"].Num != 5 || v["points"].Num != 110 || v["tier"].Str != "gold" || len(v["tags"].List) != 2 {
 		t.Errorf("a = %+v", v)
 	}
 	n, _ := o.Lookup(ctx, "new")
-	if v := n.Values; v["orders_total"].Num != 1 || v["points"].Num != 110 {
+	if v := n.Values.Map(); v["orders_total"].Num != 1 || v["points"].Num != 110 {
 		t.Errorf("a customer only events know = %+v", v)
 	}
 	days := 0
@@ -519,7 +519,7 @@ func TestOverlayAppliesEventUpdatesOnce(t *testing.T) {
 	// A string where a number is expected is replaced, not added to.
 	o.PutFeatures(ctx, "a", map[string]Value{"orders_total": String("many")})
 	o.ApplyEvents(ctx, []Event{checkout("e5", "a")})
-	if a, _ := o.Lookup(ctx, "a"); a.Values["orders_total"].Num != 1 {
-		t.Errorf("adding to a string = %+v, want the default plus one", a.Values["orders_total"])
+	if a, _ := o.Lookup(ctx, "a"); a.Values.Map()["orders_total"].Num != 1 {
+		t.Errorf("adding to a string = %+v, want the default plus one", a.Values.Map()["orders_total"])
 	}
 }

@@ -95,7 +95,7 @@ func (rp *RecordParser) Parse(data []byte) (*Record, error) {
 		}
 		values[name] = v
 	}
-	return &Record{ID: text.add(id), Values: values}, nil
+	return &Record{ID: text.add(id), Values: NewValues(values)}, nil
 }
 
 // textArena hands out strings carved from one buffer. Strings handed out stay
@@ -106,6 +106,12 @@ type textArena struct{ strings.Builder }
 func (a *textArena) add(b []byte) string {
 	start := a.Len()
 	a.Write(b)
+	return a.String()[start:]
+}
+
+func (a *textArena) addString(s string) string {
+	start := a.Len()
+	a.WriteString(s)
 	return a.String()[start:]
 }
 

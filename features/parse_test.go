@@ -27,52 +27,52 @@ func TestParseRecord(t *testing.T) {
 		{
 			name: "every kind",
 			in:   `{"id": "c-000001", "features": {"ltv": 1200.5, "stage": "loyalty", "consent_marketing": true, "interests": ["shoes","bags"]}}`,
-			want: &Record{ID: "c-000001", Values: map[string]Value{
+			want: &Record{ID: "c-000001", Values: NewValues(map[string]Value{
 				"ltv":               Number(1200.5),
 				"stage":             String("loyalty"),
 				"consent_marketing": Bool(true),
 				"interests":         List("shoes", "bags"),
-			}},
+			})},
 		},
 		{
 			name: "null is absent",
 			in:   `{"id":"c-1","features":{"emotion":null,"risk_flag":false}}`,
-			want: &Record{ID: "c-1", Values: map[string]Value{"risk_flag": Bool(false)}},
+			want: &Record{ID: "c-1", Values: NewValues(map[string]Value{"risk_flag": Bool(false)})},
 		},
 		{
 			name: "empty features",
 			in:   `{"id":"c-1","features":{}}`,
-			want: &Record{ID: "c-1", Values: map[string]Value{}},
+			want: &Record{ID: "c-1", Values: NewValues(map[string]Value{})},
 		},
 		{
 			name: "empty list",
 			in:   `{"id":"c-1","features":{"interests":[]}}`,
-			want: &Record{ID: "c-1", Values: map[string]Value{"interests": List()}},
+			want: &Record{ID: "c-1", Values: NewValues(map[string]Value{"interests": List()})},
 		},
 		{
 			name: "number forms",
 			in:   `{"id":"c-1","features":{"a":0,"b":-3,"c":1e3,"d":-2.5E-2,"e":9007199254740993}}`,
-			want: &Record{ID: "c-1", Values: map[string]Value{
+			want: &Record{ID: "c-1", Values: NewValues(map[string]Value{
 				"a": Number(0), "b": Number(-3), "c": Number(1000), "d": Number(-0.025), "e": Number(9007199254740993),
-			}},
+			})},
 		},
 		{
 			name: "escapes are decoded",
 			in:   `{"id":"c-\u00e9","features":{"na\"me":"Zo\u00eb \\ \n","tags":["a\tb","\ud83d\ude00"]}}`,
-			want: &Record{ID: "c-é", Values: map[string]Value{
+			want: &Record{ID: "c-é", Values: NewValues(map[string]Value{
 				`na"me`: String("Zoë \\ \n"),
 				"tags":  List("a\tb", "😀"),
-			}},
+			})},
 		},
 		{
 			name: "unknown top-level fields are ignored",
 			in:   `{"updated_at":"2024-01-01","id":"c-1","features":{"x":1},"extra":{"nested":[1,2]}}`,
-			want: &Record{ID: "c-1", Values: map[string]Value{"x": Number(1)}},
+			want: &Record{ID: "c-1", Values: NewValues(map[string]Value{"x": Number(1)})},
 		},
 		{
 			name: "surrounding whitespace",
 			in:   " \t{ \"id\" : \"c-1\" , \"features\" : { \"x\" : true } }\r\n",
-			want: &Record{ID: "c-1", Values: map[string]Value{"x": Bool(true)}},
+			want: &Record{ID: "c-1", Values: NewValues(map[string]Value{"x": Bool(true)})},
 		},
 	}
 	for _, tt := range tests {
@@ -161,7 +161,7 @@ func TestRecordParserReuse(t *testing.T) {
 	if _, err := p.Parse([]byte(`{"id":"c-2","features":{"stage":"xxxxxxx","tags":["x","y"]}}`)); err != nil {
 		t.Fatal(err)
 	}
-	want := &Record{ID: "c-1", Values: map[string]Value{"stage": String("loyalty"), "tags": List("a", "b")}}
+	want := &Record{ID: "c-1", Values: NewValues(map[string]Value{"stage": String("loyalty"), "tags": List("a", "b")})}
 	if !reflect.DeepEqual(first, want) {
 		t.Errorf("first record changed after reuse: %+v", first)
 	}
@@ -228,7 +228,7 @@ func checkRecord(t *testing.T, rec *Record) {
 	if rec.ID == "" || !utf8.ValidString(rec.ID) {
 		t.Fatalf("bad id %q", rec.ID)
 	}
-	for name, v := range rec.Values {
+	for name, v := range rec.Values.All() {
 		if name == "" || !utf8.ValidString(name) {
 			t.Fatalf("bad feature name %q", name)
 		}
@@ -257,11 +257,11 @@ func checkRecord(t *testing.T, rec *Record) {
 // sameRecord compares records, treating numbers bit for bit so -0 and 0
 // differ.
 func sameRecord(a, b *Record) bool {
-	if a.ID != b.ID || len(a.Values) != len(b.Values) {
+	if a.ID != b.ID || a.Values.Len() != b.Values.Len() {
 		return false
 	}
-	for name, va := range a.Values {
-		vb, ok := b.Values[name]
+	for name, va := range a.Values.All() {
+		vb, ok := b.Values.Get(name)
 		if !ok || va.Kind != vb.Kind || va.Str != vb.Str || va.Bool != vb.Bool ||
 			math.Float64bits(va.Num) != math.Float64bits(vb.Num) || !slices.Equal(va.List, vb.List) {
 			return false

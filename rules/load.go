@@ -963,7 +963,7 @@ func (o fixtureOwner) String() string {
 
 // fixtureCustomer reads a fixture's customer: features by name.
 func (r *reader) fixtureCustomer(v *yaml.Node, rs *Ruleset, what string) *features.Record {
-	rec := &features.Record{ID: "fixture", Values: map[string]features.Value{}}
+	values := map[string]features.Value{}
 	r.mapping(v, what+".customer", nil, func(name string, k, fv *yaml.Node) {
 		idx := rs.Schema.CustomerField(name)
 		if idx < 0 {
@@ -972,10 +972,10 @@ func (r *reader) fixtureCustomer(v *yaml.Node, rs *Ruleset, what string) *featur
 		}
 		field := rs.Schema.Customer[idx]
 		if val, ok := r.value(fv, field.Type, what+".customer."+name); ok {
-			rec.Values[name] = val
+			values[name] = val
 		}
 	})
-	return rec
+	return &features.Record{ID: "fixture", Values: features.NewValues(values)}
 }
 
 func (r *reader) fixtures(n *yaml.Node, rs *Ruleset, owner fixtureOwner) []Fixture {

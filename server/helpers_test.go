@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/touchpoint-dev/touchpoint/engine"
+	"github.com/touchpoint-dev/touchpoint/features"
 )
 
 // fakeDecider answers deterministically from the request. Special customer
@@ -215,6 +216,7 @@ func startServerWith(t *testing.T, cfg Config, d Decider, opts Options) *testSer
 	logs := &syncBuffer{}
 	opts.Logger = zerolog.New(logs)
 	opts.CacheStats = func() (uint64, uint64) { return 42, 7 }
+	opts.CacheUsage = func() features.CacheUsage { return features.CacheUsage{Entries: 9, Bytes: 12345} }
 	srv := New(cfg, d, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/touchpoint-dev/touchpoint/decisionlog"
+	"github.com/touchpoint-dev/touchpoint/features"
 	"github.com/touchpoint-dev/touchpoint/internal/buildinfo"
 )
 
@@ -40,7 +41,7 @@ func decideBuckets() []float64 {
 	return []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1}
 }
 
-func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.Logger, inflight func() int64) *metrics {
+func newMetrics(d Decider, cacheStats func() (hits, misses uint64), cacheUsage func() features.CacheUsage, log zerolog.Logger, inflight func() int64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -82,6 +83,9 @@ func newMetrics(d Decider, cacheStats func() (hits, misses uint64), log zerolog.
 	)
 	if cacheStats != nil {
 		m.reg.MustRegister(newCacheCollector(cacheStats))
+	}
+	if cacheUsage != nil {
+		m.reg.MustRegister(newCacheUsageCollector(cacheUsage))
 	}
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog: promLogger{log: log},
@@ -212,7 +216,7 @@ func newEngineCollector(d Decider) *engineCollector {
 		failedReloads: prometheus.NewDesc("touchpoint_ruleset_failed_reloads_total",
 			"Ruleset reloads rejected because the new ruleset was invalid.", nil, nil),
 		truncated: prometheus.NewDesc("touchpoint_feature_lists_truncated_total",
-			"List values cut to their field's max_items: customer lists once per cached record, context lists per request.", nil, nil),
+			"List values cut to their field's max_items, each time a decision reads them.", nil, nil),
 		deadline: prometheus.NewDesc("touchpoint_rule_deadline_exceeded_total",
 			"Decisions that reached rules.decide_deadline and skipped their remaining rules.", nil, nil),
 		exposures: prometheus.NewDesc("touchpoint_experiment_exposures_flushed_total",
@@ -284,6 +288,35 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	hits, misses := c.stats()
 	send(ch, c.hits, prometheus.CounterValue, float64(hits))
 	send(ch, c.misses, prometheus.CounterValue, float64(misses))
+}
+
+// cacheUsageCollector exposes what the feature cache holds, so operators
+// can see how much of features.cache.max_bytes it uses.
+type cacheUsageCollector struct {
+	usage   func() features.CacheUsage
+	bytes   *prometheus.Desc
+	entries *prometheus.Desc
+}
+
+func newCacheUsageCollector(usage func() features.CacheUsage) *cacheUsageCollector {
+	return &cacheUsageCollector{
+		usage: usage,
+		bytes: prometheus.NewDesc("touchpoint_feature_cache_bytes",
+			"Estimated heap of the cached customer records, bounded by features.cache.max_bytes.", nil, nil),
+		entries: prometheus.NewDesc("touchpoint_feature_cache_entries",
+			"Customer records in the feature cache, including customers remembered as unknown.", nil, nil),
+	}
+}
+
+func (c *cacheUsageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.bytes
+	ch <- c.entries
+}
+
+func (c *cacheUsageCollector) Collect(ch chan<- prometheus.Metric) {
+	u := c.usage()
+	send(ch, c.bytes, prometheus.GaugeValue, float64(u.Bytes))
+	send(ch, c.entries, prometheus.GaugeValue, float64(u.Entries))
 }
 
 // send emits a constant metric, skipping one the client library rejects

@@ -506,6 +506,8 @@ func TestMetrics(t *testing.T) {
 		`touchpoint_rule_deadline_exceeded_total 2`,
 		`touchpoint_feature_cache_hits_total 42`,
 		`touchpoint_feature_cache_misses_total 7`,
+		`touchpoint_feature_cache_bytes 12345`,
+		`touchpoint_feature_cache_entries 9`,
 		`touchpoint_learning_store_failures_total{op="flush"} 0`,
 		`touchpoint_build_info{commit="`,
 		`go_goroutines `,

@@ -632,7 +632,7 @@ func (w *Workbench) Customer(ctx context.Context, id string) (*Customer, error) 
 	if rec == nil {
 		return out, nil
 	}
-	for name, v := range rec.Values {
+	for name, v := range rec.Values.All() {
 		out.Features[name] = v.Interface()
 	}
 	for ch, c := range rec.Consent {

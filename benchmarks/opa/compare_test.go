@@ -102,7 +102,7 @@ func opaInput(schema *rules.Schema, rec *features.Record, channel string) map[st
 	for _, f := range schema.Customer {
 		v := f.Default
 		if rec != nil {
-			if got, ok := rec.Values[f.Name]; ok && got.Kind == f.Type.Kind() {
+			if got, ok := rec.Values.Get(f.Name); ok && got.Kind == f.Type.Kind() {
 				v = got
 			}
 		}

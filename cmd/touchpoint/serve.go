@@ -191,6 +191,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			s := cache.Stats()
 			return s.Hits, s.Misses
 		},
+		CacheUsage:   cache.Usage,
 		Customers:    writer,
 		Schema:       eng,
 		StoreStats:   st.stats,

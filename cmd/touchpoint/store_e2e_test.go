@@ -172,3 +172,68 @@ func metricValues(exposition string) map[string]float64 {
 	}
 	return values
 }
+
+// TestCacheMetrics writes ten customers through the API and decides for
+// them and for one id the store does not know: /metrics then counts eleven
+// cache entries, and bytes for them in proportion, with either store.
+func TestCacheMetrics(t *testing.T) {
+	storeSettings(t, func(t *testing.T, s *process) {
+		metrics := func() map[string]float64 {
+			_, exposition := s.call(t, "GET", "/metrics", "", false)
+			return metricValues(exposition)
+		}
+		put := func(i int) {
+			body := fmt.Sprintf(`{"features":{"first_name":"Ada","tier":"gold","points":%d,"interests":["shoes","bags"]}}`, i*100)
+			if code, raw := s.call(t, "PUT", fmt.Sprintf("/v1/customers/cm-%d/features", i), body, true); code != 200 {
+				t.Fatalf("put features cm-%d: %d %s", i, code, raw)
+			}
+		}
+		// Redis also tells this node of its own writes, and a notification
+		// arriving after the decides below would drop a cached record: wait
+		// for the subscription, then for the ten notifications.
+		invalidations := func() (float64, bool) {
+			n, redis := metrics()["touchpoint_store_invalidations_total"]
+			return n, redis
+		}
+		var base float64
+		waitFor(t, 30*time.Second, "the invalidation subscription", func() bool {
+			before, redis := invalidations()
+			put(0)
+			if !redis {
+				return true
+			}
+			// Before the subscription is up the notification is lost, and
+			// the next round writes again.
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if base, _ = invalidations(); base > before {
+					return true
+				}
+			}
+			return false
+		})
+		for i := 1; i <= 10; i++ {
+			put(i)
+		}
+		waitFor(t, 10*time.Second, "the store's invalidations to arrive", func() bool {
+			n, redis := invalidations()
+			return !redis || n >= base+10
+		})
+		for i := 1; i <= 11; i++ {
+			id := fmt.Sprintf("cm-%d", i)
+			req := strings.Replace(cartRequest, "c-000042", id, 1)
+			if code, d, raw, err := s.decide(req); err != nil || code != 200 || d.KnownCustomer != (i <= 10) {
+				t.Fatalf("decide %s: %d %v %s", id, code, err, raw)
+			}
+		}
+		var values map[string]float64
+		waitFor(t, 10*time.Second, "the cache to hold 11 entries", func() bool {
+			values = metrics()
+			return values["touchpoint_feature_cache_entries"] == 11
+		})
+		// A customer of four features is charged a few hundred bytes, an
+		// unknown id about two hundred.
+		if b := values["touchpoint_feature_cache_bytes"]; b < 11*200 || b > 11*2000 {
+			t.Errorf("touchpoint_feature_cache_bytes = %v for 10 customers and one unknown id", b)
+		}
+	})
+}

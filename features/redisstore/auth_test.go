@@ -58,7 +58,10 @@ func TestPasswordAuthenticates(t *testing.T) {
 					t.Fatalf("PutFeatures: %v", err)
 				}
 				rec, err := s.Lookup(ctx, "c-1")
-				if err != nil || rec == nil || rec.Values["tier"].Str != "gold" {
+				if err != nil || rec == nil {
+					t.Fatalf("Lookup: %+v %v", rec, err)
+				}
+				if tier, _ := rec.Values.Get("tier"); tier.Str != "gold" {
 					t.Fatalf("Lookup: %+v %v", rec, err)
 				}
 				return

@@ -275,7 +275,7 @@ func (s *Store) writeBatch(ctx context.Context, parser *features.RecordParser, b
 	for i, data := range b.data {
 		rec, err := parser.Parse(data)
 		if err == nil {
-			pairs, buf, err = appendPairs(pairs[:0], buf, rec.Values)
+			pairs, buf, err = appendPairs(pairs[:0], buf, rec.Values.All())
 		}
 		if err != nil {
 			res.err = fmt.Errorf("cannot import customers: %w", &features.LoadError{Path: opts.Name, Line: b.lines[i], Err: err})

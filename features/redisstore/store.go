@@ -33,6 +33,7 @@ type Store struct {
 	panicLog      zerolog.Logger // log, sampled: a panic may repeat per message
 	now           func() time.Time
 	parsers       fastjson.ParserPool
+	layouts       *features.Layouts // shared by the records Lookup returns
 	dial          dialState
 	hooks         []redis.Hook // added to the client, in order
 
@@ -86,7 +87,7 @@ func Open(cfg Config, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the Redis store: %w", err)
 	}
-	s := &Store{cfg: cfg, scripts: newScripts(), now: time.Now, log: zerolog.Nop()}
+	s := &Store{cfg: cfg, scripts: newScripts(), now: time.Now, log: zerolog.Nop(), layouts: features.NewLayouts()}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -194,7 +195,7 @@ func (s *Store) Lookup(ctx context.Context, customerID string) (*features.Record
 	if err != nil {
 		return nil, fmt.Errorf("cannot look up customer %q: %w", customerID, err)
 	}
-	rec, bad := decodeRecord(&s.parsers, customerID, f.Val(), n.Val(), c.Val(), s.cutoff())
+	rec, bad := decodeRecord(&s.parsers, s.layouts, customerID, f.Val(), n.Val(), c.Val(), s.cutoff())
 	if bad > 0 {
 		s.badValues.Add(uint64(bad))
 	}

@@ -148,7 +148,7 @@ func runSuite(t *testing.T, url string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got == nil || got.ID != want.ID || !reflect.DeepEqual(got.Values, want.Values) {
+			if got == nil || got.ID != want.ID || !reflect.DeepEqual(got.Values.Map(), want.Values.Map()) {
 				t.Fatalf("Lookup(%s) = %+v; want the features of %+v", want.ID, got, want)
 			}
 			if got.Counters != nil || got.Consent != nil {
@@ -188,7 +188,7 @@ func runSuite(t *testing.T, url string) {
 			"tier": features.String("platinum"), "ltv": features.Number(1200.5),
 			"interests": features.List("shoes", "bags"),
 		}
-		if rec == nil || !reflect.DeepEqual(rec.Values, want) {
+		if rec == nil || !reflect.DeepEqual(rec.Values.Map(), want) {
 			t.Fatalf("after merge: %+v; want %+v", rec, want)
 		}
 		err = s.PutFeatures(ctx, id, map[string]features.Value{"bad": features.Number(nanValue())})
@@ -210,7 +210,7 @@ func runSuite(t *testing.T, url string) {
 		}
 		for i, id := range []string{"a}b", "{x}", "}", "100%", "%7D", "ünï cødé"} {
 			rec, err := s.Lookup(ctx, id)
-			if err != nil || rec == nil || !reflect.DeepEqual(rec.Values["n"], features.Number(float64(i))) || len(rec.Counters) == 0 {
+			if err != nil || rec == nil || !reflect.DeepEqual(rec.Values.Map()["n"], features.Number(float64(i))) || len(rec.Counters) == 0 {
 				t.Errorf("Lookup(%q) = %+v, %v", id, rec, err)
 			}
 		}
@@ -237,7 +237,7 @@ func runSuite(t *testing.T, url string) {
 		if err != nil || rec == nil {
 			t.Fatalf("Lookup = %+v, %v", rec, err)
 		}
-		if len(rec.Values) != 0 {
+		if rec.Values.Len() != 0 {
 			t.Errorf("a consent-only customer has features %+v", rec.Values)
 		}
 		if got := rec.Consent["email"]; got.Granted || !got.At.Equal(t0.Add(time.Hour)) {
@@ -414,7 +414,7 @@ func runSuite(t *testing.T, url string) {
 		if err := s.PutFeatures(ctx, id, map[string]features.Value{"tier": features.String("silver")}); err != nil {
 			t.Fatal(err)
 		}
-		if rec := lookup(id); !rec.Known() || len(rec.Values) != 1 {
+		if rec := lookup(id); !rec.Known() || rec.Values.Len() != 1 {
 			t.Errorf("after features are written again: %+v; want known", rec)
 		}
 	})
@@ -597,7 +597,7 @@ func TestImportResume(t *testing.T) {
 			}
 			continue
 		}
-		if rec == nil || !reflect.DeepEqual(rec.Values["n"], features.Number(float64(i))) {
+		if rec == nil || !reflect.DeepEqual(rec.Values.Map()["n"], features.Number(float64(i))) {
 			t.Errorf("r-%d = %+v", i, rec)
 		}
 	}
@@ -610,14 +610,14 @@ func TestImportResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _ := s.Lookup(ctx, "r-1")
-	if rec == nil || len(rec.Values) != 3 {
+	if rec == nil || rec.Values.Len() != 3 {
 		t.Errorf("after a merging import: %+v; want n, extra and m", rec)
 	}
 	if _, err := s.Import(ctx, strings.NewReader(`{"id":"r-1","features":{"m":2}}`), ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rec, _ = s.Lookup(ctx, "r-1")
-	if rec == nil || !reflect.DeepEqual(rec.Values, map[string]features.Value{"m": features.Number(2)}) {
+	if rec == nil || !reflect.DeepEqual(rec.Values.Map(), map[string]features.Value{"m": features.Number(2)}) {
 		t.Errorf("after a replacing import: %+v; want only m", rec)
 	}
 }

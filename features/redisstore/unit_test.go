@@ -328,8 +328,8 @@ func TestValueRoundTrip(t *testing.T) {
 		}
 		// The stored form is what a customer file holds.
 		rec, err := features.ParseRecord([]byte(`{"id":"x","features":{"v":` + string(enc) + `}}`))
-		if err != nil || !reflect.DeepEqual(rec.Values["v"], v) {
-			t.Errorf("ParseRecord of %s = %+v, %v; want %+v", enc, rec.Values["v"], err, v)
+		if err != nil || !reflect.DeepEqual(rec.Values.Map()["v"], v) {
+			t.Errorf("ParseRecord of %s = %+v, %v; want %+v", enc, rec.Values.Map()["v"], err, v)
 		}
 	}
 	for _, v := range []features.Value{features.Number(math.NaN()), features.Number(math.Inf(1)), {}} {

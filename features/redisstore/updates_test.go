@@ -253,8 +253,8 @@ func lookupValues(t *testing.T, s *Store, id string, want map[string]features.Va
 	if err != nil || rec == nil {
 		t.Fatalf("Lookup(%q) = %+v, %v", id, rec, err)
 	}
-	if !reflect.DeepEqual(rec.Values, want) {
-		t.Errorf("customer %s: features = %v, want %v", id, rec.Values, want)
+	if !reflect.DeepEqual(rec.Values.Map(), want) {
+		t.Errorf("customer %s: features = %v, want %v", id, rec.Values.Map(), want)
 	}
 	return rec
 }

@@ -166,21 +166,22 @@ func parseConsent(s string) (features.Consent, bool) {
 // Entries that do not decode, which only a foreign writer can produce, are
 // skipped and counted in bad, so one bad value does not make the customer
 // unknown.
-func decodeRecord(pp *fastjson.ParserPool, id string, feats, counters, consent map[string]string, cutoff int32) (rec *features.Record, bad int) {
+func decodeRecord(pp *fastjson.ParserPool, layouts *features.Layouts, id string, feats, counters, consent map[string]string, cutoff int32) (rec *features.Record, bad int) {
 	if len(feats) == 0 && len(counters) == 0 && len(consent) == 0 {
 		return nil, 0
 	}
 	rec = &features.Record{ID: id}
 	if len(feats) > 0 {
-		rec.Values = make(map[string]features.Value, len(feats))
-	}
-	for name, raw := range feats {
-		v, ok := decodeValue(pp, raw)
-		if !ok {
-			bad++
-			continue
+		values := make(map[string]features.Value, len(feats))
+		for name, raw := range feats {
+			v, ok := decodeValue(pp, raw)
+			if !ok {
+				bad++
+				continue
+			}
+			values[name] = v
 		}
-		rec.Values[name] = v
+		rec.Values = layouts.Pack(values)
 	}
 	if len(counters) > 0 {
 		rec.Counters = make([]features.Counter, 0, len(counters))

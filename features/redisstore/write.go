@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"math"
 	"strconv"
 	"time"
@@ -32,7 +34,7 @@ func (s *Store) PutFeatures(ctx context.Context, customerID string, values map[s
 		}
 	}
 	args[2] = deleted
-	args, _, err := appendPairs(args, nil, values)
+	args, _, err := appendPairs(args, nil, maps.All(values))
 	if err != nil {
 		return fmt.Errorf("cannot put features of customer %q: %w", customerID, err)
 	}
@@ -47,7 +49,7 @@ func (s *Store) PutFeatures(ctx context.Context, customerID string, values map[s
 // but missing ones. The encodings are slices of buf, which it returns grown,
 // so a batch of customers shares a few large buffers rather than allocating
 // a string per value.
-func appendPairs(args []any, buf []byte, values map[string]features.Value) ([]any, []byte, error) {
+func appendPairs(args []any, buf []byte, values iter.Seq2[string, features.Value]) ([]any, []byte, error) {
 	for name, v := range values {
 		if v.Kind == features.KindMissing {
 			continue
