@@ -210,12 +210,12 @@ func BenchmarkRulesetFootprint(b *testing.B) {
 			writeSyntheticRules(b, dir, n)
 			var perRule float64
 			for b.Loop() {
-				before := heapAfterGC()
+				before := heapInUse()
 				rs, err := rules.Load(dir, demoSchema)
 				if err != nil {
 					b.Fatal(err)
 				}
-				after := heapAfterGC()
+				after := heapInUse()
 				if len(rs.Rules) != n {
 					b.Fatalf("%d rules loaded, want %d", len(rs.Rules), n)
 				}
@@ -225,12 +225,4 @@ func BenchmarkRulesetFootprint(b *testing.B) {
 			b.ReportMetric(perRule, "bytes/rule")
 		})
 	}
-}
-
-// heapAfterGC is the heap in use after a full collection.
-func heapAfterGC() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
 }

@@ -26,15 +26,7 @@ func TestDecisionLogFile(t *testing.T) {
 		t.Fatalf("decide: %d %v %s", code, err, raw)
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-s.done:
-		s.done <- err
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("did not exit within 30s of SIGTERM")
-	}
+	s.waitExit(t, 30*time.Second)
 	b, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, s.logs.String())

@@ -55,6 +55,21 @@ type process struct {
 	done chan error
 }
 
+// waitExit waits up to within for the process to exit after SIGTERM and
+// fails the test unless it exits cleanly.
+func (s *process) waitExit(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs.String())
+		}
+	case <-time.After(within):
+		t.Fatalf("did not exit within %v of SIGTERM", within)
+	}
+}
+
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -371,15 +386,7 @@ func TestGracefulShutdown(t *testing.T) {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	stopping.Store(true)
 	wg.Wait()
-	select {
-	case err := <-s.done:
-		s.done <- err
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("did not exit within 15s of SIGTERM")
-	}
+	s.waitExit(t, 15*time.Second)
 	if failed.Load() > 0 {
 		t.Errorf("%d requests answered with an error status during shutdown", failed.Load())
 	}

@@ -93,15 +93,7 @@ func TestServeExportsTraces(t *testing.T) {
 
 	// Stopping flushes what the batcher still holds.
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-s.done:
-		s.done <- err
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("did not exit within 30s of SIGTERM")
-	}
+	s.waitExit(t, 30*time.Second)
 
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
