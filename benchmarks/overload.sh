@@ -14,6 +14,7 @@
 # (bin/overload).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benchmarks/lib.sh
 
 BIN=bin/touchpoint
 RULES=${OVERLOAD_RULES:-1000}
@@ -25,10 +26,6 @@ ${GO:-go} build -o "$BIN" ./cmd/touchpoint
 rm -rf "$OUT/rules"
 ${GO:-go} test ./benchmarks -count=1 -run '^TestWriteSyntheticRuleset$' -args -synth-out "$PWD/$OUT/rules" -synth-rules "$RULES" >/dev/null
 
-# pin CPU COMMAND... runs COMMAND on one CPU. It execs, so a background
-# "pin 0 server &" is the server's own process and can be killed.
-pin() { local cpu=$1; shift; if command -v taskset >/dev/null 2>&1; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi; }
-
 SERVER=""
 cleanup() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi; }
 trap cleanup EXIT INT TERM
@@ -36,18 +33,10 @@ trap cleanup EXIT INT TERM
 start() { # name max_inflight_decides
   printf 'server:\n  addr: "127.0.0.1:%s"\n  max_inflight_decides: %s\nrules:\n  dir: %s\n  schema: configs/features.yaml\nlog:\n  level: warn\n' \
     "$PORT" "$2" "$OUT/rules" >"$OUT/$1.yaml"
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    echo "overload: port $PORT is already in use; stop what listens there first" >&2
-    exit 1
-  fi
+  require_free_port "$PORT"
   (GOMAXPROCS=1 pin 0 "$BIN" serve --config "$OUT/$1.yaml" --deliver-stdout) >"$OUT/$1.log" 2>&1 &
   SERVER=$!
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "overload: the server did not start; see $OUT/$1.log" >&2
-  exit 1
+  wait_port "$PORT" "$OUT/$1.log"
 }
 stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 load() { # name args...

@@ -14,6 +14,7 @@
 # PEER_CONCURRENCY (default 64), PEER_OUT (default bin/peer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benchmarks/lib.sh
 
 BIN=bin/touchpoint
 DURATION=${PEER_DURATION:-10s}
@@ -30,21 +31,6 @@ else
   echo "peer: wrk is not installed (apt-get install wrk), so only touchpoint loadtest measures" >&2
 fi
 
-# pin CPU COMMAND... runs COMMAND on one CPU. It execs, so a background
-# "pin 0 server &" is the server's own process and can be killed.
-TASKSET=()
-if command -v taskset >/dev/null 2>&1; then TASKSET=(taskset -c); fi
-pin() { if [ ${#TASKSET[@]} -gt 0 ]; then exec "${TASKSET[@]}" "$@"; else shift; exec "$@"; fi; }
-
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "peer: nothing listens on port $1" >&2
-  return 1
-}
-
 SERVER=""
 cleanup() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi; }
 trap cleanup EXIT INT TERM
@@ -52,13 +38,10 @@ trap cleanup EXIT INT TERM
 measure() { # name port command...
   local name=$1 port=$2
   shift 2
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "peer: port $port is already in use; stop what listens there first" >&2
-    exit 1
-  fi
+  require_free_port "$port"
   (pin 0 "$@") >"$OUT/$name.log" 2>&1 &
   SERVER=$!
-  wait_port "$port"
+  wait_port "$port" "$OUT/$name.log"
   local url="http://127.0.0.1:$port"
   (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --event-share 0 --warmup 2s --concurrency "$CONC" --duration "$DURATION" --out "$OUT/$name-max.json" "$url") >"$OUT/$name-max.txt"
   (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --event-share 0 --warmup 2s --rate "$RATE" --duration "$DURATION" --out "$OUT/$name-rate.json" "$url") >"$OUT/$name-rate.txt"

@@ -15,6 +15,7 @@
 # maximum and use this rate), SOAK_OUT (default bin/soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benchmarks/lib.sh
 
 BIN=bin/touchpoint
 MINUTES=${SOAK_DURATION:-10}
@@ -34,26 +35,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-wait_port() {
-  for _ in $(seq 400); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "soak: nothing listens on port $1; see $OUT/*.log" >&2
-  exit 1
-}
-for p in $PORT $REDIS_PORT; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    echo "soak: port $p is already in use; stop what listens there first" >&2
-    exit 1
-  fi
-done
+require_free_port "$PORT" "$REDIS_PORT"
 
 rm -rf "$OUT/redis"
 mkdir -p "$OUT/redis"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT/redis" >"$OUT/redis.log" 2>&1 &
 REDIS=$!
-wait_port "$REDIS_PORT"
+wait_port "$REDIS_PORT" "$OUT/redis.log"
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 "$BIN" features import --redis "$REDIS_URL" configs/demo/customers.jsonl >"$OUT/import.txt"
 
@@ -65,7 +53,7 @@ sed -e 's/^\(  max_inflight_decides:\) [0-9]*/\1 1048576/' \
 printf 'redis:\n  url: %s\n' "$REDIS_URL" >>"$OUT/touchpoint.yaml"
 "$BIN" serve --config "$OUT/touchpoint.yaml" --addr "127.0.0.1:$PORT" --log-level warn --deliver-stdout >"$OUT/server.log" 2>&1 &
 SERVER=$!
-wait_port "$PORT"
+wait_port "$PORT" "$OUT/server.log"
 URL="http://127.0.0.1:$PORT"
 
 # Redis commands per request, for the capacity plan: the commands Redis

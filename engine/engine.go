@@ -492,13 +492,12 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 	if e.tracer != nil {
 		// The rules' budget and cap writes are children of this span.
 		s.effects.ctx = e.tracer.Start(ctx, StageRules)
-		run(rs, snap.ruleErrors, rec, req, d, &s.effects)
-		s.finishLearning(d)
-		e.tracer.End(s.effects.ctx, false)
-		return nil
 	}
 	run(rs, snap.ruleErrors, rec, req, d, &s.effects)
 	s.finishLearning(d)
+	if e.tracer != nil {
+		e.tracer.End(s.effects.ctx, false)
+	}
 	return nil
 }
 
