@@ -24,7 +24,7 @@ PORT=18180
 mkdir -p "$OUT"
 ${GO:-go} build -o "$BIN" ./cmd/touchpoint
 rm -rf "$OUT/rules"
-${GO:-go} test ./benchmarks -count=1 -run '^TestWriteSyntheticRuleset$' -args -synth-out "$PWD/$OUT/rules" -synth-rules "$RULES" >/dev/null
+${GO:-go} test ./benchmarks -count=1 -run '^TestWriteSyntheticRuleset$' -args -synth-out "$(cd "$OUT" && pwd)/rules" -synth-rules "$RULES" >/dev/null
 
 SERVER=""
 cleanup() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi; }
