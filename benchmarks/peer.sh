@@ -11,7 +11,8 @@
 #   bash benchmarks/peer.sh            (make bench-peer)
 #
 # Environment: PEER_DURATION (default 10s), PEER_RATE (default 10000),
-# PEER_CONCURRENCY (default 64), PEER_OUT (default bin/peer).
+# PEER_CONCURRENCY (default 64), PEER_OUT (default bin/peer), PEER_WORK
+# (default "5us 10us 20us"; empty skips the calibration).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benchmarks/lib.sh
@@ -21,6 +22,7 @@ DURATION=${PEER_DURATION:-10s}
 RATE=${PEER_RATE:-10000}
 CONC=${PEER_CONCURRENCY:-64}
 OUT=${PEER_OUT:-bin/peer}
+WORK=${PEER_WORK-5us 10us 20us}
 mkdir -p "$OUT"
 ${GO:-go} build -o "$BIN" ./cmd/touchpoint
 WRK=""
@@ -62,18 +64,53 @@ measure baseline 18090 "$BIN" loadtest baseline --addr 127.0.0.1:18090
 sed 's/^\(  max_inflight_decides:\) [0-9]*/\1 1048576/' configs/touchpoint.yaml >"$OUT/touchpoint.yaml"
 grep -q 'max_inflight_decides: 1048576' "$OUT/touchpoint.yaml"
 measure touchpoint 18091 "$BIN" serve --config "$OUT/touchpoint.yaml" --addr 127.0.0.1:18091 --log-level warn --deliver-stdout
+measure touchpoint-nolog 18092 env TOUCHPOINT_DECISION_LOG_ENABLED=false "$BIN" serve --config "$OUT/touchpoint.yaml" --addr 127.0.0.1:18092 --log-level warn --deliver-stdout
 
-echo
-echo "== maximum throughput (closed loop, $CONC connections, $DURATION): baseline -> touchpoint"
-"$BIN" loadtest compare "$OUT/baseline-max.json" "$OUT/touchpoint-max.json"
-echo
-echo "== latency at $RATE req/s (open loop, $DURATION): baseline -> touchpoint"
-"$BIN" loadtest compare "$OUT/baseline-rate.json" "$OUT/touchpoint-rate.json"
+# calibrate WORK PORT: wrk against the bare handler burning WORK per request.
+calibrate() {
+  local work=$1 port=$2
+  require_free_port "$port"
+  (pin 0 "$BIN" loadtest baseline --addr "127.0.0.1:$port" --work "$work") >"$OUT/work-$work.log" 2>&1 &
+  SERVER=$!
+  wait_port "$port" "$OUT/work-$work.log"
+  (pin 1 wrk -s benchmarks/wrk/decide.lua -c "$CONC" -t 1 -d "$DURATION" "http://127.0.0.1:$port/v1/decide" -- "$OUT/bodies.jsonl") >"$OUT/work-$work-wrk.txt"
+  kill "$SERVER"
+  wait "$SERVER" 2>/dev/null || true
+  SERVER=""
+}
 if [ -n "$WRK" ]; then
+  port=18093
+  for w in $WORK; do
+    calibrate "$w" "$port"
+    port=$((port + 1))
+  done
+fi
+
+for server in touchpoint touchpoint-nolog; do
   echo
-  echo "== maximum throughput with wrk ($CONC connections, $DURATION, the same decide bodies): baseline -> touchpoint"
+  echo "######## baseline -> $server"
+  echo
+  echo "== maximum throughput (closed loop, $CONC connections, $DURATION): baseline -> $server"
+  "$BIN" loadtest compare "$OUT/baseline-max.json" "$OUT/$server-max.json"
+  echo
+  echo "== latency at $RATE req/s (open loop, $DURATION): baseline -> $server"
+  "$BIN" loadtest compare "$OUT/baseline-rate.json" "$OUT/$server-rate.json"
+  if [ -n "$WRK" ]; then
+    echo
+    echo "== maximum throughput with wrk ($CONC connections, $DURATION, the same decide bodies): baseline -> $server"
+    base=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/baseline-wrk.txt")
+    tp=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/$server-wrk.txt")
+    grep -h '^non-200' "$OUT/$server-wrk.txt"
+    awk -v b="$base" -v t="$tp" -v n="$server" 'BEGIN { printf "  baseline %.0f/s  %s %.0f/s  ratio %.2fx\n", b, n, t, t / b }'
+  fi
+done
+
+if [ -n "$WRK" ] && [ -n "$WORK" ]; then
+  echo
+  echo "######## calibration: the bare handler doing busy work per request, with wrk ($CONC connections, $DURATION)"
   base=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/baseline-wrk.txt")
-  tp=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/touchpoint-wrk.txt")
-  grep -h '^non-200' "$OUT/touchpoint-wrk.txt"
-  awk -v b="$base" -v t="$tp" 'BEGIN { printf "  baseline %.0f/s  touchpoint %.0f/s  ratio %.2fx\n", b, t, t / b }'
+  for w in $WORK; do
+    r=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/work-$w-wrk.txt")
+    awk -v b="$base" -v r="$r" -v w="$w" 'BEGIN { printf "  --work %-6s %.0f/s  ratio %.2fx\n", w, r, r / b }'
+  done
 fi

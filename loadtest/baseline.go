@@ -5,6 +5,8 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -19,8 +21,20 @@ var baselineAnswer = []byte(`{"decision_id":"019ab1c3e5f2a1b2c3d40000000a1b2c","
 // get the events API's 202 answer, counting the batch's event ids, so
 // traffic with events reads the same against the peer. It serves until
 // ctx is cancelled.
-func ServeBaseline(ctx context.Context, ln net.Listener) error {
-	srv := &fasthttp.Server{Handler: baselineHandler, NoDefaultServerHeader: true}
+//
+// work, when above zero, keeps the CPU busy that long on every request
+// before answering: a calibration of what a handler doing that much work
+// of its own can reach on this machine, against the same handler without
+// it.
+func ServeBaseline(ctx context.Context, ln net.Listener, work time.Duration) error {
+	handler := baselineHandler
+	if work > 0 {
+		handler = func(c *fasthttp.RequestCtx) {
+			spin(work)
+			baselineHandler(c)
+		}
+	}
+	srv := &fasthttp.Server{Handler: handler, NoDefaultServerHeader: true}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -47,3 +61,19 @@ func baselineHandler(c *fasthttp.RequestCtx) {
 	}
 	c.SetBody(baselineAnswer)
 }
+
+// spin keeps the CPU busy for d without sleeping or yielding, as a
+// handler's own computation would.
+func spin(d time.Duration) {
+	start := time.Now()
+	x := uint64(1)
+	for time.Since(start) < d {
+		for range 64 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	spinSink.Store(x)
+}
+
+// spinSink keeps the compiler from dropping spin's loop.
+var spinSink atomic.Uint64

@@ -114,6 +114,7 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		{[]string{"rules", "check", "rules"}, `touchpoint: cannot check rules: rules directory "rules" does not exist in the working directory `},
 		{[]string{"loadtest", "--duration", "1s", "http://127.0.0.1:1"}, `touchpoint: --traffic "configs/loadtest/traffic.yaml" does not exist in the working directory `},
 		{[]string{"demo-data", "--customers", "0"}, "touchpoint: --customers must be at least 1, got 0"},
+		{[]string{"loadtest", "baseline", "--work", "-1us"}, "touchpoint: --work must be between 0 and 1s, got -1µs"},
 		{[]string{"serve", "--config", "/no/such/config.yaml"}, `touchpoint: cannot load config from "/no/such/config.yaml"`},
 	}
 	for _, tc := range cases {

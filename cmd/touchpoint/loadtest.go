@@ -14,13 +14,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/touchpoint-dev/touchpoint/loadtest"
 )
 
 const loadtestUsage = `Usage: touchpoint loadtest [flags] URL
        touchpoint loadtest compare [--threshold 5%] A.json B.json
-       touchpoint loadtest baseline [--addr 127.0.0.1:8090]
+       touchpoint loadtest baseline [--addr 127.0.0.1:8090] [--work 10us]
 
 Sends decide requests to URL (e.g. http://127.0.0.1:8080; a URL without a
 path gets the traffic file's, /v1/decide) and reports latency percentiles,
@@ -351,12 +352,16 @@ func loadtestBaseline(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadtest baseline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
+	work := fs.Duration("work", 0, "CPU time to burn on every request before answering (calibration: what a handler doing this much work reaches)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: touchpoint loadtest baseline [--addr ADDR]\n\nServes a bare fasthttp handler that reads the body and answers a fixed\ndecision-sized JSON: the peer to compare a decide server with, on the same\nmachine with the same load generator. Stops on SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprint(stderr, "Usage: touchpoint loadtest baseline [--addr ADDR] [--work DURATION]\n\nServes a bare fasthttp handler that reads the body and answers a fixed\ndecision-sized JSON: the peer to compare a decide server with, on the same\nmachine with the same load generator. With --work it first keeps the CPU\nbusy that long on every request, which shows how much work of its own a\nserver can do and still hold a given share of the bare handler's\nthroughput. Stops on SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *work < 0 || *work > time.Second {
+		return fmt.Errorf("--work must be between 0 and 1s, got %v", *work)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -365,5 +370,5 @@ func loadtestBaseline(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(stdout, "baseline serving on %s\n", ln.Addr())
-	return loadtest.ServeBaseline(ctx, ln)
+	return loadtest.ServeBaseline(ctx, ln, *work)
 }
