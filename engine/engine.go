@@ -489,15 +489,17 @@ func (e *Engine) Decide(ctx context.Context, req *Request, d *Decision) error {
 	}
 	s.effects.preview = req.Preview
 	s.costs, s.deadline = &e.costs, e.cfg.DecideDeadline
+	rulesDone := false
 	if e.tracer != nil {
-		// The rules' budget and cap writes are children of this span.
+		// The rules' budget and cap writes are children of this span. It
+		// ends however the rules end: after a panic in them, which the
+		// server recovers, as failed.
 		s.effects.ctx = e.tracer.Start(ctx, StageRules)
+		defer func() { e.tracer.End(s.effects.ctx, !rulesDone) }()
 	}
 	run(rs, snap.ruleErrors, rec, req, d, &s.effects)
 	s.finishLearning(d)
-	if e.tracer != nil {
-		e.tracer.End(s.effects.ctx, false)
-	}
+	rulesDone = true
 	return nil
 }
 

@@ -102,3 +102,33 @@ func TestDecideTracesItsStages(t *testing.T) {
 		})
 	}
 }
+
+// panickingWriter panics where a decision reserves its capped decisions,
+// in the middle of the rules.
+type panickingWriter struct{ features.Writer }
+
+func (panickingWriter) ReserveDecisions(context.Context, string, int32, []features.DecisionLimit) (bool, error) {
+	panic("store client bug")
+}
+
+// A panic in the rules, which the server recovers, still ends their span,
+// marked failed, so no span is left open.
+func TestPanicInRulesEndsTheirSpan(t *testing.T) {
+	tr := &recordingTracer{}
+	overlay := features.NewOverlay(testSource(), nil)
+	e := newPolicyEngine(t, WithWriter(panickingWriter{overlay}), WithBudgets(overlay), WithTracer(tr))
+	req := banner("web", "/deals")
+	var d Decision
+	func() {
+		defer func() {
+			if v := recover(); v != "store client bug" {
+				t.Errorf("recovered %v, want the writer's panic", v)
+			}
+		}()
+		_ = e.Decide(context.Background(), &req, &d)
+	}()
+	want := []string{"start features.lookup", "end features.lookup", "start rules.evaluate", "end rules.evaluate (failed)"}
+	if !slices.Equal(tr.events, want) {
+		t.Errorf("spans %q, want %q", tr.events, want)
+	}
+}
