@@ -215,8 +215,7 @@ func startServerWith(t *testing.T, cfg Config, d Decider, opts Options) *testSer
 	}
 	logs := &syncBuffer{}
 	opts.Logger = zerolog.New(logs)
-	opts.CacheStats = func() (uint64, uint64) { return 42, 7 }
-	opts.CacheUsage = func() features.CacheUsage { return features.CacheUsage{Entries: 9, Bytes: 12345} }
+	opts.FeatureCache = fixedCache{}
 	srv := New(cfg, d, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{
@@ -353,3 +352,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		<-tick.C
 	}
 }
+
+// fixedCache reports the same feature cache figures on every scrape.
+type fixedCache struct{}
+
+func (fixedCache) Stats() features.CacheStats { return features.CacheStats{Hits: 42, Misses: 7} }
+func (fixedCache) Usage() features.CacheUsage { return features.CacheUsage{Entries: 9, Bytes: 12345} }

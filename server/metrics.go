@@ -41,7 +41,7 @@ func decideBuckets() []float64 {
 	return []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1}
 }
 
-func newMetrics(d Decider, cacheStats func() (hits, misses uint64), cacheUsage func() features.CacheUsage, log zerolog.Logger, inflight func() int64) *metrics {
+func newMetrics(d Decider, cache FeatureCache, log zerolog.Logger, inflight func() int64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -81,11 +81,8 @@ func newMetrics(d Decider, cacheStats func() (hits, misses uint64), cacheUsage f
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	if cacheStats != nil {
-		m.reg.MustRegister(newCacheCollector(cacheStats))
-	}
-	if cacheUsage != nil {
-		m.reg.MustRegister(newCacheUsageCollector(cacheUsage))
+	if cache != nil {
+		m.reg.MustRegister(newCacheCollector(cache))
 	}
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog: promLogger{log: log},
@@ -262,45 +259,31 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	send(ch, c.learnFailures, prometheus.CounterValue, float64(st.RefreshFailures), "refresh")
 }
 
-// cacheCollector exposes the feature cache's hit and miss counters.
+// FeatureCache is what /metrics reads of the feature cache;
+// *features.Cache satisfies it.
+type FeatureCache interface {
+	Stats() features.CacheStats
+	Usage() features.CacheUsage
+}
+
+// cacheCollector exposes the feature cache's hit and miss counters and
+// what it holds, so operators can see how much of
+// features.cache.max_bytes it uses.
 type cacheCollector struct {
-	stats  func() (hits, misses uint64)
-	hits   *prometheus.Desc
-	misses *prometheus.Desc
-}
-
-func newCacheCollector(stats func() (hits, misses uint64)) *cacheCollector {
-	return &cacheCollector{
-		stats: stats,
-		hits: prometheus.NewDesc("touchpoint_feature_cache_hits_total",
-			"Feature lookups answered from the cache.", nil, nil),
-		misses: prometheus.NewDesc("touchpoint_feature_cache_misses_total",
-			"Feature lookups that went to the feature store.", nil, nil),
-	}
-}
-
-func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.hits
-	ch <- c.misses
-}
-
-func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
-	hits, misses := c.stats()
-	send(ch, c.hits, prometheus.CounterValue, float64(hits))
-	send(ch, c.misses, prometheus.CounterValue, float64(misses))
-}
-
-// cacheUsageCollector exposes what the feature cache holds, so operators
-// can see how much of features.cache.max_bytes it uses.
-type cacheUsageCollector struct {
-	usage   func() features.CacheUsage
+	cache   FeatureCache
+	hits    *prometheus.Desc
+	misses  *prometheus.Desc
 	bytes   *prometheus.Desc
 	entries *prometheus.Desc
 }
 
-func newCacheUsageCollector(usage func() features.CacheUsage) *cacheUsageCollector {
-	return &cacheUsageCollector{
-		usage: usage,
+func newCacheCollector(cache FeatureCache) *cacheCollector {
+	return &cacheCollector{
+		cache: cache,
+		hits: prometheus.NewDesc("touchpoint_feature_cache_hits_total",
+			"Feature lookups answered from the cache.", nil, nil),
+		misses: prometheus.NewDesc("touchpoint_feature_cache_misses_total",
+			"Feature lookups that went to the feature store.", nil, nil),
 		bytes: prometheus.NewDesc("touchpoint_feature_cache_bytes",
 			"Estimated heap of the cached customer records, bounded by features.cache.max_bytes.", nil, nil),
 		entries: prometheus.NewDesc("touchpoint_feature_cache_entries",
@@ -308,13 +291,17 @@ func newCacheUsageCollector(usage func() features.CacheUsage) *cacheUsageCollect
 	}
 }
 
-func (c *cacheUsageCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.hits
+	ch <- c.misses
 	ch <- c.bytes
 	ch <- c.entries
 }
 
-func (c *cacheUsageCollector) Collect(ch chan<- prometheus.Metric) {
-	u := c.usage()
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st, u := c.cache.Stats(), c.cache.Usage()
+	send(ch, c.hits, prometheus.CounterValue, float64(st.Hits))
+	send(ch, c.misses, prometheus.CounterValue, float64(st.Misses))
 	send(ch, c.bytes, prometheus.GaugeValue, float64(u.Bytes))
 	send(ch, c.entries, prometheus.GaugeValue, float64(u.Entries))
 }

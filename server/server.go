@@ -62,12 +62,9 @@ type RequestTracer interface {
 type Options struct {
 	// Logger receives the server's own logs; the zero value discards them.
 	Logger zerolog.Logger
-	// CacheStats reports the feature cache counters for /metrics; nil
-	// leaves the cache metrics out.
-	CacheStats func() (hits, misses uint64)
-	// CacheUsage reports what the feature cache holds for /metrics; nil
-	// leaves those metrics out.
-	CacheUsage func() features.CacheUsage
+	// FeatureCache reports the feature cache's counters and what it
+	// holds for /metrics; nil leaves the cache metrics out.
+	FeatureCache FeatureCache
 	// Customers and Schema enable the feedback and customer endpoints
 	// (/v1/events, /v1/customers/…); without them those answer 501.
 	Customers Customers
@@ -242,7 +239,7 @@ func New(cfg Config, d Decider, opts Options) *Server {
 		s.adminEnabled = true
 		s.adminKeyHash = sha256.Sum256([]byte(cfg.AdminKey))
 	}
-	s.metrics = newMetrics(d, opts.CacheStats, opts.CacheUsage, s.log, s.admission.inflight.Load)
+	s.metrics = newMetrics(d, opts.FeatureCache, s.log, s.admission.inflight.Load)
 	if opts.StoreStats != nil {
 		s.metrics.reg.MustRegister(newStoreCollector(opts.StoreStats))
 	}

@@ -186,12 +186,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := server.New(cfg.Server, eng, server.Options{
-		Logger: log,
-		CacheStats: func() (uint64, uint64) {
-			s := cache.Stats()
-			return s.Hits, s.Misses
-		},
-		CacheUsage:   cache.Usage,
+		Logger:       log,
+		FeatureCache: cache,
 		Customers:    writer,
 		Schema:       eng,
 		StoreStats:   st.stats,
