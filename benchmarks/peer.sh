@@ -37,22 +37,39 @@ SERVER=""
 cleanup() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi; }
 trap cleanup EXIT INT TERM
 
-measure() { # name port command...
+# start_server NAME PORT COMMAND... runs the server pinned to CPU 0, logging
+# to $OUT/NAME.log, and waits for it to listen; stop_server ends it.
+start_server() {
   local name=$1 port=$2
   shift 2
   require_free_port "$port"
   (pin 0 "$@") >"$OUT/$name.log" 2>&1 &
   SERVER=$!
   wait_port "$port" "$OUT/$name.log"
+}
+stop_server() {
+  kill "$SERVER"
+  wait "$SERVER" 2>/dev/null || true
+  SERVER=""
+}
+
+# run_wrk NAME URL: wrk from CPU 1, sending the decide bodies to URL.
+run_wrk() {
+  (pin 1 wrk -s benchmarks/wrk/decide.lua -c "$CONC" -t 1 -d "$DURATION" "$2/v1/decide" -- "$OUT/bodies.jsonl") >"$OUT/$1-wrk.txt"
+}
+# wrk_rate NAME prints the requests per second run_wrk NAME measured.
+wrk_rate() { awk '/^Requests\/sec:/ {print $2}' "$OUT/$1-wrk.txt"; }
+
+measure() { # name port command...
+  local name=$1 port=$2
+  start_server "$@"
   local url="http://127.0.0.1:$port"
   (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --event-share 0 --warmup 2s --concurrency "$CONC" --duration "$DURATION" --out "$OUT/$name-max.json" "$url") >"$OUT/$name-max.txt"
   (pin 1 "$BIN" loadtest --cpus 1 --customers 3000 --event-share 0 --warmup 2s --rate "$RATE" --duration "$DURATION" --out "$OUT/$name-rate.json" "$url") >"$OUT/$name-rate.txt"
   if [ -n "$WRK" ]; then
-    (pin 1 wrk -s benchmarks/wrk/decide.lua -c "$CONC" -t 1 -d "$DURATION" "$url/v1/decide" -- "$OUT/bodies.jsonl") >"$OUT/$name-wrk.txt"
+    run_wrk "$name" "$url"
   fi
-  kill "$SERVER"
-  wait "$SERVER" 2>/dev/null || true
-  SERVER=""
+  stop_server
 }
 
 echo "peer comparison: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(${GO:-go} version | cut -d' ' -f3)"
@@ -69,14 +86,9 @@ measure touchpoint-nolog 18092 env TOUCHPOINT_DECISION_LOG_ENABLED=false "$BIN" 
 # calibrate WORK PORT: wrk against the bare handler burning WORK per request.
 calibrate() {
   local work=$1 port=$2
-  require_free_port "$port"
-  (pin 0 "$BIN" loadtest baseline --addr "127.0.0.1:$port" --work "$work") >"$OUT/work-$work.log" 2>&1 &
-  SERVER=$!
-  wait_port "$port" "$OUT/work-$work.log"
-  (pin 1 wrk -s benchmarks/wrk/decide.lua -c "$CONC" -t 1 -d "$DURATION" "http://127.0.0.1:$port/v1/decide" -- "$OUT/bodies.jsonl") >"$OUT/work-$work-wrk.txt"
-  kill "$SERVER"
-  wait "$SERVER" 2>/dev/null || true
-  SERVER=""
+  start_server "work-$work" "$port" "$BIN" loadtest baseline --addr "127.0.0.1:$port" --work "$work"
+  run_wrk "work-$work" "http://127.0.0.1:$port"
+  stop_server
 }
 if [ -n "$WRK" ]; then
   port=18093
@@ -98,8 +110,8 @@ for server in touchpoint touchpoint-nolog; do
   if [ -n "$WRK" ]; then
     echo
     echo "== maximum throughput with wrk ($CONC connections, $DURATION, the same decide bodies): baseline -> $server"
-    base=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/baseline-wrk.txt")
-    tp=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/$server-wrk.txt")
+    base=$(wrk_rate baseline)
+    tp=$(wrk_rate "$server")
     grep -h '^non-200' "$OUT/$server-wrk.txt"
     awk -v b="$base" -v t="$tp" -v n="$server" 'BEGIN { printf "  baseline %.0f/s  %s %.0f/s  ratio %.2fx\n", b, n, t, t / b }'
   fi
@@ -108,9 +120,9 @@ done
 if [ -n "$WRK" ] && [ -n "$WORK" ]; then
   echo
   echo "######## calibration: the bare handler doing busy work per request, with wrk ($CONC connections, $DURATION)"
-  base=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/baseline-wrk.txt")
+  base=$(wrk_rate baseline)
   for w in $WORK; do
-    r=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/work-$w-wrk.txt")
+    r=$(wrk_rate "work-$w")
     awk -v b="$base" -v r="$r" -v w="$w" 'BEGIN { printf "  --work %-6s %.0f/s  ratio %.2fx\n", w, r, r / b }'
   done
 fi
